@@ -1,0 +1,26 @@
+"""keras-graft: a plugin-based model registry for transfer learning on TensorFlow/Keras.
+
+Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
+``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
+``Dataset`` for data sources, ``SpecProblem`` and ``graft.validators`` to report
+problems at YAML paths.  Importing it does not import TensorFlow.
+"""
+
+from graft.data import Dataset
+from graft.hookspecs import hookimpl
+from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
+from graft.problems import SpecError, SpecProblem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EXTRACTOR",
+    "Dataset",
+    "LayerDecision",
+    "LayerInfo",
+    "SpecError",
+    "SpecProblem",
+    "hookimpl",
+    "match_layers",
+    "match_pattern",
+]

@@ -1,0 +1,52 @@
+"""The ``dense`` head: optional hidden Dense layers, optional dropout, a Dense output.
+
+```yaml
+heads:
+  trend:
+    plugin: dense
+    loss: sparse_categorical_crossentropy
+    params: {units: 3, activation: softmax, hidden: [16], dropout: 0.2}
+```
+
+Layers are named ``{head}_hidden_1``, ..., ``{head}_dropout_1``, ... and the
+output layer ``{head}``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from graft import hookimpl
+from graft.validators import each, fraction, one_of, positive
+
+ACTIVATIONS = (
+    "linear", "relu", "sigmoid", "softmax", "tanh", "elu", "selu",
+    "softplus", "softsign", "swish", "gelu", "exponential",
+)
+
+
+@attrs.frozen
+class DenseHeadParams:
+    units: int = attrs.field(validator=positive)
+    activation: str = attrs.field(default="linear", validator=one_of(ACTIVATIONS))
+    hidden: list[int] = attrs.field(factory=list, validator=each(positive))
+    hidden_activation: str = attrs.field(default="relu", validator=one_of(ACTIVATIONS))
+    dropout: float = attrs.field(default=0.0, validator=fraction)
+
+
+@hookimpl
+def build_head(params: DenseHeadParams, features, name):
+    import keras
+
+    x = features
+    sizes = [*params.hidden, params.units]
+    for index, units in enumerate(sizes, start=1):
+        if params.dropout:
+            x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout_{index}")(x)
+        last = index == len(sizes)
+        x = keras.layers.Dense(
+            units,
+            activation=params.activation if last else params.hidden_activation,
+            name=name if last else f"{name}_hidden_{index}",
+        )(x)
+    return x

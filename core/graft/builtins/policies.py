@@ -1,0 +1,168 @@
+"""The built-in transfer policies: ``continue``, ``replace_head``, ``layers``, ``fine_tune_top``.
+
+Each is a plugin like any other, registered through the ``graft`` entry points
+of the keras-graft distribution.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.validators import one_of, positive
+
+Decisions = dict[str, LayerDecision]
+
+
+class Continue:
+    """Load every layer from the stage's ``init`` and train every layer.
+
+    ```yaml
+    policy: {plugin: continue}
+    ```
+    """
+
+    @hookimpl
+    def transfer_policy(self, layers: tuple[LayerInfo, ...]) -> Decisions:
+        return {info.name: LayerDecision(trainable=True) for info in layers}
+
+
+@attrs.frozen
+class ReplaceHeadParams:
+    train_extractor: bool = False
+
+
+class ReplaceHead:
+    """Feature extraction: load and freeze the extractor, start every head fresh.
+
+    The heads may differ in size from the prior stage's.
+
+    ```yaml
+    policy: {plugin: replace_head, params: {train_extractor: false}}
+    ```
+    """
+
+    @hookimpl
+    def transfer_policy(self, params: ReplaceHeadParams, layers: tuple[LayerInfo, ...]) -> Decisions:
+        return {
+            info.name: LayerDecision(trainable=params.train_extractor)
+            if info.in_extractor
+            else LayerDecision(trainable=True, init="reinit")
+            for info in layers
+        }
+
+
+@attrs.frozen
+class LayersParams:
+    freeze: list[str] = attrs.field(factory=list)
+    train: list[str] = attrs.field(factory=list)
+    reinit: list[str] = attrs.field(factory=list)
+    default: str = attrs.field(default="train", validator=one_of(("train", "freeze")))
+    freeze_batch_norm: bool = True
+
+
+class Layers:
+    """Explicit lists of layer names or glob patterns; every other layer follows ``default``.
+
+    ```yaml
+    policy:
+      plugin: layers
+      params:
+        freeze: [gru_1, gru_2]      # frozen, loaded from init
+        train: [gru_3, "head_*"]    # trained, loaded from init
+        reinit: []                  # trained from a fresh initialisation
+        default: train              # or freeze
+        freeze_batch_norm: true     # BatchNormalization layers stay frozen (inference mode)
+    ```
+    """
+
+    @hookimpl
+    def transfer_policy(self, params: LayersParams, layers: tuple[LayerInfo, ...]) -> Decisions:
+        problems: list[SpecProblem] = []
+        hits = {key: _match_each(getattr(params, key), layers, key, problems) for key in ("freeze", "train", "reinit")}
+        frozen = set().union(*hits["freeze"])
+        batch_norm = {info.name for info in layers if info.is_batch_norm}
+        for index, names in enumerate(hits["train"]):
+            if names & frozen:
+                problems.append(SpecProblem(("train", index), f"{_names(names & frozen)} also listed under freeze"))
+            if params.freeze_batch_norm and names & batch_norm:
+                problems.append(SpecProblem(
+                    ("train", index),
+                    f"{_names(names & batch_norm)}: BatchNormalization stays frozen while freeze_batch_norm "
+                    "is true; set freeze_batch_norm: false to train it",
+                ))
+        for index, names in enumerate(hits["reinit"]):
+            if names & frozen:
+                problems.append(SpecProblem(
+                    ("reinit", index), f"{_names(names & frozen)} would stay frozen at random values; remove it from freeze"
+                ))
+        problem = SpecProblem.combine(problems)
+        if problem:
+            raise problem
+        train = set().union(*hits["train"], *hits["reinit"])
+        reinit = set().union(*hits["reinit"])
+
+        def trainable(name: str) -> bool:
+            if name in frozen or (params.freeze_batch_norm and name in batch_norm):
+                return False
+            return name in train or params.default == "train"
+
+        return {
+            info.name: LayerDecision(trainable(info.name), "reinit" if info.name in reinit else "load")
+            for info in layers
+        }
+
+
+def _match_each(patterns, layers, key, problems) -> list[set[str]]:
+    """One set of names per pattern; problems collected, not raised, so all are reported."""
+    found = []
+    for index, pattern in enumerate(patterns):
+        try:
+            found.append(set(match_pattern(pattern, layers, (key, index))))
+        except SpecProblem as problem:
+            problems.append(problem)
+            found.append(set())
+    return found
+
+
+def _names(names: set[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+@attrs.frozen
+class FineTuneTopParams:
+    layers: int = attrs.field(validator=positive)
+    freeze_batch_norm: bool = True
+
+
+class FineTuneTop:
+    """Load everything; train the heads and the top ``layers`` weighted layers of the extractor.
+
+    Only layers with weights count (an Activation or Dropout unfreezes nothing).
+    With ``freeze_batch_norm`` (the default, as the Keras guide advises)
+    BatchNormalization layers stay frozen and are not counted.  Pair it with a
+    low learning rate.
+
+    ```yaml
+    policy: {plugin: fine_tune_top, params: {layers: 2}}
+    optimizer: {name: adam, learning_rate: 1.0e-4}
+    ```
+    """
+
+    @hookimpl
+    def transfer_policy(self, params: FineTuneTopParams, layers: tuple[LayerInfo, ...]) -> Decisions:
+        candidates = [
+            info.name
+            for info in layers
+            if info.in_extractor and info.has_weights and not (params.freeze_batch_norm and info.is_batch_norm)
+        ]
+        if params.layers > len(candidates):
+            raise SpecProblem(
+                ("layers",),
+                f"the extractor has only {len(candidates)} weighted layers that can train; use at most that",
+            )
+        top = set(candidates[-params.layers:])
+        return {
+            info.name: LayerDecision(trainable=(not info.in_extractor) or info.name in top)
+            for info in layers
+        }

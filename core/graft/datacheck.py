@@ -1,0 +1,191 @@
+"""Checks a ``Dataset`` against the model before any training: pure numpy, no TensorFlow.
+
+``check_dataset`` returns every problem as a message (an empty list means the
+data fits), e.g. ``npz data/train.npz: training targets for head 'trend': class ids
+go up to 7 but head 'trend' has 5 units; ...``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+import numpy as np
+
+from graft.data import Dataset
+from graft.problems import listing
+
+
+@attrs.frozen
+class HeadTarget:
+    """What one head needs of its targets: its per-sample output shape and its Keras loss name."""
+
+    output_shape: tuple[int, ...] = attrs.field(converter=tuple)
+    loss: str
+
+
+def _canonical(loss: str) -> str:
+    """``sparse_categorical_crossentropy`` and ``SparseCategoricalCrossentropy`` alike."""
+    return re.sub(r"[^a-z]", "", loss.lower())
+
+
+SPARSE = _canonical("sparse_categorical_crossentropy")
+CATEGORICAL = _canonical("categorical_crossentropy")
+BINARY = _canonical("binary_crossentropy")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))
+
+
+def _non_finite(what: str, values: np.ndarray) -> list[str]:
+    if values.dtype.kind not in "fc":
+        return []
+    bad = ~np.isfinite(values.reshape(len(values), -1))
+    if not bad.any():
+        return []
+    rows = bad.any(axis=1)
+    first = int(np.argmax(rows))
+    return [
+        f"{what} contain {int(bad.sum())} NaN/inf value(s) in {int(rows.sum())} sample(s), "
+        f"first in sample {first}; remove or impute them"
+    ]
+
+
+def _numeric(what: str, values: np.ndarray) -> list[str]:
+    if values.dtype.kind in "biuf":
+        return []
+    return [f"{what} have dtype {values.dtype}, not numbers; convert them to float32 (or integer class ids)"]
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite values, flattened (NaN/inf are reported separately)."""
+    return values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
+
+
+def _check_target(what: str, head: str, y: np.ndarray, target: HeadTarget) -> list[str]:
+    """Loss-specific checks of one head's (numeric, finite-checked) targets."""
+    n, shape, loss = len(y), y.shape, _canonical(target.loss)
+    out = tuple(target.output_shape)
+    if loss == SPARSE:
+        problems = []
+        if shape not in ((n,), (n, 1)):
+            problems.append(
+                f"{what} have shape {_shape(shape)} but {target.loss} needs class ids shaped ({n},) or ({n}, 1); "
+                "for one-hot targets use categorical_crossentropy"
+            )
+        finite = _finite(y)
+        if y.dtype.kind == "f" and np.any(finite != np.round(finite)):
+            rows = (np.isfinite(y) & (y != np.round(y))).reshape(n, -1).any(axis=1)
+            problems.append(
+                f"{what} must be integer class ids for {target.loss} but hold fractions "
+                f"({int(rows.sum())} sample(s), first in sample {int(np.argmax(rows))})"
+            )
+        elif finite.size:
+            units = out[-1] if out else 1
+            low, high = finite.min(), finite.max()
+            if low < 0:
+                problems.append(f"{what}: class ids go down to {int(low)} but must be 0 or more")
+            if high >= units:
+                problems.append(
+                    f"{what}: class ids go up to {int(high)} but head '{head}' has {units} units; "
+                    f"give the head {int(high) + 1} units or fix the ids"
+                )
+        return problems
+    if loss == CATEGORICAL:
+        if shape != (n, *out):
+            return [
+                f"{what} have shape {_shape(shape)} but {target.loss} needs one-hot targets shaped {_shape((n, *out))}; "
+                "for integer class ids use sparse_categorical_crossentropy"
+            ]
+        return []
+    problems = []
+    allowed = [(n, *out)] + ([(n,)] if out == (1,) else [])
+    if shape not in allowed:
+        wanted = " or ".join(_shape(s) for s in allowed)
+        problems.append(
+            f"{what} have shape {_shape(shape)} but head '{head}' outputs {_shape(out)} per sample, "
+            f"so {target.loss} needs {wanted}"
+        )
+    if loss == BINARY:
+        finite = _finite(y)
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            problems.append(
+                f"{what} range from {finite.min()} to {finite.max()} but {target.loss} needs values in [0, 1]"
+            )
+    return problems
+
+
+def _check_split(
+    split: str, x, y, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]
+) -> list[str]:
+    problems: list[str] = []
+    try:
+        x = np.asarray(x)
+    except ValueError as exc:
+        return [f"{split} inputs are not one array: {exc}"]
+    if x.ndim == 0 or len(x) == 0:
+        problems.append(f"{split} data has no samples")
+        n = None
+    else:
+        n = len(x)
+        numeric = _numeric(f"{split} inputs", x)
+        problems += numeric
+        if x.shape[1:] != tuple(input_shape):
+            problems.append(
+                f"{split} inputs are shaped {_shape(x.shape[1:])} per sample but the model expects "
+                f"{_shape(input_shape)}; make model.input_shape match the data or reshape the data"
+            )
+        if not numeric:
+            problems += _non_finite(f"{split} inputs", x)
+    if y is None:
+        return problems + [f"{split} data has inputs but no targets"]
+    for head, target in heads.items():
+        if head not in y:
+            problems.append(
+                f"{split} data has no targets for head '{head}' (targets given: {listing(sorted(y))}); "
+                "map a target array to every head"
+            )
+            continue
+        what = f"{split} targets for head '{head}'"
+        try:
+            values = np.asarray(y[head])
+        except ValueError as exc:
+            problems.append(f"{what} are not one array: {exc}")
+            continue
+        if values.ndim == 0:
+            problems.append(f"{what} are a single value, not one per sample")
+            continue
+        if n is not None and len(values) != n:
+            problems.append(f"{what} have {len(values)} samples but the inputs have {n}")
+        numeric = _numeric(what, values)
+        if numeric:
+            problems += numeric
+            continue
+        if len(values):
+            problems += _non_finite(what, values)
+            problems += _check_target(what, head, values, target)
+    for name in y:
+        if name not in heads:
+            problems.append(
+                f"{split} data has targets '{name}' but the model has no head of that name; "
+                f"heads: {listing(list(heads))}"
+            )
+    return problems
+
+
+def check_dataset(dataset: Dataset, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]) -> list[str]:
+    """Every problem of ``dataset`` for a model with ``input_shape`` and ``heads``, as messages.
+
+    Checks training and validation arrays: emptiness, numeric dtypes, the
+    per-sample input shape, NaN/inf, one target array per head and no others,
+    sample counts, and each head's targets against its loss and output shape.
+    """
+    splits = [("training", dataset.x, dataset.y)]
+    if dataset.x_val is not None:
+        splits.append(("validation", dataset.x_val, dataset.y_val))
+    return [
+        f"{dataset.description}: {message}"
+        for split, x, y in splits
+        for message in _check_split(split, x, y, tuple(input_shape), heads)
+    ]

@@ -1,0 +1,118 @@
+"""The hooks a keras-graft plugin implements: this module is the plugin author's manual.
+
+A plugin is a module (or an object, or a class instantiated without arguments)
+published under the entry-point group ``graft``.  The entry-point name is the
+name a YAML spec uses: ``gru = "graft_gru"`` makes ``extractor: {plugin: gru}``
+work.  Implement one or more of the hooks below, each decorated with
+``@graft.hookimpl``.
+
+Parameters.  A hook receives the ``params:`` mapping of the YAML entry that names
+the plugin, already structured into the class you annotate the ``params``
+argument with: an ``attrs`` class (``@attrs.frozen``).  keras-graft structures it
+with its own strict converter, so a wrong type, a missing field or an unknown key
+is reported with its full YAML path and line, e.g.
+``model.extractor.params.layers[2].units (line 9): expected an integer, got 'x'``.
+A hook without a ``params`` annotation takes no params.  Raise
+``graft.SpecProblem(path, message)`` (``path`` relative to ``params``) from an
+attrs validator or from the hook itself to report a problem at a YAML position.
+
+TensorFlow.  Import ``keras`` inside the hook functions, never at module top:
+``graft validate`` loads every plugin to check params and must not pay for a
+TensorFlow import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from graft.layers import LayerInfo, LayerDecision
+    from graft.data import Dataset
+
+hookspec = pluggy.HookspecMarker("graft")
+hookimpl = pluggy.HookimplMarker("graft")
+
+
+@hookspec
+def build_extractor(params: Any, input_shape: tuple[int, ...]) -> Any:
+    """Build the feature-extraction part of the model.
+
+    Called once per model build (``graft plan``, and at the start of every stage
+    of ``graft run``), after the random seed is set.
+
+    :param params: the ``model.extractor.params`` of the spec, structured into
+        your annotated attrs class.
+    :param input_shape: the shape of one sample, without the batch dimension,
+        from ``model.input_shape``.
+    :return: a ``keras.Model`` (functional or ``Sequential``) that maps an input
+        of ``input_shape`` to a feature tensor.  Every layer in it must carry an
+        explicit, stable name, normally one the YAML gives (``gru_1``,
+        ``gru_2``, ...), because freeze policies and weight transfer address
+        layers by name.  Names must not clash with head layer names.  Nested
+        models are allowed; their leaf layers are what policies see.
+    """
+
+
+@hookspec
+def build_head(params: Any, features: Any, name: str) -> Any:
+    """Build one output head on top of the extractor's features.
+
+    Called once per head in ``model.heads`` (or in a stage's ``heads``), in
+    order, after ``build_extractor``.
+
+    :param params: the head's ``params``, structured into your annotated class.
+    :param features: the symbolic feature tensor the extractor produced.
+    :param name: the head's name, the key under ``heads:`` in the YAML.
+    :return: the head's output tensor.  The layer producing it must be named
+        exactly ``name`` (that names the model output, its loss and its
+        targets); other layers of the head should be named ``{name}_...``.
+    """
+
+
+@hookspec
+def transfer_policy(
+    params: Any, layers: tuple[LayerInfo, ...]
+) -> dict[str, LayerDecision]:
+    """Decide, for one stage, which layers train and where their weights start.
+
+    Called once per stage when the stage is planned (``graft plan``) and before
+    it trains (``graft run``), on the model built for that stage.
+
+    :param params: the stage's ``policy.params``, structured into your
+        annotated class.
+    :param layers: every layer of the model that a policy can address, in model
+        order (extractor layers first, input side first, then each head's
+        layers).  A ``graft.LayerInfo`` says the layer's name, whether it
+        belongs to the extractor or to a head, its Keras class, whether it has
+        weights and whether it is a BatchNormalization layer.  Use
+        ``graft.match_layers`` to resolve name patterns from your params.
+    :return: a mapping from every layer name in ``layers`` to a
+        ``graft.LayerDecision(trainable, init)``; ``init`` is ``"load"`` (start
+        from the stage's ``init`` source; if the stage has none the layer starts
+        new) or ``"reinit"`` (start from a fresh initialisation).  A layer
+        missing from the mapping is an error.  keras-graft recompiles the model
+        after applying the decisions and checks, after training, that every
+        frozen layer is bitwise unchanged.
+    """
+
+
+@hookspec
+def load_data(params: Any, base_dir: str) -> Dataset:
+    """Load the data a stage trains on.
+
+    Called by ``graft run`` for each stage before any stage trains, so that
+    every data problem is reported before work starts.
+
+    :param params: the stage's ``data.params``, structured into your annotated
+        class.
+    :param base_dir: the folder of the YAML spec; resolve relative paths
+        against it.
+    :return: a ``graft.Dataset`` with the training inputs and one target array
+        per head name, and optionally validation arrays.  keras-graft checks
+        shapes, class ids, NaN/inf and emptiness against the model before
+        training.
+    """

@@ -1,0 +1,82 @@
+"""What a transfer policy sees of a model, what it decides, and name matching."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+
+from graft.problems import Path, SpecProblem, did_you_mean, listing
+
+EXTRACTOR = "extractor"
+
+
+@attrs.frozen
+class LayerInfo:
+    """One addressable layer of a built model.
+
+    ``part`` is ``"extractor"`` or the name of the head the layer belongs to.
+    ``layer`` is the Keras layer itself, for policies that need more.
+    """
+
+    name: str
+    part: str
+    class_name: str
+    has_weights: bool
+    is_batch_norm: bool
+    layer: Any = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def in_extractor(self) -> bool:
+        return self.part == EXTRACTOR
+
+
+@attrs.frozen
+class LayerDecision:
+    """A policy's decision for one layer.
+
+    ``init="load"`` starts the layer from the stage's ``init`` source (a layer
+    the source lacks, or with other shapes, is then an error); ``"reinit"``
+    starts it freshly initialised.
+    """
+
+    trainable: bool
+    init: Literal["load", "reinit"] = attrs.field(
+        default="load", validator=attrs.validators.in_(("load", "reinit"))
+    )
+
+
+def is_pattern(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
+def match_pattern(pattern: str, layers: Sequence[LayerInfo], path: Path = ()) -> list[str]:
+    """Names of ``layers`` that ``pattern`` (a name or a glob) matches, in model order.
+
+    Matching nothing raises a ``SpecProblem`` at ``path`` that lists the layers
+    and suggests the closest name.
+    """
+    names = [info.name for info in layers]
+    hits = fnmatch.filter(names, pattern)
+    if not hits:
+        what = f"pattern '{pattern}' matches no layer" if is_pattern(pattern) else f"no layer '{pattern}' in the model"
+        raise SpecProblem(path, f"{what}; layers: {listing(names)}{did_you_mean(pattern, names)}")
+    return hits
+
+
+def match_layers(patterns: Sequence[str], layers: Sequence[LayerInfo], path: Path = ()) -> list[str]:
+    """Names matched by any of ``patterns``, in model order; every pattern that
+    matches nothing is reported at ``path + (index,)``."""
+    matched: set[str] = set()
+    problems = []
+    for index, pattern in enumerate(patterns):
+        try:
+            matched.update(match_pattern(pattern, layers, (*path, index)))
+        except SpecProblem as problem:
+            problems.append(problem)
+    problem = SpecProblem.combine(problems)
+    if problem:
+        raise problem
+    return [info.name for info in layers if info.name in matched]

@@ -1,0 +1,241 @@
+"""The per-stage layer plan: who trains, who is frozen, where each layer's weights start.
+
+Shared by ``graft plan`` and ``graft run``: the runner executes exactly the plan
+that ``graft plan`` shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from graft.builder import BuiltModel, ModelBuilder
+from graft.layers import LayerDecision
+from graft.problems import Path, SpecError, SpecProblem
+from graft.registry import Registry
+from graft.specfile import SpecFile
+from graft.weights import Shapes, WeightsFileError, read_index
+
+NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
+
+
+@attrs.frozen
+class LayerPlan:
+    name: str
+    class_name: str
+    part: str
+    output_shape: tuple[int | None, ...] | None
+    params: int
+    trainable: bool
+    init: str  # new | loaded | reinitialised | none
+    source: str | None  # "stage pretrain" or "file /path/weights.graft.npz" when loaded
+    shapes: Shapes = attrs.field(eq=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.class_name,
+            "part": self.part,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "params": self.params,
+            "trainable": self.trainable,
+            "init": self.init,
+            "source": self.source,
+        }
+
+
+@attrs.frozen
+class StagePlan:
+    name: str
+    policy: str
+    source: str | None
+    layers: tuple[LayerPlan, ...]
+    trainable_params: int
+    total_params: int
+    outputs: dict[str, tuple[int, ...]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "policy": self.policy,
+            "init": self.source,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "layers": [layer.to_json() for layer in self.layers],
+        }
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(layer for layer in self.layers if layer.name == name)
+
+
+def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> BuiltModel:
+    """The model stage ``index`` trains: the spec's extractor with the stage's heads."""
+    spec = spec_file.spec
+    stage = spec.stages[index]
+    builder = ModelBuilder(registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage))
+    return builder.build(seed=spec.seed + index)
+
+
+def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> dict[str, LayerDecision]:
+    """The stage's policy decisions, checked to cover every layer; problems carry YAML paths."""
+    policy = spec_file.spec.stages[index].policy
+    at: Path = ("stages", index, "policy")
+    try:
+        decisions = registry.transfer_policy(policy.plugin, policy.params, built.layers)
+    except SpecProblem as problem:
+        raise SpecProblem.combine([SpecProblem(path, message) for path, message in problem.prefixed((*at, "params"))])
+    missing = [info.name for info in built.layers if info.name not in decisions]
+    if missing:
+        raise SpecProblem(at, f"policy plugin '{policy.plugin}' decided nothing for {', '.join(missing)}")
+    return decisions
+
+
+def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> None:
+    """Set ``trainable`` on every layer as decided (the caller compiles afterwards)."""
+    for info in built.layers:
+        info.layer.trainable = decisions[info.name].trainable
+
+
+def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> tuple[str | None, dict[str, Shapes] | None]:
+    """A label for the stage's init source and its layer shapes, or (None, None) for a fresh start."""
+    init = spec_file.spec.stages[index].init
+    if init is None:
+        return None, None
+    if init.stage is not None:
+        prior = next(plan for plan in plans if plan.name == init.stage)
+        return f"stage {init.stage}", {layer.name: layer.shapes for layer in prior.layers}
+    path = spec_file.resolve(init.weights)
+    try:
+        return f"file {path}", read_index(path)
+    except WeightsFileError as exc:
+        raise SpecProblem(("stages", index, "init", "weights"), str(exc)) from None
+
+
+def plan_stage(
+    spec_file: SpecFile, index: int, built: BuiltModel, decisions: dict[str, LayerDecision], plans: list[StagePlan]
+) -> StagePlan:
+    """Resolve each layer's starting weights against the init source; mismatches are problems."""
+    label, source_shapes = source_of(spec_file, index, plans)
+    return _plan(spec_file.spec.stages[index], index, built, decisions, label, source_shapes)
+
+
+def _plan(stage, index, built, decisions, label, source_shapes) -> StagePlan:
+    problems = []
+    layers = []
+    apply_decisions(built, decisions)
+    for info in built.layers:
+        decision = decisions[info.name]
+        shapes = [tuple(int(d) for d in weight.shape) for weight in info.layer.get_weights()]
+        init, source = _init_of(info.name, shapes, decision, label, source_shapes, problems, index)
+        layers.append(
+            LayerPlan(
+                name=info.name,
+                class_name=info.class_name,
+                part=info.part,
+                output_shape=_output_shape(info.layer),
+                params=int(info.layer.count_params()) if info.has_weights else 0,
+                trainable=decision.trainable,
+                init=init,
+                source=source,
+                shapes=shapes,
+            )
+        )
+    problem = SpecProblem.combine(problems)
+    if problem:
+        raise problem
+    model = built.model
+    return StagePlan(
+        name=stage.name,
+        policy=stage.policy.plugin,
+        source=label,
+        layers=tuple(layers),
+        trainable_params=_count(model.trainable_weights),
+        total_params=int(model.count_params()),
+        outputs=built.output_shapes(),
+    )
+
+
+def _init_of(name, shapes, decision, label, source_shapes, problems, index) -> tuple[str, str | None]:
+    if not shapes:
+        return NO_WEIGHTS, None
+    if source_shapes is None:
+        return NEW, None
+    if decision.init == "reinit":
+        return REINIT, None
+    at: Path = ("stages", index, "policy")
+    hint = "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head' for heads)"
+    if name not in source_shapes:
+        problems.append(SpecProblem(at, f"layer '{name}' is to be loaded but {label} has no such layer; {hint}"))
+        return NEW, None
+    if [tuple(shape) for shape in source_shapes[name]] != shapes:
+        problems.append(
+            SpecProblem(
+                at,
+                f"layer '{name}' has weight shapes {_shapes(shapes)} here but "
+                f"{_shapes(source_shapes[name])} in {label}; {hint}",
+            )
+        )
+        return NEW, None
+    return LOADED, label
+
+
+def _shapes(shapes) -> str:
+    return ", ".join(str(tuple(shape)) for shape in shapes)
+
+
+def _output_shape(layer) -> tuple[int | None, ...] | None:
+    try:
+        return tuple(None if d is None else int(d) for d in layer.output.shape)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+
+
+def _count(weights) -> int:
+    total = 0
+    for weight in weights:
+        size = 1
+        for dim in weight.shape:
+            size *= int(dim)
+        total += size
+    return total
+
+
+def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
+    """Plan every stage; raise one ``SpecError`` with every problem of every stage."""
+    plans: list[StagePlan] = []
+    items: list[tuple[Path, str]] = []
+    for index in range(len(spec_file.spec.stages)):
+        built = build_stage_model(spec_file, registry, index)
+        try:
+            decisions = decide(spec_file, registry, index, built)
+            plans.append(plan_stage(spec_file, index, built, decisions, plans))
+        except SpecProblem as problem:
+            items += problem.items
+            # a stand-in (everything trains, nothing loaded) so later stages can still be checked
+            everything = {info.name: LayerDecision(trainable=True) for info in built.layers}
+            plans.append(_plan(spec_file.spec.stages[index], index, built, everything, None, None))
+    if items:
+        raise spec_file.error(items)
+    return plans
+
+
+def render_text(plans: list[StagePlan]) -> str:
+    """The human form of ``graft plan``."""
+    lines = []
+    for number, plan in enumerate(plans, start=1):
+        start = plan.source or "fresh initialisation"
+        lines.append(f"stage {number}/{len(plans)} '{plan.name}': policy {plan.policy}, starts from {start}")
+        rows = [("layer", "type", "output shape", "params", "trains", "starting weights")]
+        for layer in plan.layers:
+            shape = "?" if layer.output_shape is None else str(layer.output_shape).replace("None", "batch")
+            where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
+            rows.append(
+                (layer.name, layer.class_name, shape, f"{layer.params:,}", "yes" if layer.trainable else "FROZEN", where)
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,76 @@
+"""Problems in a spec, each tied to a YAML path, rendered ``path (line N): message``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+Path = tuple[str | int, ...]
+
+
+def format_path(path: Path) -> str:
+    """``("stages", 1, "policy")`` -> ``stages[1].policy``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` — did you mean 'x'?`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def listing(names: Sequence[str], limit: int = 12) -> str:
+    """Names joined by commas, cut after ``limit`` with a count."""
+    if not names:
+        return "(none)"
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
+
+
+class GraftError(Exception):
+    """An error keras-graft reports to the user as a message, without a traceback."""
+
+
+class SpecProblem(Exception):
+    """One or more problems at YAML paths relative to where they are raised.
+
+    Plugins raise it from params validators or hooks; keras-graft prefixes the
+    path of the plugin's ``params`` and adds the YAML line.
+    """
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.items: list[tuple[Path, str]] = [(tuple(path), message)]
+
+    @classmethod
+    def combine(cls, problems: Iterable[SpecProblem]) -> SpecProblem | None:
+        """One SpecProblem holding all items of ``problems``, or None if empty."""
+        items = [item for problem in problems for item in problem.items]
+        if not items:
+            return None
+        combined = cls(*items[0])
+        combined.items = items
+        return combined
+
+    def prefixed(self, prefix: Path) -> list[tuple[Path, str]]:
+        return [(tuple(prefix) + path, message) for path, message in self.items]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{format_path(p)}: {m}" for p, m in self.items)
+
+
+class SpecError(GraftError):
+    """A spec that cannot be used; ``lines`` are the rendered problems."""
+
+    def __init__(self, source: str, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.source = source
+        self.lines = lines
+
+    def __str__(self) -> str:
+        count = len(self.lines)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
+        return "\n".join([head, *("  " + line for line in self.lines)])

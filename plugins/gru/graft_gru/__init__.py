@@ -1,0 +1,76 @@
+"""keras-graft plugin ``gru``: a stack of GRU layers as the feature extractor.
+
+Each YAML layer becomes one ``keras.layers.GRU`` with exactly that name; all
+but the last return sequences, so the features are the last GRU's final state,
+shape ``(batch, units)``.  ``model.input_shape`` is ``[timesteps, features]``.
+The input layer is named ``gru_input``.
+
+.. code-block:: yaml
+
+    extractor:
+      plugin: gru
+      params:
+        layers:
+          - {name: gru_1, units: 16}
+          - {name: gru_2, units: 16, dropout: 0.2}   # per-layer dropout wins
+          - {name: gru_3, units: 16}
+        dropout: 0.0        # optional: GRU input dropout for every layer
+"""
+
+import attrs
+
+import graft
+from graft import validators
+
+INPUT_NAME = "gru_input"
+
+
+@attrs.frozen
+class GRULayer:
+    """One GRU: its layer name, size and optional own dropout."""
+
+    name: str = attrs.field(validator=validators.identifier)
+    units: int = attrs.field(validator=validators.positive)
+    dropout: float | None = attrs.field(default=None, validator=attrs.validators.optional(validators.fraction))
+
+
+def _unique_names(_instance, attribute, layers) -> None:
+    seen = {INPUT_NAME: "the input layer"}
+    problems = []
+    for index, layer in enumerate(layers):
+        if layer.name in seen:
+            problems.append(graft.SpecProblem(
+                (attribute.name, index, "name"), f"duplicate layer name '{layer.name}' (also {seen[layer.name]})"
+            ))
+        seen.setdefault(layer.name, f"layers[{index}]")
+    problem = graft.SpecProblem.combine(problems)
+    if problem:
+        raise problem
+
+
+@attrs.frozen
+class GRUParams:
+    """The ``params`` of ``extractor: {plugin: gru}``."""
+
+    layers: list[GRULayer] = attrs.field(validator=[validators.non_empty, _unique_names])
+    dropout: float = attrs.field(default=0.0, validator=validators.fraction)
+
+
+@graft.hookimpl
+def build_extractor(params: GRUParams, input_shape):
+    """Stack the GRUs; every layer but the last returns sequences."""
+    import keras
+
+    if len(input_shape) != 2:
+        raise ValueError(f"the gru extractor needs model.input_shape [timesteps, features], got {list(input_shape)}")
+    inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
+    x = inputs
+    last = len(params.layers) - 1
+    for index, layer in enumerate(params.layers):
+        x = keras.layers.GRU(
+            layer.units,
+            return_sequences=index < last,
+            dropout=params.dropout if layer.dropout is None else layer.dropout,
+            name=layer.name,
+        )(x)
+    return keras.Model(inputs, x, name="gru_extractor")
