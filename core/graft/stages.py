@@ -1,0 +1,321 @@
+"""Run the stages of a spec: vet everything, then per stage load by name, apply the policy,
+compile, fit, verify at the level of weights, and publish the stage directory atomically.
+
+Run directory: ``<out>/<stage>/`` holds ``model.keras``, ``weights.graft.npz``,
+``history.json`` and ``report.json``.  A stage directory appears only when the
+stage has finished (it is written as ``<stage>.partial`` and renamed), so a
+finished stage is never half-written, and a re-run resumes after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from graft.backend import import_keras
+from graft.builder import BuiltModel
+from graft.data import Dataset
+from graft.datacheck import HeadTarget, check_dataset
+from graft.plan import LOADED, StagePlan, apply_decisions, build_stage_model, decide, plan_spec, plan_stage
+from graft.problems import GraftError, Path, SpecProblem
+from graft.registry import Registry
+from graft.spec import Stage
+from graft.specfile import SpecFile
+from graft.weights import FILENAME as WEIGHTS_FILENAME
+from graft.weights import bitwise_equal, read_weights, save_weights, snapshot
+
+REPORT, HISTORY, MODEL = "report.json", "history.json", "model.keras"
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam", "adagrad": "Adagrad"}
+
+
+class RunError(GraftError):
+    """A run that cannot start or that failed a verification."""
+
+
+def default_out_dir(config: str) -> str:
+    return os.path.join("runs", os.path.splitext(os.path.basename(config))[0])
+
+
+def run_spec(
+    spec_file: SpecFile,
+    registry: Registry,
+    out_dir: str,
+    restart_from: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every unfinished stage of the spec; return the report of every stage."""
+    plans = plan_spec(spec_file, registry)
+    fingerprints = stage_fingerprints(spec_file)
+    datasets = load_and_check_data(spec_file, registry, plans)
+    first = first_stage_to_run(spec_file, out_dir, fingerprints, restart_from)
+    for index, stage in enumerate(spec_file.spec.stages[:first]):
+        log(f"stage {index + 1}/{len(plans)} '{stage.name}': finished earlier, kept ({os.path.join(out_dir, stage.name)})")
+    for index in range(first, len(plans)):
+        run_stage(spec_file, registry, index, plans, datasets[index], out_dir, fingerprints[index], log)
+    return [read_report(out_dir, stage.name) for stage in spec_file.spec.stages]
+
+
+# -- before anything trains ------------------------------------------------------
+
+
+def stage_fingerprints(spec_file: SpecFile) -> list[str]:
+    """One hash per stage over the model, the seed, the stage and every stage before it."""
+    spec = spec_file.spec
+    digest = hashlib.sha256(_canonical([spec.seed, attrs.asdict(spec.model)]).encode())
+    prints = []
+    for stage in spec.stages:
+        digest.update(_canonical(attrs.asdict(stage)).encode())
+        prints.append(digest.copy().hexdigest()[:16])
+    return prints
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[StagePlan]) -> list[Dataset]:
+    """Load every stage's data and check it against that stage's model; all problems at once."""
+    spec = spec_file.spec
+    datasets, items = [], []
+    for index, (stage, plan) in enumerate(zip(spec.stages, plans)):
+        at: Path = ("stages", index, "data")
+        try:
+            dataset = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir)
+        except SpecProblem as problem:
+            items += problem.prefixed((*at, "params"))
+            datasets.append(None)
+            continue
+        heads = {name: HeadTarget(plan.outputs[name], head.loss) for name, head in spec.heads_of(stage).items()}
+        items += [(at, message) for message in check_dataset(dataset, tuple(spec.model.input_shape), heads)]
+        items += _check_monitors_have_validation(stage, dataset, index)
+        try:
+            make_optimizer(import_keras(), stage)
+        except (TypeError, ValueError) as exc:
+            items.append((("stages", index, "optimizer", "options"), f"the optimizer rejects these options: {exc}"))
+        datasets.append(dataset)
+    if items:
+        raise spec_file.error(items)
+    return datasets
+
+
+def _check_monitors_have_validation(stage: Stage, dataset: Dataset, index: int) -> list[tuple[Path, str]]:
+    items = []
+    for key in ("early_stopping", "reduce_lr"):
+        callback = getattr(stage.callbacks, key)
+        if callback is not None and callback.monitor.startswith("val_") and not dataset.has_validation:
+            items.append(
+                (
+                    ("stages", index, "callbacks", key, "monitor"),
+                    f"'{callback.monitor}' needs validation data but {dataset.description} has none; "
+                    "set validation_split in the data params",
+                )
+            )
+    return items
+
+
+def first_stage_to_run(spec_file: SpecFile, out_dir: str, fingerprints: list[str], restart_from: str | None) -> int:
+    """Index of the first stage to run; finished stages before it are reused as they are."""
+    names = [stage.name for stage in spec_file.spec.stages]
+    if restart_from is not None:
+        if restart_from not in names:
+            raise RunError(f"--restart-from {restart_from}: no such stage; stages: {', '.join(names)}")
+        first = names.index(restart_from)
+        for name in names[first:]:
+            _set_aside(out_dir, name)
+        return first
+    first = len(names)
+    for index, name in enumerate(names):
+        if not os.path.exists(os.path.join(out_dir, name, REPORT)):
+            first = min(first, index)
+            continue
+        finished = read_report(out_dir, name)
+        if finished.get("fingerprint") != fingerprints[index]:
+            raise RunError(
+                f"{os.path.join(out_dir, name)} was run from a different spec (the stage or one before it changed); "
+                f"nothing was overwritten. Use --restart-from {names[min(first, index)]} to run it again "
+                "(the old results are kept aside) or choose another --out"
+            )
+        if index > first:
+            raise RunError(
+                f"stage '{name}' is finished in {out_dir} but the earlier stage '{names[first]}' is not; "
+                f"use --restart-from {names[first]}"
+            )
+    return first
+
+
+def _set_aside(out_dir: str, name: str) -> None:
+    """Move a finished stage directory out of the way instead of deleting it."""
+    path = os.path.join(out_dir, name)
+    if os.path.exists(path):
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        os.replace(path, os.path.join(out_dir, f"{name}.replaced-{stamp}"))
+
+
+def read_report(out_dir: str, stage: str) -> dict[str, Any]:
+    with open(os.path.join(out_dir, stage, REPORT), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# -- one stage -------------------------------------------------------------------
+
+
+def make_optimizer(keras, stage: Stage):
+    options = stage.optimizer
+    return getattr(keras.optimizers, OPTIMIZERS[options.name])(learning_rate=options.learning_rate, **options.options)
+
+
+def run_stage(
+    spec_file: SpecFile,
+    registry: Registry,
+    index: int,
+    plans: list[StagePlan],
+    dataset: Dataset,
+    out_dir: str,
+    fingerprint: str,
+    log: Callable[[str], None],
+) -> None:
+    keras = import_keras()
+    spec = spec_file.spec
+    stage = spec.stages[index]
+    started = time.perf_counter()
+    built = build_stage_model(spec_file, registry, index)
+    decisions = decide(spec_file, registry, index, built)
+    plan = plan_stage(spec_file, index, built, decisions, plans)
+    log(
+        f"== stage {index + 1}/{len(spec.stages)} '{stage.name}': policy {plan.policy}, "
+        f"starts from {plan.source or 'fresh initialisation'}; "
+        f"{plan.trainable_params:,} of {plan.total_params:,} parameters trainable"
+    )
+    load = load_weights(spec_file, out_dir, stage, built, plan)
+    apply_decisions(built, decisions)
+    heads = spec.heads_of(stage)
+    built.model.compile(
+        optimizer=make_optimizer(keras, stage),
+        loss={name: head.loss for name, head in heads.items()},
+        loss_weights={name: head.loss_weight for name, head in heads.items()},
+        metrics={name: list(head.metrics) for name, head in heads.items()},
+    )
+    before = snapshot(built.layers)
+    keras.utils.set_random_seed(spec.seed + index)
+    history = built.model.fit(
+        dataset.x,
+        dataset.y,
+        validation_data=(dataset.x_val, dataset.y_val) if dataset.has_validation else None,
+        epochs=stage.epochs,
+        batch_size=stage.batch_size,
+        callbacks=make_callbacks(keras, stage),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    verification = verify_training(built, plan, before)
+    logs = {key: [float(value) for value in values] for key, values in history.history.items()}
+    report = {
+        "stage": stage.name,
+        "fingerprint": fingerprint,
+        "plan": plan.to_json(),
+        "load": load,
+        "verification": verification,
+        "final_metrics": {key: values[-1] for key, values in logs.items()},
+        "epochs_run": len(next(iter(logs.values()), [])),
+        "lineage": lineage(out_dir, spec_file, stage, plan),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "versions": {"keras": keras.__version__, "tensorflow": _tensorflow_version()},
+    }
+    publish(out_dir, stage.name, built, logs, report)
+    log(f"   stage '{stage.name}' done in {report['wall_time_s']:.1f} s: {os.path.join(out_dir, stage.name)}")
+
+
+def load_weights(spec_file: SpecFile, out_dir: str, stage: Stage, built: BuiltModel, plan: StagePlan) -> dict[str, Any]:
+    """Load every layer the plan loads, by name, and prove each equals its source bitwise."""
+    to_load = [layer for layer in plan.layers if layer.init == LOADED]
+    report = {layer.name: {"init": layer.init, "source": layer.source} for layer in plan.layers}
+    if not to_load:
+        return report
+    if stage.init.stage is not None:
+        path = os.path.join(out_dir, stage.init.stage, WEIGHTS_FILENAME)
+    else:
+        path = spec_file.resolve(stage.init.weights)
+    source = read_weights(path)
+    for layer in to_load:
+        target = built.layer(layer.name)
+        target.set_weights(source[layer.name])
+        equal = bitwise_equal(target.get_weights(), source[layer.name])
+        report[layer.name]["equal_to_source"] = equal
+        if not equal:
+            raise RunError(f"stage '{stage.name}': layer '{layer.name}' differs from {path} after loading")
+    return report
+
+
+def verify_training(built: BuiltModel, plan: StagePlan, before: dict) -> dict[str, Any]:
+    """Every frozen layer must be bitwise unchanged (BatchNormalization statistics included)."""
+    after = snapshot(built.layers)
+    result = {}
+    for layer in plan.layers:
+        if layer.init == "none":
+            continue
+        unchanged = bitwise_equal(before[layer.name], after[layer.name])
+        result[layer.name] = {"trainable": layer.trainable, "changed": not unchanged}
+        if not layer.trainable and not unchanged:
+            raise RunError(
+                f"stage '{plan.name}': frozen layer '{layer.name}' changed during training; "
+                "nothing was published for this stage"
+            )
+    return result
+
+
+def make_callbacks(keras, stage: Stage) -> list:
+    callbacks = []
+    if stage.callbacks.early_stopping is not None:
+        options = stage.callbacks.early_stopping
+        callbacks.append(keras.callbacks.EarlyStopping(**attrs.asdict(options)))
+    if stage.callbacks.reduce_lr is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(**attrs.asdict(stage.callbacks.reduce_lr)))
+    return callbacks
+
+
+def lineage(out_dir: str, spec_file: SpecFile, stage: Stage, plan: StagePlan) -> dict[str, list[str]]:
+    """Per layer, the stages (or file) its weights passed through, oldest first."""
+    prior = read_report(out_dir, stage.init.stage)["lineage"] if stage.init and stage.init.stage else {}
+    result = {}
+    for layer in plan.layers:
+        if layer.init != LOADED:
+            result[layer.name] = [stage.name]
+        elif stage.init.stage is not None:
+            result[layer.name] = [*prior.get(layer.name, [stage.init.stage]), stage.name]
+        else:
+            result[layer.name] = [f"file {spec_file.resolve(stage.init.weights)}", stage.name]
+    return result
+
+
+def publish(out_dir: str, name: str, built: BuiltModel, logs: dict, report: dict) -> None:
+    """Write the stage into ``<name>.partial`` and rename it into place: all or nothing."""
+    final = os.path.join(out_dir, name)
+    partial = final + ".partial"
+    if os.path.exists(partial):
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    built.model.save(os.path.join(partial, MODEL))
+    save_weights(built.layers, os.path.join(partial, WEIGHTS_FILENAME))
+    _write_json(os.path.join(partial, HISTORY), logs)
+    _write_json(os.path.join(partial, REPORT), report)
+    os.replace(partial, final)
+
+
+def _write_json(path: str, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+        handle.write("\n")
+
+
+def _tensorflow_version() -> str:
+    import tensorflow
+
+    return tensorflow.__version__

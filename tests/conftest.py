@@ -1,0 +1,77 @@
+"""Shared fixtures: the real installed plugins, and tiny specs written to disk."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from graft.registry import Registry
+from graft.specfile import load_spec
+
+# A seed-scenario spec shrunk to run in a second or two: three GRU(4), two heads,
+# pretrain then transfer with gru_1 and gru_2 frozen.
+TINY_GRU_SPEC = """\
+seed: 3
+model:
+  input_shape: [12, 3]
+  extractor:
+    plugin: gru
+    params:
+      layers:
+        - {name: gru_1, units: 4}
+        - {name: gru_2, units: 4}
+        - {name: gru_3, units: 4}
+  heads:
+    level: {plugin: dense, loss: mse, params: {units: 1}}
+    trend:
+      plugin: dense
+      loss: sparse_categorical_crossentropy
+      metrics: [accuracy]
+      params: {units: 3, activation: softmax}
+stages:
+  - name: pretrain
+    data:
+      source: synthetic
+      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}
+    epochs: 1
+    batch_size: 16
+  - name: transfer
+    init: {stage: pretrain}
+    data:
+      source: synthetic
+      params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}
+    epochs: 1
+    batch_size: 16
+    policy:
+      plugin: layers
+      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}
+"""
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The plugins really installed in this environment (core built-ins, gru, conv1d)."""
+    return Registry.discover()
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write YAML text (dedented) to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def load(write_spec, registry):
+    """Write YAML text and load it as a SpecFile with the installed plugins."""
+
+    def load_text(text: str):
+        return load_spec(write_spec(text), registry)
+
+    return load_text
