@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except GraftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `graft plan ... | head`
+        sys.stderr.close()
+        return 0
 
 
 def _plugins(_args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ class YamlDocument:
 
     data: Any
     lines: dict[Path, int]
+    duplicates: list[tuple[Path, str]] = attrs.Factory(list)
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -32,8 +34,18 @@ class YamlDocument:
         return self.lines.get(path)
 
 
+MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+MAX_VALUES = 100_000  # aliases can expand a small file enormously ("billion laughs")
+
+
 def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
-    """Parse ``text`` like ``yaml.safe_load``; duplicate keys raise ``SpecProblem``."""
+    """Parse ``text`` like ``yaml.safe_load``, recording the line of every path.
+
+    Duplicate keys are listed in ``duplicates``; an alias that contains itself or
+    expands past ``MAX_VALUES`` values raises ``SpecProblem``.
+    """
     loader = yaml.SafeLoader(text)
     loader.name = source
     try:
@@ -41,13 +53,25 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
     finally:
         loader.dispose()
     lines: dict[Path, int] = {}
-    duplicates: list[SpecProblem] = []
+    duplicates: list[tuple[Path, str]] = []
     if node is None:
         return YamlDocument(None, {})
     lines[()] = node.start_mark.line + 1
+    open_nodes: set[int] = set()
 
     def build(node: yaml.Node, path: Path) -> Any:
-        if isinstance(node, yaml.MappingNode):
+        if id(node) in open_nodes:
+            raise SpecProblem(path, f"the alias on line {node.start_mark.line + 1} contains itself")
+        if len(lines) > MAX_VALUES:
+            raise SpecProblem(path, f"the spec expands to more than {MAX_VALUES:,} values through aliases")
+        open_nodes.add(id(node))
+        try:
+            return build_node(node, path)
+        finally:
+            open_nodes.discard(id(node))
+
+    def build_node(node: yaml.Node, path: Path) -> Any:
+        if isinstance(node, yaml.MappingNode) and node.tag == MAP_TAG:
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
@@ -55,30 +79,26 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
                 key = loader.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if key in seen:
-                    duplicates.append(
-                        SpecProblem((*path, key), f"key '{key}' appears twice (lines {seen[key]} and {line})")
-                    )
+                    duplicates.append(((*path, key), f"key '{key}' appears twice (lines {seen[key]} and {line})"))
                 seen[key] = line
             loader.flatten_mapping(node)
             result = {}
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node, deep=True)
-                lines.setdefault((*path, key), key_node.start_mark.line + 1)
+                # flatten_mapping puts merged (<<) keys first: the last occurrence is the value kept
+                lines[(*path, key)] = key_node.start_mark.line + 1
                 result[key] = build(value_node, (*path, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.SequenceNode) and node.tag == SEQ_TAG:
             items = []
             for index, item in enumerate(node.value):
                 lines[(*path, index)] = item.start_mark.line + 1
                 items.append(build(item, (*path, index)))
             return items
+        # scalars, and collections with an explicit tag (!!set, !!omap; unknown or python/* tags raise): as safe_load
         return loader.construct_object(node, deep=True)
 
-    data = build(node, ())
-    problem = SpecProblem.combine(duplicates)
-    if problem:
-        raise problem
-    return YamlDocument(data, lines)
+    return YamlDocument(build(node, ()), lines, duplicates)
 
 
 def _kind(value: Any) -> str:
@@ -107,7 +127,56 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
     converter.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))
     converter.register_structure_hook(Any, lambda v, _: v)
+    # lists and mappings only from YAML sequences and mappings: cattrs would iterate a string
+    # ("freeze: gru_1" -> ['g', 'r', ...]) or fail with a bare TypeError on a number
+    converter.register_structure_hook_func(_origin_is(list), _strict_list(converter))
+    converter.register_structure_hook_func(_origin_is(dict), _strict_dict(converter))
     return converter
+
+
+def _origin_is(origin: type):
+    return lambda type_: type_ is origin or typing.get_origin(type_) is origin
+
+
+def _raise_all(found: list[tuple[Path, str]]) -> None:
+    if found:
+        problem = SpecProblem(*found[0])
+        problem.items = found
+        raise problem
+
+
+def _strict_list(converter: cattrs.Converter):
+    def structure_list(value, type_):
+        if not isinstance(value, list):
+            raise SpecProblem((), f"expected a list, got {_kind(value)}")
+        (item_type,) = typing.get_args(type_) or (Any,)
+        result, found = [], []
+        for index, item in enumerate(value):
+            try:
+                result.append(converter.structure(item, item_type))
+            except Exception as exc:  # noqa: BLE001 - collected and reported at the item's index
+                found += problems_of(exc, (index,))
+        _raise_all(found)
+        return result
+
+    return structure_list
+
+
+def _strict_dict(converter: cattrs.Converter):
+    def structure_dict(value, type_):
+        if not isinstance(value, Mapping):
+            raise SpecProblem((), f"expected a mapping, got {_kind(value)}")
+        key_type, value_type = typing.get_args(type_) or (Any, Any)
+        result, found = {}, []
+        for key, item in value.items():
+            try:
+                result[converter.structure(key, key_type)] = converter.structure(item, value_type)
+            except Exception as exc:  # noqa: BLE001 - collected and reported at the key
+                found += problems_of(exc, (key,))
+        _raise_all(found)
+        return result
+
+    return structure_dict
 
 
 def _field_names(cls: type) -> list[str]:
@@ -122,7 +191,7 @@ def problems_of(exc: BaseException, path: Path = ()) -> list[tuple[Path, str]]:
         with_notes, without = exc.group_exceptions()
         found = []
         for inner, note in with_notes:
-            if isinstance(inner, KeyError):
+            if isinstance(inner, KeyError) and inner.args == (note.name,):
                 found.append(((*path, note.name), "required key missing"))
             else:
                 found += problems_of(inner, (*path, note.name))

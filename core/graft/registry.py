@@ -58,6 +58,11 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _a(word: str) -> str:
+    """The indefinite article for ``word``: ``a head``, ``an extractor``."""
+    return "an" if word[:1].lower() in ("a", "e", "i", "o", "u") else "a"
+
+
 def enabled_names(environ=os.environ) -> set[str] | None:
     """Names listed in ``GRAFT_PLUGINS`` (comma-separated), or None if unset."""
     value = environ.get(ENABLE_VARIABLE)
@@ -124,7 +129,11 @@ class Registry:
         self.infos.append(info)
 
     def _add(self, info: PluginInfo, loaded: Any) -> None:
-        plugin = loaded() if isinstance(loaded, type) else loaded
+        try:
+            plugin = loaded() if isinstance(loaded, type) else loaded
+        except Exception as exc:  # noqa: BLE001 - a plugin class that cannot be instantiated is broken, not fatal
+            self._add_broken(info, f"{type(exc).__name__}: {exc}")
+            return
         claimed = [other for other in self.infos if other.name == info.name and other.status in ("ok", "conflict")]
         if claimed:
             for other in claimed:
@@ -151,8 +160,11 @@ class Registry:
                 attr for attr in dir(plugin)
                 if attr not in known and self.pm.parse_hookimpl_opts(plugin, attr) is not None
             ]
-            hint = "".join(f" '{name}' is not a graft hook{did_you_mean(name, known)}." for name in unknown)
-            self._add_broken(info, hint.strip() or str(exc))
+            hint = "; ".join(
+                f"'{name}' is not a graft hook{did_you_mean(name, known) or ' (hooks: ' + ', '.join(known) + ')'}"
+                for name in unknown
+            )
+            self._add_broken(info, hint or str(exc))
             return
         provides = tuple(KIND_OF_HOOK[caller.name] for caller in self.pm.get_hookcallers(plugin) or ())
         if not provides:
@@ -175,7 +187,8 @@ class Registry:
         if working and kind in working[0].provides:
             return working[0]
         if working:
-            return self._fail(f"'{name}' is a {' and '.join(working[0].provides)} plugin, not a {kind}", kind, name)
+            what = " and ".join(working[0].provides)
+            return self._fail(f"'{name}' is {_a(what)} {what} plugin, not {_a(kind)} {kind}", kind, name)
         if found and found[0].status == "broken":
             info = found[0]
             raise PluginError(f"{kind} plugin '{name}' is installed but failed to load ({info.origin}): {info.error}")
@@ -196,9 +209,10 @@ class Registry:
     def params_class(self, kind: str, name: str) -> type | None:
         """The attrs class the plugin's hook annotates ``params`` with, or None."""
         function = self._implementation(kind, name).function
-        annotation = inspect.signature(function).parameters["params"].annotation
-        if annotation is inspect.Parameter.empty:
-            return None
+        parameter = inspect.signature(function).parameters.get("params")
+        if parameter is None or parameter.annotation is inspect.Parameter.empty:
+            return None  # no params argument (pluggy passes only the arguments a hook names) or no annotation
+        annotation = parameter.annotation
         if isinstance(annotation, str):  # from __future__ import annotations
             annotation = eval(annotation, function.__globals__)  # noqa: S307 - the plugin's own annotation
         return annotation

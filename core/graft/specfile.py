@@ -105,6 +105,8 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
         raise SpecError(path, [f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
     except SpecProblem as problem:
         raise render(path, YamlDocument(None, {}), problem.items) from None
+    if document.duplicates:
+        raise render(path, document, document.duplicates)
     try:
         spec = structure(spec_converter(registry), document.data, Spec)
     except SpecProblem as problem:
@@ -162,12 +164,12 @@ def _check_init(spec_file: SpecFile, stage: Stage, earlier: list[str], at: Path)
 def metric_names(heads: dict[str, HeadSpec]) -> list[str]:
     """Every name Keras logs for these heads, with and without ``val_``."""
     names = ["loss"]
-    for head, head_spec in heads.items():
-        names.append(f"{head}_loss")
-        names += [f"{head}_{metric}" for metric in head_spec.metrics]
-    if len(heads) == 1:
+    if len(heads) == 1:  # one output: Keras logs metrics without a head prefix
         (head_spec,) = heads.values()
         names += list(head_spec.metrics)
+    else:
+        for head, head_spec in heads.items():
+            names += [f"{head}_loss", *(f"{head}_{metric}" for metric in head_spec.metrics)]
     return names + [f"val_{name}" for name in names]
 
 
