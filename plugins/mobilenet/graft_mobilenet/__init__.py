@@ -1,0 +1,336 @@
+"""keras-graft plugin ``mobilenet``: Keras's MobileNetV2 or MobileNetV3 as the feature extractor.
+
+The extractor wraps ``keras.applications.MobileNetV2``, ``MobileNetV3Small`` or
+``MobileNetV3Large``, always with ``include_top=False`` and global pooling, so the
+features have shape ``(batch, channels)``: 1280 for v2 (more when alpha > 1),
+``576 * alpha`` for v3_small and ``960 * alpha`` for v3_large, rounded to a multiple of 8
+(432 and 720 at alpha 0.75).
+
+**Feed raw pixels in [0, 255]**: preprocessing is part of the extractor.  For
+v2 a ``Rescaling(1/127.5, offset=-1)`` layer named ``mobilenet_preprocess``
+comes first (what ``keras.applications.mobilenet_v2.preprocess_input`` does);
+the v3 models carry their own ``Rescaling`` layer (``include_preprocessing=True``).
+
+The extractor is a model named ``mobilenet_extractor`` with the input
+``mobilenet_input``; the Keras model sits inside it as a nested model (see
+``base_of``) and keeps Keras's own layer names, which policies address by name
+or glob: ``Conv1``, ``block_1_expand``, ..., ``block_16_project``, ``Conv_1``
+for v2; for v3 ``conv``, ``expanded_conv_project``, ..., ``conv_1`` under Keras 3,
+while Keras 2.15 names v3's layers differently (``Conv``, ``Conv/BatchNorm``,
+``expanded_conv/project``, ``Conv_1``, ...).  ``graft plan`` lists them all.
+
+``model.input_shape`` is ``[height, width, channels]``: square, at least 32x32
+(``[224, 224, 3]`` matches the ImageNet training); ``imagenet`` weights need 3
+channels (RGB).
+
+.. code-block:: yaml
+
+    extractor:
+      plugin: mobilenet
+      params:
+        variant: v2         # v2 (default) | v3_small | v3_large
+        alpha: 1.0          # width multiplier; default 1.0
+        pooling: avg        # avg (default) | max
+        weights: imagenet   # none (default) | imagenet | a local weights file
+
+``weights``
+-----------
+
+``none``
+    A fresh initialisation, seeded by the spec's ``seed``.
+
+``imagenet``
+    Keras's ImageNet weights, read from Keras's cache folder or downloaded into
+    it on first use.  Keras has them for alpha 0.35, 0.5, 0.75, 1.0, 1.3 and
+    1.4 (v2) and 0.75 and 1.0 (v3); another alpha is reported at
+    ``params.alpha``.  The cache folder is ``<keras home>/models``: under Keras 3
+    ``$KERAS_HOME/models`` if ``KERAS_HOME`` is set, else ``~/.keras/models``;
+    under Keras 2.15 always ``~/.keras/models`` (its download ignores
+    ``KERAS_HOME``); both use ``/tmp/.keras/models`` if that folder is not
+    writable.  Without internet access and without the file, the build raises
+    ``WeightsUnavailable`` naming the file Keras wants, its URL and the folder
+    to put it in, so that it works offline next time.  Keras checks no hash
+    of the v2 files (any file of that name with matching weights loads); it
+    checks the MD5 of the v3 files and deletes a file that does not match
+    before downloading again, so for v3 only the original file works.
+
+a path ending ``.weights.h5``, ``.h5`` or ``.keras``
+    Weights of the bare Keras model of the same variant and alpha (with
+    include_top False), passed to the ``keras.applications`` constructor,
+    which loads them with ``model.load_weights`` (by the model's structure,
+    not by layer name).  For example save them from an extractor this
+    plugin built: ``graft_mobilenet.base_of(extractor).save_weights("base.weights.h5")``.
+    ``.h5`` is the legacy HDF5 format: Keras 2 ``save_weights("x.h5")``, or
+    ``model.save("x.h5")`` of the bare model (Keras 3 can no longer write
+    ``save_weights`` to ``.h5``).  A ``.keras`` file must hold the bare Keras
+    model, not a whole keras-graft model (``model.keras`` of a run does not
+    fit; start a stage from it with the stage's ``init`` instead).  The
+    plugin is not told where the spec file is, so **a relative path is
+    relative to the current working directory** of the ``graft`` process,
+    unlike other paths in a spec; ``~`` is expanded.  Prefer absolute paths.
+    A missing file raises ``WeightsFileNotFound`` (a ``FileNotFoundError``)
+    naming the absolute path; a file that does not fit raises
+    ``WeightsLoadError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import attrs
+
+import graft
+from graft import validators
+from graft.problems import GraftError, did_you_mean
+
+INPUT_NAME = "mobilenet_input"
+PREPROCESS_NAME = "mobilenet_preprocess"
+MODEL_NAME = "mobilenet_extractor"
+MIN_SIZE = 32
+
+VARIANTS = ("v2", "v3_small", "v3_large")
+POOLINGS = ("avg", "max")
+CONSTRUCTORS = {"v2": "MobileNetV2", "v3_small": "MobileNetV3Small", "v3_large": "MobileNetV3Large"}
+# The alphas Keras has ImageNet weights for (the checks in keras.applications.mobilenet_v2 / _v3).
+IMAGENET_ALPHAS = {
+    "v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+    "v3_small": (0.75, 1.0),
+    "v3_large": (0.75, 1.0),
+}
+WEIGHTS_WORDS = ("none", "imagenet")
+WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".keras")
+
+# Where Keras downloads the weights from (BASE_WEIGHT_PATH in keras.applications.mobilenet_v2 / _v3,
+# the same in Keras 2.15 and 3); only used when a download error does not carry the URL itself.
+V2_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+V3_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
+V2_IMAGENET_SIZES = (96, 128, 160, 192, 224)
+
+
+class MobileNetError(GraftError):
+    """A mobilenet extractor that cannot be built; keras-graft prints it without a traceback."""
+
+
+class InputShapeError(MobileNetError, ValueError):
+    """``model.input_shape`` does not fit a MobileNet."""
+
+
+class WeightsUnavailable(MobileNetError):
+    """Keras's ImageNet weights are not in its cache and cannot be downloaded."""
+
+
+class WeightsFileNotFound(MobileNetError, FileNotFoundError):
+    """The local weights file does not exist."""
+
+
+class WeightsLoadError(MobileNetError, ValueError):
+    """The weights file exists but does not load into the model."""
+
+
+# -- params ------------------------------------------------------------------------
+
+
+def _weights_value(_instance, attribute, value) -> None:
+    if value in WEIGHTS_WORDS or (value.endswith(WEIGHTS_SUFFIXES) and os.path.basename(value) not in WEIGHTS_SUFFIXES):
+        return
+    raise graft.SpecProblem(
+        (attribute.name,),
+        f"'{value}' is not 'none', 'imagenet' or the path of a weights file ending "
+        f"{', '.join(WEIGHTS_SUFFIXES[:-1])} or {WEIGHTS_SUFFIXES[-1]}{did_you_mean(value, WEIGHTS_WORDS)}",
+    )
+
+
+@attrs.frozen
+class MobileNetParams:
+    """The ``params`` of ``extractor: {plugin: mobilenet}``."""
+
+    variant: str = attrs.field(default="v2", validator=validators.one_of(VARIANTS))
+    alpha: float = attrs.field(default=1.0, validator=validators.positive)
+    pooling: str = attrs.field(default="avg", validator=validators.one_of(POOLINGS))
+    weights: str = attrs.field(default="none", validator=_weights_value)
+
+    def __attrs_post_init__(self) -> None:
+        allowed = IMAGENET_ALPHAS[self.variant]
+        if self.weights == "imagenet" and self.alpha not in allowed:
+            raise graft.SpecProblem(
+                ("alpha",),
+                f"Keras has imagenet weights for {self.variant} only with alpha "
+                f"{', '.join(str(a) for a in allowed)}; got {self.alpha} (or use weights: none)",
+            )
+
+
+# -- the hook ------------------------------------------------------------------------
+
+
+@graft.hookimpl
+def build_extractor(params: MobileNetParams, input_shape):
+    """Keras's MobileNet (no top, pooled) behind its preprocessing, as ``mobilenet_extractor``."""
+    import keras
+
+    shape = check_input_shape(params, input_shape)
+    weights = weights_argument(params.weights)
+    base = _build_base(keras, params, shape, weights)
+    inputs = keras.Input(shape=shape, name=INPUT_NAME)
+    x = inputs
+    if params.variant == "v2":
+        # what keras.applications.mobilenet_v2.preprocess_input does: [0, 255] -> [-1, 1]
+        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=PREPROCESS_NAME)(x)
+    features = base(x)
+    return keras.Model(inputs, features, name=MODEL_NAME)
+
+
+def base_of(extractor):
+    """The Keras application model nested in an extractor this plugin built."""
+    import keras
+
+    return next(layer for layer in extractor.layers if isinstance(layer, keras.Model))
+
+
+def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as ``(height, width, channels)``, or an ``InputShapeError`` naming every problem."""
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise InputShapeError(
+            f"the mobilenet extractor needs model.input_shape [height, width, channels], got {list(shape)}"
+        )
+    height, width, channels = shape
+    problems = []
+    if height != width:
+        problems.append(f"the images must be square (height == width), got {height}x{width}")
+    if min(height, width) < MIN_SIZE:
+        problems.append(f"height and width must be at least {MIN_SIZE}, got {height}x{width}")
+    if params.weights == "imagenet" and channels != 3:
+        problems.append(f"imagenet weights need 3 channels (RGB), got {channels}")
+    elif channels < 1:
+        problems.append(f"channels must be at least 1, got {channels}")
+    if problems:
+        raise InputShapeError(f"model.input_shape {list(shape)} does not fit the mobilenet extractor: {'; '.join(problems)}")
+    return shape
+
+
+def weights_argument(value: str) -> str | None:
+    """The ``weights=`` argument for Keras: None, ``"imagenet"`` or the absolute path of an existing file."""
+    if value == "none":
+        return None
+    if value == "imagenet":
+        return "imagenet"
+    expanded = os.path.expanduser(value)
+    path = os.path.abspath(expanded)
+    if not os.path.isfile(path):
+        relative = "" if os.path.isabs(expanded) else (
+            f"; a relative path is relative to the current working directory ({os.getcwd()}), not to the spec file"
+        )
+        raise WeightsFileNotFound(f"mobilenet weights file not found: {path} (weights: '{value}'{relative})")
+    return path
+
+
+def _build_base(keras, params: MobileNetParams, shape, weights):
+    constructor = getattr(keras.applications, CONSTRUCTORS[params.variant])
+    options = dict(input_shape=shape, alpha=params.alpha, include_top=False, weights=weights, pooling=params.pooling)
+    if params.variant != "v2":
+        options["include_preprocessing"] = True
+    try:
+        return constructor(**options)
+    except Exception as exc:
+        if weights == "imagenet":
+            error = _imagenet_error(keras, params, shape, exc)
+            if error is None:
+                raise
+            raise error from exc
+        if weights is not None:
+            raise WeightsLoadError(
+                f"the weights file {weights} does not load into {_describe(params)}: {exc}\n"
+                "  It must hold the weights of the bare Keras model of the same variant and alpha, "
+                "e.g. saved with graft_mobilenet.base_of(extractor).save_weights('base.weights.h5')"
+            ) from exc
+        raise
+
+
+def _describe(params: MobileNetParams) -> str:
+    return f"keras.applications.{CONSTRUCTORS[params.variant]}(alpha={params.alpha}, include_top=False)"
+
+
+# -- imagenet weights offline ------------------------------------------------------------
+
+
+def keras_cache_folder(keras) -> str:
+    """The folder where ``keras.applications`` keeps downloaded weights, computed as Keras does.
+
+    ``keras.utils.get_file(..., cache_subdir="models")`` with its default
+    ``cache_dir``: Keras 3 uses its Keras home (``$KERAS_HOME``, else
+    ``~/.keras``, read when Keras is imported); Keras 2 uses ``~/.keras``.  Both
+    fall back to ``/tmp/.keras`` when that folder is not writable.
+    """
+    if int(keras.__version__.split(".")[0]) >= 3:
+        try:
+            from keras.src.backend.config import keras_home
+
+            base = keras_home()
+        except ImportError:  # pragma: no cover - a Keras 3 without the private accessor
+            base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        fallback = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
+    else:
+        base = os.path.join(os.path.expanduser("~"), ".keras")
+        fallback = os.path.join("/tmp", ".keras")
+    base = os.path.expanduser(base)
+    if not os.access(base, os.W_OK):
+        base = fallback
+    return os.path.abspath(os.path.join(base, "models"))
+
+
+def imagenet_file(params: MobileNetParams, shape) -> tuple[str, str, str | None]:
+    """(file name, URL, MD5 Keras checks or None) of the ImageNet no-top weights, named as Keras names them."""
+    if params.variant == "v2":
+        rows = shape[0] if shape[0] == shape[1] and shape[0] in V2_IMAGENET_SIZES else 224
+        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(params.alpha)}_{rows}_no_top.h5"
+        return name, V2_WEIGHTS_URL + name, None
+    model_name = f"{params.variant.split('_')[1]}_224_{params.alpha}_float"
+    name = f"weights_mobilenet_v3_{model_name}_no_top_v2.h5"
+    try:
+        from keras.src.applications.mobilenet_v3 import WEIGHTS_HASHES
+
+        file_hash = WEIGHTS_HASHES[model_name][1]
+    except (ImportError, KeyError):  # pragma: no cover - a Keras that keeps them elsewhere
+        file_hash = None
+    return name, V3_WEIGHTS_URL + name, file_hash
+
+
+URL = re.compile(r"https?://\S+?(?=:?(?:\s|$))")
+
+
+def _imagenet_error(keras, params: MobileNetParams, shape, exc: Exception) -> Exception | None:
+    """A clear error for a failure to get or load the imagenet weights; None if ``exc`` is about something else."""
+    folder = keras_cache_folder(keras)
+    name, url, file_hash = imagenet_file(params, shape)
+    text = str(exc) or type(exc).__name__
+    cached = os.path.join(folder, name)
+    if "URL fetch failure" not in text and os.path.isfile(cached):
+        return WeightsLoadError(
+            f"Keras found the imagenet weights of {_describe(params)} in its cache, {cached}, "
+            f"but could not load them: {text}\n"
+            f"  Delete the file (Keras downloads it again) or replace it with the original from {url}"
+        )
+    if not ("URL fetch failure" in text or "file hash does not match" in text or isinstance(exc, OSError)):
+        return None
+    found = URL.search(text)
+    if found:  # the URL Keras really tried, and so the file name it really wants
+        url = found.group(0)
+        name = url.rsplit("/", 1)[-1]
+    check = (
+        f"\n  Keras checks this file's MD5 ({file_hash}): only the original file works; "
+        "a file that does not match is deleted and downloaded again."
+        if file_hash
+        else ""
+    )
+    return WeightsUnavailable(
+        f"the imagenet weights of {_describe(params)} are not in Keras's cache and could not be downloaded "
+        f"({type(exc).__name__}: {text})\n"
+        f"  Keras wants the file {name}\n"
+        f"  from {url}\n"
+        f"  Download it where there is internet access and put it in the folder {folder} "
+        f"(as {os.path.join(folder, name)}) so it works offline next time."
+        f"{check}\n"
+        "  Or use weights: none, or weights: the path of a local weights file."
+    )
