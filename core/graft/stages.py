@@ -129,6 +129,16 @@ def first_stage_to_run(spec_file: SpecFile, out_dir: str, fingerprints: list[str
         if restart_from not in names:
             raise RunError(f"--restart-from {restart_from}: no such stage; stages: {', '.join(names)}")
         first = names.index(restart_from)
+        for index, name in enumerate(names[:first]):
+            # the restarted stage starts from these: they must be finished, from this spec
+            path = os.path.join(out_dir, name)
+            if not os.path.exists(os.path.join(path, REPORT)):
+                why = f"the earlier stage '{name}' has not finished in {out_dir}"
+            elif read_report(out_dir, name).get("fingerprint") != fingerprints[index]:
+                why = f"{path} was run from a different spec"
+            else:
+                continue
+            raise RunError(f"--restart-from {restart_from}: {why}; nothing was moved. Use --restart-from {name}")
         for name in names[first:]:
             _set_aside(out_dir, name)
         return first
@@ -157,7 +167,11 @@ def _set_aside(out_dir: str, name: str) -> None:
     path = os.path.join(out_dir, name)
     if os.path.exists(path):
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        os.replace(path, os.path.join(out_dir, f"{name}.replaced-{stamp}"))
+        target, count = os.path.join(out_dir, f"{name}.replaced-{stamp}"), 1
+        while os.path.exists(target):  # set aside twice within a second
+            count += 1
+            target = os.path.join(out_dir, f"{name}.replaced-{stamp}-{count}")
+        os.replace(path, target)
 
 
 def read_report(out_dir: str, stage: str) -> dict[str, Any]:
@@ -198,18 +212,23 @@ def run_stage(
     load = load_weights(spec_file, out_dir, stage, built, plan)
     apply_decisions(built, decisions)
     heads = spec.heads_of(stage)
+    losses, metrics = per_head(
+        {name: head.loss for name, head in heads.items()},
+        {name: list(head.metrics) for name, head in heads.items()},
+    )
+    weights = {name: head.loss_weight for name, head in heads.items()}
     built.model.compile(
         optimizer=make_optimizer(keras, stage),
-        loss={name: head.loss for name, head in heads.items()},
-        loss_weights={name: head.loss_weight for name, head in heads.items()},
-        metrics={name: list(head.metrics) for name, head in heads.items()},
+        loss=losses,
+        metrics=metrics,
+        loss_weights=weights if len(weights) > 1 else list(weights.values()),
     )
     before = snapshot(built.layers)
     keras.utils.set_random_seed(spec.seed + index)
     history = built.model.fit(
         dataset.x,
-        dataset.y,
-        validation_data=(dataset.x_val, dataset.y_val) if dataset.has_validation else None,
+        per_head(dataset.y)[0],
+        validation_data=(dataset.x_val, per_head(dataset.y_val)[0]) if dataset.has_validation else None,
         epochs=stage.epochs,
         batch_size=stage.batch_size,
         callbacks=make_callbacks(keras, stage),
@@ -269,6 +288,13 @@ def verify_training(built: BuiltModel, plan: StagePlan, before: dict) -> dict[st
                 "nothing was published for this stage"
             )
     return result
+
+
+def per_head(*by_head: dict) -> tuple:
+    """Per-head compile/fit arguments as Keras wants them: a dict keyed by head name for
+    several heads, the bare value for a single head (Keras 2 and 3 disagree on a
+    one-element list or dict, and both accept the bare value)."""
+    return tuple(mapping if len(mapping) > 1 else next(iter(mapping.values())) for mapping in by_head)
 
 
 def make_callbacks(keras, stage: Stage) -> list:

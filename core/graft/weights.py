@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,8 +43,13 @@ def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
             arrays[f"{info.name}:{position}"] = value
     arrays[INDEX_KEY] = np.array(json.dumps({"format": FORMAT, "layers": index}))
     temporary = f"{path}.partial.npz"
-    np.savez(temporary, **arrays)
-    os.replace(temporary, path)
+    try:
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def _short_name(variable) -> str:
@@ -62,6 +68,14 @@ def read_weights(path: str) -> dict[str, list[np.ndarray]]:
     """Layer name -> weight arrays in ``get_weights()`` order."""
     with _open(path) as data:
         index = _index(data, path)
+        missing = [
+            key
+            for name, entry in index["layers"].items()
+            for key in (f"{name}:{position}" for position in range(len(entry["shapes"])))
+            if key not in data.files
+        ]
+        if missing:
+            raise WeightsFileError(f"{path} is damaged: its index lists arrays it lacks: {', '.join(missing)}")
         return {
             name: [data[f"{name}:{position}"] for position in range(len(entry["shapes"]))]
             for name, entry in index["layers"].items()
@@ -70,19 +84,26 @@ def read_weights(path: str) -> dict[str, list[np.ndarray]]:
 
 def _open(path: str):
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise WeightsFileError(f"weights file not found: {path}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise WeightsFileError(f"{path} is not a keras-graft weights file: {exc}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise WeightsFileError(f"{path} is not a keras-graft weights file: it holds one array, not an .npz archive")
+    return data
 
 
 def _index(data, path: str) -> dict:
     if INDEX_KEY not in data.files:
         raise WeightsFileError(f"{path} is not a keras-graft weights file (no index); save it with graft run")
-    index = json.loads(str(data[INDEX_KEY]))
-    if index.get("format") != FORMAT:
-        raise WeightsFileError(f"{path} has format {index.get('format')!r}; this keras-graft reads {FORMAT!r}")
+    try:
+        index = json.loads(str(data[INDEX_KEY]))
+    except ValueError as exc:
+        raise WeightsFileError(f"{path} has a damaged index: {exc}") from None
+    found = index.get("format") if isinstance(index, dict) else None
+    if found != FORMAT:
+        raise WeightsFileError(f"{path} has format {found!r}; this keras-graft reads {FORMAT!r}")
     return index
 
 
