@@ -10,6 +10,7 @@ from graft.data import Dataset
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
 from graft.problems import SpecError, SpecProblem
+from graft.rounds import Round, Rounds
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "Dataset",
     "LayerDecision",
     "LayerInfo",
+    "Round",
+    "Rounds",
     "SpecError",
     "SpecProblem",
     "hookimpl",

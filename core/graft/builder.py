@@ -47,8 +47,10 @@ class ModelBuilder:
         input_shape: tuple[int, ...],
         extractor: ExtractorRef,
         heads: Mapping[str, HeadSpec],
+        base_dir: str = ".",
     ) -> None:
         self.registry = registry
+        self.base_dir = base_dir
         self.input_shape = tuple(input_shape)
         self.extractor_ref = extractor
         self.head_specs = dict(heads)
@@ -59,7 +61,9 @@ class ModelBuilder:
         keras.backend.clear_session()  # auto-generated names restart, so names are stable across builds
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape=self.input_shape, name=INPUT_NAME)
-        extractor = self.registry.build_extractor(self.extractor_ref.plugin, self.extractor_ref.params, self.input_shape)
+        extractor = self.registry.build_extractor(
+            self.extractor_ref.plugin, self.extractor_ref.params, self.input_shape, self.base_dir
+        )
         if not isinstance(extractor, keras.Model):
             raise PluginError(
                 f"extractor plugin '{self.extractor_ref.plugin}' "

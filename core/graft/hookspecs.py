@@ -32,13 +32,14 @@ if TYPE_CHECKING:
 
     from graft.layers import LayerInfo, LayerDecision
     from graft.data import Dataset
+    from graft.rounds import Rounds
 
 hookspec = pluggy.HookspecMarker("graft")
 hookimpl = pluggy.HookimplMarker("graft")
 
 
 @hookspec
-def build_extractor(params: Any, input_shape: tuple[int, ...]) -> Any:
+def build_extractor(params: Any, input_shape: tuple[int, ...], base_dir: str) -> Any:
     """Build the feature-extraction part of the model.
 
     Called once per model build (``graft plan``, and at the start of every stage
@@ -48,6 +49,9 @@ def build_extractor(params: Any, input_shape: tuple[int, ...]) -> Any:
         your annotated attrs class.
     :param input_shape: the shape of one sample, without the batch dimension,
         from ``model.input_shape``.
+    :param base_dir: the folder of the YAML spec; resolve relative paths in
+        your params (e.g. a weights file) against it.  Like every hook
+        argument, take it only if you need it.
     :return: a ``keras.Model`` (functional or ``Sequential``) that maps an input
         of ``input_shape`` to a feature tensor.  Every layer in it must carry an
         explicit, stable name, normally one the YAML gives (``gru_1``,
@@ -76,7 +80,7 @@ def build_head(params: Any, features: Any, name: str) -> Any:
 @hookspec
 def transfer_policy(
     params: Any, layers: tuple[LayerInfo, ...]
-) -> dict[str, LayerDecision]:
+) -> dict[str, LayerDecision] | Rounds:
     """Decide, for one stage, which layers train and where their weights start.
 
     Called once per stage when the stage is planned (``graft plan``) and before
@@ -96,7 +100,11 @@ def transfer_policy(
         new) or ``"reinit"`` (start from a fresh initialisation).  A layer
         missing from the mapping is an error.  keras-graft recompiles the model
         after applying the decisions and checks, after training, that every
-        frozen layer is bitwise unchanged.
+        frozen layer is bitwise unchanged.  To train the stage in rounds
+        (progressive fine-tuning), return a ``graft.Rounds`` of such mappings
+        instead: each round trains for the stage's ``epochs`` from where the
+        previous one ended, until the validation loss stops improving; the best
+        round's weights are kept.
     """
 
 

@@ -14,6 +14,7 @@ from graft.builder import BuiltModel, ModelBuilder
 from graft.layers import LayerDecision
 from graft.problems import Path, SpecError, SpecProblem
 from graft.registry import Registry
+from graft.rounds import Rounds, as_rounds
 from graft.specfile import SpecFile
 from graft.weights import Shapes, WeightsFileError, read_index
 
@@ -46,7 +47,21 @@ class LayerPlan:
 
 
 @attrs.frozen
+class RoundPlan:
+    """One round of a stage trained in rounds: what it unfreezes and how much then trains."""
+
+    label: str
+    unfrozen: tuple[str, ...]
+    trainable_params: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "unfrozen": list(self.unfrozen), "trainable_params": self.trainable_params}
+
+
+@attrs.frozen
 class StagePlan:
+    """``layers`` show the first round; ``rounds`` has one entry per round (one for most policies)."""
+
     name: str
     policy: str
     source: str | None
@@ -54,6 +69,7 @@ class StagePlan:
     trainable_params: int
     total_params: int
     outputs: dict[str, tuple[int, ...]]
+    rounds: tuple[RoundPlan, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +79,7 @@ class StagePlan:
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
             "layers": [layer.to_json() for layer in self.layers],
+            "rounds": [round_.to_json() for round_ in self.rounds],
         }
 
     def layer(self, name: str) -> LayerPlan:
@@ -73,22 +90,25 @@ def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> Bu
     """The model stage ``index`` trains: the spec's extractor with the stage's heads."""
     spec = spec_file.spec
     stage = spec.stages[index]
-    builder = ModelBuilder(registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage))
+    builder = ModelBuilder(
+        registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage), spec_file.base_dir
+    )
     return builder.build(seed=spec.seed + index)
 
 
-def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> dict[str, LayerDecision]:
-    """The stage's policy decisions, checked to cover every layer; problems carry YAML paths."""
+def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> Rounds:
+    """The stage's policy decisions (one round, or several), checked to cover every layer."""
     policy = spec_file.spec.stages[index].policy
     at: Path = ("stages", index, "policy")
     try:
-        decisions = registry.transfer_policy(policy.plugin, policy.params, built.layers)
+        rounds = as_rounds(registry.transfer_policy(policy.plugin, policy.params, built.layers))
     except SpecProblem as problem:
         raise SpecProblem.combine([SpecProblem(path, message) for path, message in problem.prefixed((*at, "params"))])
-    missing = [info.name for info in built.layers if info.name not in decisions]
-    if missing:
-        raise SpecProblem(at, f"policy plugin '{policy.plugin}' decided nothing for {', '.join(missing)}")
-    return decisions
+    for step in rounds.steps:
+        missing = [info.name for info in built.layers if info.name not in step.decisions]
+        if missing:
+            raise SpecProblem(at, f"policy plugin '{policy.plugin}' decided nothing for {', '.join(missing)}")
+    return rounds
 
 
 def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> None:
@@ -112,18 +132,23 @@ def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> tuple[
         raise SpecProblem(("stages", index, "init", "weights"), str(exc)) from None
 
 
-def plan_stage(
-    spec_file: SpecFile, index: int, built: BuiltModel, decisions: dict[str, LayerDecision], plans: list[StagePlan]
-) -> StagePlan:
-    """Resolve each layer's starting weights against the init source; mismatches are problems."""
+def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Rounds, plans: list[StagePlan]) -> StagePlan:
+    """Resolve each layer's starting weights against the init source; mismatches are problems.
+
+    Leaves the model with the first round's decisions applied.
+    """
     label, source_shapes = source_of(spec_file, index, plans)
-    return _plan(spec_file.spec.stages[index], index, built, decisions, label, source_shapes)
+    return _plan(spec_file.spec.stages[index], index, built, rounds, label, source_shapes)
 
 
-def _plan(stage, index, built, decisions, label, source_shapes) -> StagePlan:
+def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePlan:
     problems = []
     layers = []
-    apply_decisions(built, decisions)
+    round_plans = []
+    for step in reversed(rounds.steps):  # ends with the first round applied
+        apply_decisions(built, step.decisions)
+        round_plans.insert(0, RoundPlan(step.label, step.unfrozen, _count(built.model.trainable_weights)))
+    decisions = rounds.first
     for info in built.layers:
         decision = decisions[info.name]
         shapes = [tuple(int(d) for d in weight.shape) for weight in info.layer.get_weights()]
@@ -153,6 +178,7 @@ def _plan(stage, index, built, decisions, label, source_shapes) -> StagePlan:
         trainable_params=_count(model.trainable_weights),
         total_params=int(model.count_params()),
         outputs=built.output_shapes(),
+        rounds=tuple(round_plans),
     )
 
 
@@ -208,12 +234,12 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
     for index in range(len(spec_file.spec.stages)):
         built = build_stage_model(spec_file, registry, index)
         try:
-            decisions = decide(spec_file, registry, index, built)
-            plans.append(plan_stage(spec_file, index, built, decisions, plans))
+            rounds = decide(spec_file, registry, index, built)
+            plans.append(plan_stage(spec_file, index, built, rounds, plans))
         except SpecProblem as problem:
             items += problem.items
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
-            everything = {info.name: LayerDecision(trainable=True) for info in built.layers}
+            everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
             plans.append(_plan(spec_file.spec.stages[index], index, built, everything, None, None))
     if items:
         raise spec_file.error(items)
@@ -237,5 +263,9 @@ def render_text(plans: list[StagePlan]) -> str:
         for row in rows:
             lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
+        if len(plan.rounds) > 1:
+            lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")
+            for position, round_ in enumerate(plan.rounds):
+                lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable)")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

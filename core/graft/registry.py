@@ -233,8 +233,8 @@ class Registry:
             raise PluginError(f"{kind} plugin '{name}' ({info.origin}) returned nothing from {HOOK_OF_KIND[kind]}")
         return results[0]
 
-    def build_extractor(self, name: str, params: Any, input_shape: tuple[int, ...]) -> Any:
-        return self._call("extractor", name, params=params, input_shape=tuple(input_shape))
+    def build_extractor(self, name: str, params: Any, input_shape: tuple[int, ...], base_dir: str = ".") -> Any:
+        return self._call("extractor", name, params=params, input_shape=tuple(input_shape), base_dir=base_dir)
 
     def build_head(self, name: str, params: Any, features: Any, head_name: str) -> Any:
         return self._call("head", name, params=params, features=features, name=head_name)

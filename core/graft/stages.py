@@ -26,6 +26,7 @@ from graft.builder import BuiltModel
 from graft.data import Dataset
 from graft.datacheck import HeadTarget, check_dataset
 from graft.plan import LOADED, StagePlan, apply_decisions, build_stage_model, decide, plan_spec, plan_stage
+from graft.rounds import Plateau, Rounds
 from graft.problems import GraftError, Path, SpecProblem
 from graft.registry import Registry
 from graft.spec import Stage
@@ -97,6 +98,14 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
         heads = {name: HeadTarget(plan.outputs[name], head.loss) for name, head in spec.heads_of(stage).items()}
         items += [(at, message) for message in check_dataset(dataset, tuple(spec.model.input_shape), heads)]
         items += _check_monitors_have_validation(stage, dataset, index)
+        if len(plan.rounds) > 1 and not dataset.has_validation:
+            items.append(
+                (
+                    ("stages", index, "policy"),
+                    f"policy '{plan.policy}' trains in rounds and compares them on validation loss, "
+                    f"but {dataset.description} has no validation data; set a validation split in the data params",
+                )
+            )
         try:
             make_optimizer(import_keras(), stage)
         except (TypeError, ValueError) as exc:
@@ -202,16 +211,108 @@ def run_stage(
     stage = spec.stages[index]
     started = time.perf_counter()
     built = build_stage_model(spec_file, registry, index)
-    decisions = decide(spec_file, registry, index, built)
-    plan = plan_stage(spec_file, index, built, decisions, plans)
+    rounds = decide(spec_file, registry, index, built)
+    plan = plan_stage(spec_file, index, built, rounds, plans)
     log(
         f"== stage {index + 1}/{len(spec.stages)} '{stage.name}': policy {plan.policy}, "
         f"starts from {plan.source or 'fresh initialisation'}; "
         f"{plan.trainable_params:,} of {plan.total_params:,} parameters trainable"
     )
     load = load_weights(spec_file, out_dir, stage, built, plan)
-    apply_decisions(built, decisions)
-    heads = spec.heads_of(stage)
+    start = snapshot(built.layers)
+    keras.utils.set_random_seed(spec.seed + index)
+    trained = train_rounds(keras, built, rounds, plan, stage, spec.heads_of(stage), dataset, log)
+    end = snapshot(built.layers)
+    kept = trained.rows[trained.kept]["history"]
+    report = {
+        "stage": stage.name,
+        "fingerprint": fingerprint,
+        "plan": plan.to_json(),
+        "load": load,
+        "verification": {
+            name: {"trainable": name in trained.ever_trainable, "changed": not bitwise_equal(start[name], end[name])}
+            for name in start
+            if start[name]
+        },
+        "final_metrics": {key: values[-1] for key, values in kept.items()},
+        "epochs_run": sum(len(next(iter(row["history"].values()), [])) for row in trained.rows),
+        "lineage": lineage(out_dir, spec_file, stage, plan),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "versions": {"keras": keras.__version__, "tensorflow": _tensorflow_version()},
+    }
+    if len(rounds.steps) > 1:
+        report["rounds"] = [{key: value for key, value in row.items() if key != "history"} for row in trained.rows]
+        report["kept_round"] = trained.kept
+    history = {"rounds": [row["history"] for row in trained.rows]} if len(rounds.steps) > 1 else kept
+    publish(out_dir, stage.name, built, history, report)
+    log(f"   stage '{stage.name}' done in {report['wall_time_s']:.1f} s: {os.path.join(out_dir, stage.name)}")
+
+
+@attrs.define
+class Trained:
+    rows: list[dict[str, Any]]
+    kept: int
+    ever_trainable: set[str]
+
+
+def train_rounds(keras, built: BuiltModel, rounds: Rounds, plan: StagePlan, stage: Stage, heads, dataset, log) -> Trained:
+    """Train round after round; stop on a plateau of the validation loss; keep the best round.
+
+    Every round recompiles after applying its decisions, and every layer frozen
+    in a round must come out of it bitwise unchanged.
+    """
+    plateau = Plateau(rounds.min_delta, rounds.patience)
+    rows: list[dict[str, Any]] = []
+    best = None
+    ever_trainable: set[str] = set()
+    several = len(rounds.steps) > 1
+    for number, (step, round_plan) in enumerate(zip(rounds.steps, plan.rounds)):
+        if several:
+            log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
+        apply_decisions(built, step.decisions)
+        compile_model(keras, built, stage, heads)
+        before = snapshot(built.layers)
+        history = built.model.fit(
+            dataset.x,
+            per_head(dataset.y)[0],
+            validation_data=(dataset.x_val, per_head(dataset.y_val)[0]) if dataset.has_validation else None,
+            epochs=stage.epochs,
+            batch_size=stage.batch_size,
+            callbacks=make_callbacks(keras, stage),
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        verify_frozen(built, step.decisions, before, stage.name)
+        ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
+        logs = {key: [float(value) for value in values] for key, values in history.history.items()}
+        val_loss = logs.get("val_loss", [float("nan")])[-1]
+        rows.append(
+            {
+                "round": number,
+                "label": step.label,
+                "unfrozen": list(step.unfrozen),
+                "trainable_params": round_plan.trainable_params,
+                "val_loss": val_loss,
+                "history": logs,
+            }
+        )
+        stop = plateau.update(val_loss)
+        if plateau.best_index == number and several:
+            best = snapshot(built.layers)
+        if stop:
+            break
+    if best is not None and plateau.best_index != len(rows) - 1:
+        for info in built.layers:
+            info.layer.set_weights(best[info.name])
+    kept = plateau.best_index if several and plateau.best_index >= 0 else len(rows) - 1
+    for row in rows:
+        row["kept"] = row["round"] == kept
+    if several:
+        log(f"   kept round {kept} ({rows[kept]['label']}), validation loss {rows[kept]['val_loss']:.4f}")
+    return Trained(rows, kept, ever_trainable)
+
+
+def compile_model(keras, built: BuiltModel, stage: Stage, heads) -> None:
+    """Compile for the stage's heads; called after every change of ``trainable``."""
     losses, metrics = per_head(
         {name: head.loss for name, head in heads.items()},
         {name: list(head.metrics) for name, head in heads.items()},
@@ -223,33 +324,6 @@ def run_stage(
         metrics=metrics,
         loss_weights=weights if len(weights) > 1 else list(weights.values()),
     )
-    before = snapshot(built.layers)
-    keras.utils.set_random_seed(spec.seed + index)
-    history = built.model.fit(
-        dataset.x,
-        per_head(dataset.y)[0],
-        validation_data=(dataset.x_val, per_head(dataset.y_val)[0]) if dataset.has_validation else None,
-        epochs=stage.epochs,
-        batch_size=stage.batch_size,
-        callbacks=make_callbacks(keras, stage),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    verification = verify_training(built, plan, before)
-    logs = {key: [float(value) for value in values] for key, values in history.history.items()}
-    report = {
-        "stage": stage.name,
-        "fingerprint": fingerprint,
-        "plan": plan.to_json(),
-        "load": load,
-        "verification": verification,
-        "final_metrics": {key: values[-1] for key, values in logs.items()},
-        "epochs_run": len(next(iter(logs.values()), [])),
-        "lineage": lineage(out_dir, spec_file, stage, plan),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "versions": {"keras": keras.__version__, "tensorflow": _tensorflow_version()},
-    }
-    publish(out_dir, stage.name, built, logs, report)
-    log(f"   stage '{stage.name}' done in {report['wall_time_s']:.1f} s: {os.path.join(out_dir, stage.name)}")
 
 
 def load_weights(spec_file: SpecFile, out_dir: str, stage: Stage, built: BuiltModel, plan: StagePlan) -> dict[str, Any]:
@@ -273,21 +347,14 @@ def load_weights(spec_file: SpecFile, out_dir: str, stage: Stage, built: BuiltMo
     return report
 
 
-def verify_training(built: BuiltModel, plan: StagePlan, before: dict) -> dict[str, Any]:
+def verify_frozen(built: BuiltModel, decisions: dict, before: dict, stage: str) -> None:
     """Every frozen layer must be bitwise unchanged (BatchNormalization statistics included)."""
     after = snapshot(built.layers)
-    result = {}
-    for layer in plan.layers:
-        if layer.init == "none":
-            continue
-        unchanged = bitwise_equal(before[layer.name], after[layer.name])
-        result[layer.name] = {"trainable": layer.trainable, "changed": not unchanged}
-        if not layer.trainable and not unchanged:
+    for name, decision in decisions.items():
+        if not decision.trainable and not bitwise_equal(before[name], after[name]):
             raise RunError(
-                f"stage '{plan.name}': frozen layer '{layer.name}' changed during training; "
-                "nothing was published for this stage"
+                f"stage '{stage}': frozen layer '{name}' changed during training; nothing was published for this stage"
             )
-    return result
 
 
 def per_head(*by_head: dict) -> tuple:

@@ -64,10 +64,9 @@ a path ending ``.weights.h5``, ``.h5`` or ``.keras``
     ``model.save("x.h5")`` of the bare model (Keras 3 can no longer write
     ``save_weights`` to ``.h5``).  A ``.keras`` file must hold the bare Keras
     model, not a whole keras-graft model (``model.keras`` of a run does not
-    fit; start a stage from it with the stage's ``init`` instead).  The
-    plugin is not told where the spec file is, so **a relative path is
-    relative to the current working directory** of the ``graft`` process,
-    unlike other paths in a spec; ``~`` is expanded.  Prefer absolute paths.
+    fit; start a stage from it with the stage's ``init`` instead).  A
+    relative path is relative to the spec file's folder, like every path in
+    a spec; ``~`` is expanded.
     A missing file raises ``WeightsFileNotFound`` (a ``FileNotFoundError``)
     naming the absolute path; a file that does not fit raises
     ``WeightsLoadError``.
@@ -150,6 +149,7 @@ class MobileNetParams:
     alpha: float = attrs.field(default=1.0, validator=validators.positive)
     pooling: str = attrs.field(default="avg", validator=validators.one_of(POOLINGS))
     weights: str = attrs.field(default="none", validator=_weights_value)
+    bn_momentum: float | None = attrs.field(default=None, validator=attrs.validators.optional(validators.fraction))
 
     def __attrs_post_init__(self) -> None:
         allowed = IMAGENET_ALPHAS[self.variant]
@@ -165,13 +165,17 @@ class MobileNetParams:
 
 
 @graft.hookimpl
-def build_extractor(params: MobileNetParams, input_shape):
+def build_extractor(params: MobileNetParams, input_shape, base_dir="."):
     """Keras's MobileNet (no top, pooled) behind its preprocessing, as ``mobilenet_extractor``."""
     import keras
 
     shape = check_input_shape(params, input_shape)
-    weights = weights_argument(params.weights)
+    weights = weights_argument(params.weights, base_dir)
     base = _build_base(keras, params, shape, weights)
+    if params.bn_momentum is not None:
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = params.bn_momentum
     inputs = keras.Input(shape=shape, name=INPUT_NAME)
     x = inputs
     if params.variant == "v2":
@@ -210,18 +214,17 @@ def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, i
     return shape
 
 
-def weights_argument(value: str) -> str | None:
-    """The ``weights=`` argument for Keras: None, ``"imagenet"`` or the absolute path of an existing file."""
+def weights_argument(value: str, base_dir: str = ".") -> str | None:
+    """The ``weights=`` argument for Keras: None, ``"imagenet"`` or the absolute path of an existing file
+    (a relative path is relative to ``base_dir``, the spec's folder)."""
     if value == "none":
         return None
     if value == "imagenet":
         return "imagenet"
     expanded = os.path.expanduser(value)
-    path = os.path.abspath(expanded)
+    path = os.path.abspath(os.path.join(base_dir, expanded))
     if not os.path.isfile(path):
-        relative = "" if os.path.isabs(expanded) else (
-            f"; a relative path is relative to the current working directory ({os.getcwd()}), not to the spec file"
-        )
+        relative = "" if os.path.isabs(expanded) else f"; a relative path is relative to the spec's folder ({os.path.abspath(base_dir)})"
         raise WeightsFileNotFound(f"mobilenet weights file not found: {path} (weights: '{value}'{relative})")
     return path
 

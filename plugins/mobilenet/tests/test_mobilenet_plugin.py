@@ -45,12 +45,12 @@ def problems(raw):
     return caught.value.items
 
 
-def build(seed=1, shape=SHAPE, **raw):
+def build(seed=1, shape=SHAPE, base_dir=".", **raw):
     import keras
 
     raw.setdefault("alpha", 0.35)
     keras.utils.set_random_seed(seed)
-    return graft_mobilenet.build_extractor(params=params(raw), input_shape=shape)
+    return graft_mobilenet.build_extractor(params=params(raw), input_shape=shape, base_dir=base_dir)
 
 
 def leaf_names(model):
@@ -250,8 +250,8 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     source = graft_mobilenet.base_of(v2)
     (tmp_path / "w").mkdir()
     save_base(source, str(tmp_path / "w" / f"base{suffix}"))
-    monkeypatch.chdir(tmp_path)  # a relative path is relative to the working directory
-    loaded = graft_mobilenet.base_of(build(seed=2, weights=f"w/base{suffix}"))
+    monkeypatch.chdir("/")  # a relative path is relative to the spec's folder, not the working directory
+    loaded = graft_mobilenet.base_of(build(seed=2, weights=f"w/base{suffix}", base_dir=str(tmp_path)))
     fresh = graft_mobilenet.base_of(fresh_seed_2)
     pairs = [(a, b, c) for a, b, c in zip(source.layers, loaded.layers, fresh.layers) if a.weights]
     assert len(pairs) == len([layer for layer in loaded.layers if layer.weights]) > 100
@@ -262,16 +262,24 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     assert kernels and all(g.get_weights()[0].tobytes() != o.get_weights()[0].tobytes() for g, o in kernels)
 
 
-def test_missing_weights_file_names_the_absolute_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_missing_weights_file_names_the_absolute_path(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
-        build(weights="nowhere/base.weights.h5")
+        build(weights="nowhere/base.weights.h5", base_dir=str(tmp_path))
     assert isinstance(caught.value, graft_mobilenet.WeightsFileNotFound)
     assert str(caught.value) == (
         f"mobilenet weights file not found: {tmp_path / 'nowhere' / 'base.weights.h5'} "
-        f"(weights: 'nowhere/base.weights.h5'; a relative path is relative to the current working directory "
-        f"({tmp_path}), not to the spec file)"
+        f"(weights: 'nowhere/base.weights.h5'; a relative path is relative to the spec's folder ({tmp_path}))"
     )
+
+
+def test_bn_momentum_sets_every_batch_normalization_layer():
+    import keras
+
+    base = graft_mobilenet.base_of(build(bn_momentum=0.9))
+    momenta = {layer.momentum for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    default = graft_mobilenet.base_of(build())
+    assert {layer.momentum for layer in default.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.999}
 
 
 def test_weights_of_another_width_are_a_clear_error(v2, tmp_path):
