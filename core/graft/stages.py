@@ -31,6 +31,7 @@ from graft.problems import GraftError, Path, SpecProblem
 from graft.registry import Registry
 from graft.spec import Stage
 from graft.specfile import SpecFile
+from graft.summary import summary_table
 from graft.weights import FILENAME as WEIGHTS_FILENAME
 from graft.weights import bitwise_equal, read_weights, save_weights, snapshot
 
@@ -62,7 +63,9 @@ def run_spec(
         log(f"stage {index + 1}/{len(plans)} '{stage.name}': finished earlier, kept ({os.path.join(out_dir, stage.name)})")
     for index in range(first, len(plans)):
         run_stage(spec_file, registry, index, plans, datasets[index], out_dir, fingerprints[index], log)
-    return [read_report(out_dir, stage.name) for stage in spec_file.spec.stages]
+    reports = [read_report(out_dir, stage.name) for stage in spec_file.spec.stages]
+    log(f"\n{summary_table(reports)}\n\nresults: {out_dir}")
+    return reports
 
 
 # -- before anything trains ------------------------------------------------------

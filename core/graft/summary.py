@@ -1,0 +1,31 @@
+"""The table ``graft run`` prints at the end: one row per stage, its final held-out metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_table(reports: list[dict[str, Any]]) -> str:
+    """Stage, policy, start, trainable parameters, epochs, and the final ``val_*`` metrics
+    (the training metrics where a stage has no validation data)."""
+    metrics: list[str] = []
+    for report in reports:
+        final = report["final_metrics"]
+        shown = [key for key in final if key.startswith("val_")] or list(final)
+        metrics += [key for key in shown if key not in metrics]
+    rows = [["stage", "policy", "starts from", "trainable", "epochs", *metrics]]
+    for report in reports:
+        plan = report["plan"]
+        final = report["final_metrics"]
+        rows.append(
+            [
+                report["stage"],
+                plan["policy"],
+                plan["init"] or "fresh",
+                f"{plan['trainable_params']:,}",
+                str(report["epochs_run"]),
+                *(f"{final[key]:.4f}" if key in final else "-" for key in metrics),
+            ]
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
