@@ -28,10 +28,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from graft.layers import LayerInfo, LayerDecision
     from graft.data import Dataset
+    from graft.layers import LayerDecision, LayerInfo
     from graft.rounds import Rounds
 
 hookspec = pluggy.HookspecMarker("graft")

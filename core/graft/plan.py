@@ -12,7 +12,7 @@ import attrs
 
 from graft.builder import BuiltModel, ModelBuilder
 from graft.layers import LayerDecision
-from graft.problems import Path, SpecError, SpecProblem
+from graft.problems import Path, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
 from graft.specfile import SpecFile

@@ -1,28 +1,22 @@
 """The conv1d plugin: params validation at YAML paths, the model it builds, its packaging."""
 
-import importlib.metadata
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import yaml
 
-import graft
 import graft_conv1d
-from graft.convert import make_converter, structure
+from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
 from graft_conv1d import Conv1DParams
 
 
 def params(raw):
-    return structure(make_converter(), raw, Conv1DParams, ("params",))
+    return structure_params(raw, Conv1DParams)
 
 
 def problems(raw):
-    with pytest.raises(graft.SpecProblem) as caught:
-        params(raw)
-    return caught.value.items
+    return params_problems(raw, Conv1DParams)
 
 
 def layers(*filters):
@@ -163,17 +157,13 @@ def test_wrong_input_rank():
 
 
 def test_import_does_not_import_tensorflow():
-    code = (
-        "import sys, graft_conv1d\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow_on_import("graft_conv1d")
 
 
 def test_entry_point_is_installed():
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="graft")}
-    assert found.get("conv1d") == "graft_conv1d"
+    info = installed_plugin("conv1d")
+    assert info.entry_point == "graft_conv1d"
+    assert info.distribution == "graft-conv1d"
 
 
 def test_core_discovers_and_builds_it():

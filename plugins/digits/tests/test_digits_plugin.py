@@ -11,7 +11,7 @@ import yaml
 
 import graft
 import graft_digits
-from graft.convert import make_converter, structure
+from graft.testing import installed_plugin, params_problems, structure_params
 from graft.datacheck import HeadTarget, check_dataset
 from graft.registry import Registry
 from graft.specfile import parse_spec
@@ -23,13 +23,11 @@ COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
 
 def params(raw):
-    return structure(make_converter(), raw, DigitsParams, ("params",))
+    return structure_params(raw, DigitsParams)
 
 
 def problems(raw):
-    with pytest.raises(graft.SpecProblem) as caught:
-        params(raw)
-    return caught.value.items
+    return params_problems(raw, DigitsParams)
 
 
 def load(**raw):
@@ -301,8 +299,9 @@ def test_loading_data_does_not_import_tensorflow():
 
 
 def test_entry_point_is_installed():
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="graft")}
-    assert found.get("sklearn_digits") == "graft_digits:SklearnDigits"
+    info = installed_plugin("sklearn_digits")
+    assert info.entry_point == "graft_digits:SklearnDigits"
+    assert info.distribution == "graft-digits"
     assert importlib.metadata.version("graft-digits") == "0.1.0"
 
 

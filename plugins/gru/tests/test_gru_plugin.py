@@ -1,28 +1,22 @@
 """The gru plugin: params validation at YAML paths, the model it builds, its packaging."""
 
-import importlib.metadata
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import yaml
 
-import graft
 import graft_gru
-from graft.convert import make_converter, structure
+from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
 from graft_gru import GRUParams
 
 
 def params(raw):
-    return structure(make_converter(), raw, GRUParams, ("params",))
+    return structure_params(raw, GRUParams)
 
 
 def problems(raw):
-    with pytest.raises(graft.SpecProblem) as caught:
-        params(raw)
-    return caught.value.items
+    return params_problems(raw, GRUParams)
 
 
 def layers(*units):
@@ -129,17 +123,13 @@ def test_wrong_input_rank():
 
 
 def test_import_does_not_import_tensorflow():
-    code = (
-        "import sys, graft_gru\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow_on_import("graft_gru")
 
 
 def test_entry_point_is_installed():
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="graft")}
-    assert found.get("gru") == "graft_gru"
+    info = installed_plugin("gru")
+    assert info.entry_point == "graft_gru"
+    assert info.distribution == "graft-gru"
 
 
 def test_core_discovers_and_builds_it():

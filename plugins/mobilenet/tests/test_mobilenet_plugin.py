@@ -6,10 +6,8 @@ weights none or local files, and the ImageNet tests run in a subprocess whose HO
 KERAS_HOME and proxy point into a temporary folder and at a closed port.
 """
 
-import importlib.metadata
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -21,7 +19,7 @@ import yaml
 
 import graft
 import graft_mobilenet
-from graft.convert import make_converter, structure
+from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
 from graft_mobilenet import MobileNetParams
 
@@ -36,13 +34,11 @@ pytestmark = [
 
 
 def params(raw):
-    return structure(make_converter(), raw, MobileNetParams, ("params",))
+    return structure_params(raw, MobileNetParams)
 
 
 def problems(raw):
-    with pytest.raises(graft.SpecProblem) as caught:
-        params(raw)
-    return caught.value.items
+    return params_problems(raw, MobileNetParams)
 
 
 def build(seed=1, shape=SHAPE, base_dir=".", **raw):
@@ -393,18 +389,13 @@ def test_imagenet_offline_error_then_cached_file(tmp_path):
 
 
 def test_import_does_not_import_tensorflow():
-    code = (
-        "import sys, graft_mobilenet\n"
-        "graft_mobilenet.MobileNetParams(variant='v3_small', alpha=0.75, weights='imagenet')\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow_on_import("graft_mobilenet")
 
 
 def test_entry_point_is_installed():
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="graft")}
-    assert found.get("mobilenet") == "graft_mobilenet"
+    info = installed_plugin("mobilenet")
+    assert info.entry_point == "graft_mobilenet"
+    assert info.distribution == "graft-mobilenet"
 
 
 def test_core_discovers_and_builds_it():

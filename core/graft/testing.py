@@ -1,0 +1,57 @@
+"""Helpers for testing a keras-graft plugin, in its own test suite.
+
+```python
+from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
+
+def test_params_errors_carry_their_yaml_path():
+    assert params_problems({"units": -1}, MyParams) == [(("params", "units"), "must be greater than 0, got -1")]
+
+def test_plugin_is_installed():
+    assert installed_plugin("lstm").distribution == "graft-lstm"
+
+def test_import_is_cheap():
+    assert_no_tensorflow_on_import("graft_lstm")
+```
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from graft.convert import make_converter, structure
+from graft.problems import Path, SpecProblem
+from graft.registry import PluginInfo, Registry
+
+
+def structure_params(raw: Any, params_class: type) -> Any:
+    """``raw`` structured into ``params_class`` exactly as keras-graft does for a spec."""
+    return structure(make_converter(), raw, params_class, ("params",))
+
+
+def params_problems(raw: Any, params_class: type) -> list[tuple[Path, str]]:
+    """The ``(path, message)`` problems keras-graft reports for ``raw``; fails if there are none."""
+    try:
+        structure_params(raw, params_class)
+    except SpecProblem as problem:
+        return problem.items
+    raise AssertionError(f"{raw!r} structured into {params_class.__name__} without a problem")
+
+
+def installed_plugin(name: str) -> PluginInfo:
+    """The installed plugin ``name`` as entry-point discovery finds it; fails unless it loaded."""
+    found = [info for info in Registry.discover(enabled={name}).infos if info.name == name]
+    assert found, f"no entry point '{name}' in group 'graft': is the distribution installed?"
+    assert found[0].status == "ok", f"plugin '{name}' is {found[0].status}: {found[0].error}"
+    return found[0]
+
+
+def assert_no_tensorflow_on_import(module: str) -> None:
+    """Importing ``module`` in a fresh interpreter must not import TensorFlow or Keras."""
+    code = (
+        f"import sys, {module}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "assert not loaded, f'importing the plugin imported {loaded[:5]}: import keras inside the hooks'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
