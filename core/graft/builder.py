@@ -17,11 +17,15 @@ INPUT_NAME = "input"
 
 @attrs.frozen
 class BuiltModel:
-    """A composed model, its extractor delegate, and the layers policies can address."""
+    """A composed model, its extractor delegate, and the layers policies can address.
+
+    ``features`` is the extractor's output tensor inside ``model``, where the heads start.
+    """
 
     model: Any
     extractor: Any
     layers: tuple[LayerInfo, ...]
+    features: Any = None
 
     def layer(self, name: str) -> Any:
         return next(info.layer for info in self.layers if info.name == name)
@@ -82,7 +86,7 @@ class ModelBuilder:
                     f"head plugin '{head.plugin}' ({self.registry.origin('head', head.plugin)}) must name "
                     f"the output layer of head '{name}' '{name}'; outputs are named {', '.join(model.output_names)}"
                 )
-        return BuiltModel(model, extractor, self._layer_infos(keras, model, extractor))
+        return BuiltModel(model, extractor, self._layer_infos(keras, model, extractor), features)
 
     def _layer_infos(self, keras, model, extractor) -> tuple[LayerInfo, ...]:
         extractor_layers = [(layer, EXTRACTOR) for layer in leaf_layers(keras, extractor)]

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config")
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
+    run.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="train the whole model even where the extractor is frozen (slower, same result)",
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -79,7 +84,13 @@ def _run(args) -> int:
 
     registry = Registry.discover()
     spec_file = load_spec(args.config, registry)
-    run_spec(spec_file, registry, args.out or default_out_dir(args.config), restart_from=args.restart_from)
+    run_spec(
+        spec_file,
+        registry,
+        args.out or default_out_dir(args.config),
+        restart_from=args.restart_from,
+        cache_features=not args.no_feature_cache,
+    )
     return 0
 
 

@@ -25,6 +25,8 @@ from graft.backend import import_keras
 from graft.builder import BuiltModel
 from graft.data import Dataset
 from graft.datacheck import HeadTarget, check_dataset
+from graft.feature_cache import extractor_is_constant
+from graft.feature_cache import cache_features as compute_features
 from graft.plan import LOADED, StagePlan, apply_decisions, build_stage_model, decide, plan_spec, plan_stage
 from graft.rounds import Plateau, Rounds
 from graft.problems import GraftError, Path, SpecProblem
@@ -53,8 +55,12 @@ def run_spec(
     out_dir: str,
     restart_from: str | None = None,
     log: Callable[[str], None] = print,
+    cache_features: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every unfinished stage of the spec; return the report of every stage."""
+    """Run every unfinished stage of the spec; return the report of every stage.
+
+    ``cache_features=False`` trains the whole model even where the extractor is frozen.
+    """
     plans = plan_spec(spec_file, registry)
     fingerprints = stage_fingerprints(spec_file)
     datasets = load_and_check_data(spec_file, registry, plans)
@@ -62,7 +68,7 @@ def run_spec(
     for index, stage in enumerate(spec_file.spec.stages[:first]):
         log(f"stage {index + 1}/{len(plans)} '{stage.name}': finished earlier, kept ({os.path.join(out_dir, stage.name)})")
     for index in range(first, len(plans)):
-        run_stage(spec_file, registry, index, plans, datasets[index], out_dir, fingerprints[index], log)
+        run_stage(spec_file, registry, index, plans, datasets[index], out_dir, fingerprints[index], log, cache_features)
     reports = [read_report(out_dir, stage.name) for stage in spec_file.spec.stages]
     log(f"\n{summary_table(reports)}\n\nresults: {out_dir}")
     return reports
@@ -208,6 +214,7 @@ def run_stage(
     out_dir: str,
     fingerprint: str,
     log: Callable[[str], None],
+    cache: bool = True,
 ) -> None:
     keras = import_keras()
     spec = spec_file.spec
@@ -224,7 +231,7 @@ def run_stage(
     load = load_weights(spec_file, out_dir, stage, built, plan)
     start = snapshot(built.layers)
     keras.utils.set_random_seed(spec.seed + index)
-    trained = train_rounds(keras, built, rounds, plan, stage, spec.heads_of(stage), dataset, log)
+    trained = train_rounds(keras, built, rounds, plan, stage, spec.heads_of(stage), dataset, log, cache)
     end = snapshot(built.layers)
     kept = trained.rows[trained.kept]["history"]
     report = {
@@ -239,6 +246,7 @@ def run_stage(
         },
         "final_metrics": {key: values[-1] for key, values in kept.items()},
         "epochs_run": sum(len(next(iter(row["history"].values()), [])) for row in trained.rows),
+        "features_cached": any(row["features_cached"] for row in trained.rows),
         "lineage": lineage(out_dir, spec_file, stage, plan),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "versions": {"keras": keras.__version__, "tensorflow": _tensorflow_version()},
@@ -258,27 +266,38 @@ class Trained:
     ever_trainable: set[str]
 
 
-def train_rounds(keras, built: BuiltModel, rounds: Rounds, plan: StagePlan, stage: Stage, heads, dataset, log) -> Trained:
+def train_rounds(
+    keras, built: BuiltModel, rounds: Rounds, plan: StagePlan, stage: Stage, heads, dataset, log, cache: bool = True
+) -> Trained:
     """Train round after round; stop on a plateau of the validation loss; keep the best round.
 
     Every round recompiles after applying its decisions, and every layer frozen
-    in a round must come out of it bitwise unchanged.
+    in a round must come out of it bitwise unchanged.  While the extractor is
+    frozen and deterministic (and ``cache``), the heads train on its features
+    computed once.
     """
     plateau = Plateau(rounds.min_delta, rounds.patience)
     rows: list[dict[str, Any]] = []
     best = None
     ever_trainable: set[str] = set()
     several = len(rounds.steps) > 1
+    cached = None
     for number, (step, round_plan) in enumerate(zip(rounds.steps, plan.rounds)):
         if several:
             log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
         apply_decisions(built, step.decisions)
-        compile_model(keras, built, stage, heads)
+        model, data = built.model, dataset
+        if cache and extractor_is_constant(built, step.decisions):
+            if cached is None:
+                log("   the extractor is frozen: its features are computed once and the heads train on them")
+                cached = compute_features(keras, built, dataset, stage.batch_size)
+            model, data = cached.heads, cached.data
+        compile_model(keras, model, stage, heads)
         before = snapshot(built.layers)
-        history = built.model.fit(
-            dataset.x,
-            per_head(dataset.y)[0],
-            validation_data=(dataset.x_val, per_head(dataset.y_val)[0]) if dataset.has_validation else None,
+        history = model.fit(
+            data.x,
+            per_head(data.y)[0],
+            validation_data=(data.x_val, per_head(data.y_val)[0]) if data.has_validation else None,
             epochs=stage.epochs,
             batch_size=stage.batch_size,
             callbacks=make_callbacks(keras, stage),
@@ -295,6 +314,7 @@ def train_rounds(keras, built: BuiltModel, rounds: Rounds, plan: StagePlan, stag
                 "unfrozen": list(step.unfrozen),
                 "trainable_params": round_plan.trainable_params,
                 "val_loss": val_loss,
+                "features_cached": model is not built.model,
                 "history": logs,
             }
         )
@@ -314,14 +334,14 @@ def train_rounds(keras, built: BuiltModel, rounds: Rounds, plan: StagePlan, stag
     return Trained(rows, kept, ever_trainable)
 
 
-def compile_model(keras, built: BuiltModel, stage: Stage, heads) -> None:
+def compile_model(keras, model, stage: Stage, heads) -> None:
     """Compile for the stage's heads; called after every change of ``trainable``."""
     losses, metrics = per_head(
         {name: head.loss for name, head in heads.items()},
         {name: list(head.metrics) for name, head in heads.items()},
     )
     weights = {name: head.loss_weight for name, head in heads.items()}
-    built.model.compile(
+    model.compile(
         optimizer=make_optimizer(keras, stage),
         loss=losses,
         metrics=metrics,
