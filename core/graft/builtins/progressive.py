@@ -71,7 +71,8 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
     groups, problems, taken = [], [], set()
     for index, pattern in enumerate(params.groups):
         try:
-            names = [name for name in match_pattern(pattern, extractor, ("groups", index)) if name in allowed]
+            # matched against every layer, so that a head's name is not reported as missing from the model
+            names = [name for name in match_pattern(pattern, layers, ("groups", index)) if name in allowed]
         except SpecProblem as problem:
             problems.append(problem)
             continue
