@@ -17,6 +17,7 @@ import re
 import numpy as np
 import pytest
 
+import graft.stages
 from graft.backend import import_keras
 from graft.builder import leaf_layers
 from graft.plan import build_stage_model, plan_spec
@@ -93,25 +94,35 @@ CONV_STAGES = ["pretrain", "cont", "reinit", "head", "top", "top_bn"]
 
 
 class FitSpy:
-    """Calls the real ``fit``; first records each leaf layer's weights and trainable flag."""
+    """Calls the real ``fit``; first records each leaf layer's weights and trainable flag.
+
+    It records the stage's whole model, also when ``fit`` trains only the heads on
+    cached features of a frozen extractor.
+    """
 
     def __init__(self) -> None:
         self.calls: list[dict[str, tuple[bool, list[np.ndarray]]]] = []
+        self.built = None
 
     def install(self, monkeypatch) -> FitSpy:
         keras = import_keras()
-        original = keras.Model.fit
+        original_fit, original_build = keras.Model.fit, graft.stages.build_stage_model
         spy = self
+
+        def build(*args, **kwargs):
+            spy.built = original_build(*args, **kwargs)
+            return spy.built
 
         def fit(model, *args, **kwargs):
             spy.calls.append(
                 {
                     layer.name: (bool(layer.trainable), [np.array(w, copy=True) for w in layer.get_weights()])
-                    for layer in leaf_layers(keras, model)
+                    for layer in leaf_layers(keras, spy.built.model)
                 }
             )
-            return original(model, *args, **kwargs)
+            return original_fit(model, *args, **kwargs)
 
+        monkeypatch.setattr(graft.stages, "build_stage_model", build)
         monkeypatch.setattr(keras.Model, "fit", fit)
         return self
 

@@ -215,10 +215,12 @@ def test_a_rerun_resumes_without_training_or_touching_anything(seed_run, registr
     log = run(seed_run.spec_file, seed_run.out, registry)
     assert spy.calls == 0
     assert tree(seed_run.out) == before
-    assert log == [
+    assert log[:2] == [
         f"stage 1/2 'pretrain': finished earlier, kept ({os.path.join(seed_run.out, 'pretrain')})",
         f"stage 2/2 'transfer': finished earlier, kept ({os.path.join(seed_run.out, 'transfer')})",
     ]
+    assert len(log) == 3 and log[2].endswith(f"results: {seed_run.out}")  # the summary table of both stages
+    assert [line.split()[0] for line in log[2].strip().splitlines()[1:3]] == ["pretrain", "transfer"]
 
 
 def test_later_stages_do_not_change_the_fingerprints_of_earlier_ones(seed_run, load):
