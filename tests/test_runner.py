@@ -466,3 +466,15 @@ def test_monitoring_val_loss_without_validation_data_is_a_spec_error(write_spec,
         "validation data but synthetic (seed 2) has none; set validation_split in the data params"
     ]
     assert not out.exists() and spy.calls == 0
+
+
+def test_a_stage_folder_without_a_report_is_set_aside_not_merged(tmp_path, load, registry):
+    spec_file = load(PRETRAIN_ONLY)
+    out = tmp_path / "out"
+    (out / "pretrain").mkdir(parents=True)
+    (out / "pretrain" / "notes.txt").write_text("mine")
+    run(spec_file, out, registry)
+    assert os.path.exists(out / "pretrain" / "report.json")
+    assert not os.path.exists(out / "pretrain" / "notes.txt")
+    (aside,) = [name for name in os.listdir(out) if name.startswith("pretrain.replaced-")]
+    assert (out / aside / "notes.txt").read_text() == "mine"

@@ -181,7 +181,7 @@ def first_stage_to_run(spec_file: SpecFile, out_dir: str, fingerprints: list[str
 
 
 def _set_aside(out_dir: str, name: str) -> None:
-    """Move a finished stage directory out of the way instead of deleting it."""
+    """Move a stage directory out of the way instead of deleting it."""
     path = os.path.join(out_dir, name)
     if os.path.exists(path):
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -422,6 +422,7 @@ def publish(out_dir: str, name: str, built: BuiltModel, logs: dict, report: dict
     save_weights(built.layers, os.path.join(partial, WEIGHTS_FILENAME))
     _write_json(os.path.join(partial, HISTORY), logs)
     _write_json(os.path.join(partial, REPORT), report)
+    _set_aside(out_dir, name)  # an unfinished stage folder (no report.json) someone left: kept, not merged
     os.replace(partial, final)
 
 
