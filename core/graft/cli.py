@@ -8,6 +8,7 @@ import sys
 
 from graft.problems import GraftError
 from graft.registry import Registry, describe
+from graft.table import format_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _plugins(_args) -> int:
     rows = describe(Registry.discover().infos)
-    headers = {"name": "name", "provides": "provides", "distribution": "distribution", "status": "status"}
-    widths = {key: max(len(row[key]) for row in [headers, *rows]) for key in headers}
-    for row in [headers, *rows]:
-        print("  ".join(row[key].ljust(widths[key]) for key in headers).rstrip())
+    columns = ("name", "provides", "distribution", "status")
+    print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
     return 0
 
 

@@ -16,6 +16,7 @@ from graft.problems import Path, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
 from graft.specfile import SpecFile
+from graft.table import format_table
 from graft.weights import Shapes, WeightsFileError, read_index
 
 NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
@@ -259,9 +260,7 @@ def render_text(plans: list[StagePlan]) -> str:
             rows.append(
                 (layer.name, layer.class_name, shape, f"{layer.params:,}", "yes" if layer.trainable else "FROZEN", where)
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append(format_table(rows, indent="  "))
         lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
         if len(plan.rounds) > 1:
             lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")

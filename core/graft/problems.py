@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 Path = tuple[str | int, ...]
 
@@ -46,6 +47,14 @@ class SpecProblem(Exception):
         self.items: list[tuple[Path, str]] = [(tuple(path), message)]
 
     @classmethod
+    def of(cls, items: Iterable[tuple[Path, str]]) -> SpecProblem:
+        """One SpecProblem holding ``items`` (at least one)."""
+        items = [(tuple(path), message) for path, message in items]
+        problem = cls(*items[0])
+        problem.items = items
+        return problem
+
+    @classmethod
     def combine(cls, problems: Iterable[SpecProblem]) -> SpecProblem | None:
         """One SpecProblem holding all items of ``problems``, or None if empty."""
         items = [item for problem in problems for item in problem.items]
@@ -60,6 +69,44 @@ class SpecProblem(Exception):
 
     def __str__(self) -> str:
         return "\n".join(f"{format_path(p)}: {m}" for p, m in self.items)
+
+
+class Problems:
+    """Collects problems so that all of them are reported at once, not only the first.
+
+    ```python
+    problems = Problems()
+    for index, pattern in enumerate(params.freeze):
+        with problems.collect(("freeze", index)):   # a SpecProblem raised inside is kept, prefixed
+            match_pattern(pattern, layers)
+    problems.add(("default",), "must be train or freeze")
+    problems.raise_all()                            # one SpecProblem with every item, if any
+    ```
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, str]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def add(self, path: Path, message: str) -> None:
+        self.items.append((tuple(path), message))
+
+    def extend(self, problem: SpecProblem, prefix: Path = ()) -> None:
+        self.items += problem.prefixed(prefix)
+
+    @contextmanager
+    def collect(self, prefix: Path = ()) -> Iterator[None]:
+        """Keep a ``SpecProblem`` raised inside the block (its paths under ``prefix``) and go on."""
+        try:
+            yield
+        except SpecProblem as problem:
+            self.extend(problem, prefix)
+
+    def raise_all(self) -> None:
+        if self.items:
+            raise SpecProblem.of(self.items)
 
 
 class SpecError(GraftError):

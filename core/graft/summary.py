@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graft.table import format_table
+
 
 def summary_table(reports: list[dict[str, Any]]) -> str:
     """Stage, policy, start, trainable parameters, epochs, and the final ``val_*`` metrics
@@ -27,5 +29,4 @@ def summary_table(reports: list[dict[str, Any]]) -> str:
                 *(f"{final[key]:.4f}" if key in final else "-" for key in metrics),
             ]
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return format_table(rows)
