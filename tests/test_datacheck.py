@@ -5,6 +5,9 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from graft.data import Dataset
 from graft.datacheck import HeadTarget, check_dataset
@@ -200,3 +203,103 @@ def test_synthetic_data_passes_its_own_model_shape():
     data = Synthetic().load_data(params, ".")
     heads = {"level": HeadTarget((1,), "mse"), "trend": HeadTarget((3,), "sparse_categorical_crossentropy")}
     assert check_dataset(data, (10, 3), heads) == []
+
+
+# -- odd arrays a plugin can return: always messages, never an exception ------
+
+
+def odd(x=None, y=None, **extra) -> list[str]:
+    data = Dataset(x=clean().x if x is None else x, y=clean().y if y is None else y, description=D, **extra)
+    return check(data)
+
+
+def test_zero_d_inputs_and_targets():
+    assert odd(x=np.float32(3)) == [f"{D}: training inputs are a single value, not an array of samples"]
+    assert odd(y={**clean().y, "level": np.array(1.0)}) == [
+        f"{D}: training targets for head 'level' are a single value, not one per sample"
+    ]
+
+
+def test_inputs_as_a_list_are_accepted_and_ragged_lists_reported():
+    assert odd(x=clean().x.tolist()) == []
+    [message] = odd(x=[[1.0, 2.0], [3.0]])
+    assert message.startswith(f"{D}: training inputs are not one array (a ragged list?): ")
+    [message] = odd(y={**clean().y, "trend": [[0], [1, 2]]})
+    assert message.startswith(f"{D}: training targets for head 'trend' are not one array (a ragged list?): ")
+
+
+@pytest.mark.parametrize(
+    "values, says",
+    [
+        (np.array([{"a": 1}] * 6, dtype=object), "are Python objects (object"),
+        (np.ones(6, complex), "are complex numbers (complex128)"),
+        (np.zeros(6, [("a", "i4"), ("b", "f4")]), "have a structured dtype"),
+        (np.array(["1"] * 6), "have dtype <U1, not numbers"),
+        (np.zeros(6, "datetime64[s]"), "have dtype datetime64[s], not numbers"),
+    ],
+)
+def test_non_numeric_dtypes(values, says):
+    [inputs] = odd(x=values.reshape(6, 1).repeat(8, axis=1).reshape(6, 4, 2))
+    assert inputs.startswith(f"{D}: training inputs {says}")
+    [targets] = odd(y={**clean().y, "trend": values})
+    assert targets.startswith(f"{D}: training targets for head 'trend' {says}")
+
+
+def test_bool_targets_are_numbers():
+    assert with_target("b", [True, False], "binary_crossentropy", (1,)) == []
+
+
+def test_targets_longer_than_inputs():
+    assert odd(y={**clean().y, "trend": np.zeros(9, int)}) == [
+        f"{D}: training targets for head 'trend' have 9 samples but the inputs have 6"
+    ]
+
+
+def test_targets_not_a_mapping_or_with_odd_keys():
+    assert odd(y=[np.zeros(6)]) == [f"{D}: training targets are a list, not a mapping of head name to array"]
+    assert odd(y={**clean().y, 3: np.zeros(6), None: np.zeros(6)}) == [
+        f"{D}: training data has targets 3 but the model has no head of that name; heads: level, trend",
+        f"{D}: training data has targets None but the model has no head of that name; heads: level, trend",
+    ]
+    assert odd(y={0: np.zeros(6), "level": clean().y["level"]}) == [
+        f"{D}: training data has no targets for head 'trend' (targets given: 0, level); map a target array to every head",
+        f"{D}: training data has targets 0 but the model has no head of that name; heads: level, trend",
+    ]
+
+
+def test_not_a_dataset_or_validation_targets_without_inputs():
+    assert check_dataset((np.zeros(3), {}), INPUT, HEADS) == ["the data source returned a tuple, not a graft.Dataset"]
+    assert odd(y_val=clean().y) == [f"{D}: validation data has targets but no inputs (x_val)"]
+
+
+DTYPES = st.sampled_from(
+    ["bool", "int8", "uint64", "int64", "float16", "float32", "float64", "complex64", "U3", "S2", "datetime64[s]",
+     "m8[ms]", [("a", "i4"), ("b", "f8")]]
+)
+ODD_ARRAYS = hnp.arrays(DTYPES, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5))
+ODD_VALUES = st.one_of(
+    ODD_ARRAYS,
+    ODD_ARRAYS.map(lambda a: a.astype(object)),
+    ODD_ARRAYS.map(lambda a: a.tolist()),
+    st.recursive(st.none() | st.integers() | st.floats() | st.text(max_size=2), lambda inner: st.lists(inner, max_size=4)),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+ODD_TARGETS = st.one_of(
+    st.dictionaries(st.sampled_from(["level", "trend", "x", 0, None, 1.5]), ODD_VALUES, max_size=3),
+    ODD_VALUES,
+)
+LOSSES = st.sampled_from(["mse", "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"])
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(
+    x=ODD_VALUES,
+    y=ODD_TARGETS,
+    validation=st.none() | st.tuples(ODD_VALUES, st.none() | ODD_TARGETS),
+    losses=st.tuples(LOSSES, LOSSES),
+)
+def test_odd_arrays_give_messages_not_exceptions(x, y, validation, losses):
+    x_val, y_val = validation or (None, None)
+    heads = {"level": HeadTarget((1,), losses[0]), "trend": HeadTarget((3,), losses[1])}
+    messages = check_dataset(Dataset(x=x, y=y, description=D, x_val=x_val, y_val=y_val), INPUT, heads)
+    assert all(isinstance(message, str) and message.startswith(D) for message in messages)

@@ -8,6 +8,7 @@ go up to 7 but head 'trend' has 5 units; ...``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import attrs
 import numpy as np
@@ -52,10 +53,27 @@ def _non_finite(what: str, values: np.ndarray) -> list[str]:
     ]
 
 
+NOT_NUMBERS = {
+    "c": "are complex numbers ({dtype}); give their real part or split it into real and imaginary features",
+    "O": "are Python objects ({dtype}, e.g. from a ragged list or mixed types); give one numeric array",
+    "V": "have a structured dtype {dtype}; give a plain numeric array (one field, or the fields stacked)",
+}
+
+
 def _numeric(what: str, values: np.ndarray) -> list[str]:
-    if values.dtype.kind in "biuf":
+    kind = values.dtype.kind
+    if kind in "biuf":
         return []
-    return [f"{what} have dtype {values.dtype}, not numbers; convert them to float32 (or integer class ids)"]
+    reason = NOT_NUMBERS.get(kind, "have dtype {dtype}, not numbers; convert them to float32 (or integer class ids)")
+    return [f"{what} {reason.format(dtype=values.dtype)}"]
+
+
+def _as_array(what: str, values) -> tuple[np.ndarray | None, list[str]]:
+    """``values`` as an array, or a message saying why they are not one."""
+    try:
+        return np.asarray(values), []
+    except (ValueError, TypeError) as exc:
+        return None, [f"{what} are not one array (a ragged list?): {exc}"]
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -116,18 +134,34 @@ def _check_target(what: str, head: str, y: np.ndarray, target: HeadTarget) -> li
     return problems
 
 
+def _check_values(what: str, head: str, values, n: int | None, target: HeadTarget) -> list[str]:
+    """Problems of one head's target values, given ``n`` input samples (None if unknown)."""
+    values, problems = _as_array(what, values)
+    if values is None:
+        return problems
+    if values.ndim == 0:
+        return [f"{what} are a single value, not one per sample"]
+    if n is not None and len(values) != n:
+        problems.append(f"{what} have {len(values)} samples but the inputs have {n}")
+    numeric = _numeric(what, values)
+    if numeric:
+        return problems + numeric
+    if len(values):
+        problems += _non_finite(what, values)
+        problems += _check_target(what, head, values, target)
+    return problems
+
+
 def _check_split(
     split: str, x, y, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]
 ) -> list[str]:
-    problems: list[str] = []
-    try:
-        x = np.asarray(x)
-    except ValueError as exc:
-        return [f"{split} inputs are not one array: {exc}"]
-    if x.ndim == 0 or len(x) == 0:
+    x, problems = _as_array(f"{split} inputs", x)
+    n = None
+    if x is not None and x.ndim == 0:
+        problems.append(f"{split} inputs are a single value, not an array of samples")
+    elif x is not None and len(x) == 0:
         problems.append(f"{split} data has no samples")
-        n = None
-    else:
+    elif x is not None:
         n = len(x)
         numeric = _numeric(f"{split} inputs", x)
         problems += numeric
@@ -140,35 +174,20 @@ def _check_split(
             problems += _non_finite(f"{split} inputs", x)
     if y is None:
         return problems + [f"{split} data has inputs but no targets"]
+    if not isinstance(y, Mapping):
+        return problems + [f"{split} targets are a {type(y).__name__}, not a mapping of head name to array"]
     for head, target in heads.items():
         if head not in y:
             problems.append(
-                f"{split} data has no targets for head '{head}' (targets given: {listing(sorted(y))}); "
+                f"{split} data has no targets for head '{head}' (targets given: {listing(sorted(map(str, y)))}); "
                 "map a target array to every head"
             )
             continue
-        what = f"{split} targets for head '{head}'"
-        try:
-            values = np.asarray(y[head])
-        except ValueError as exc:
-            problems.append(f"{what} are not one array: {exc}")
-            continue
-        if values.ndim == 0:
-            problems.append(f"{what} are a single value, not one per sample")
-            continue
-        if n is not None and len(values) != n:
-            problems.append(f"{what} have {len(values)} samples but the inputs have {n}")
-        numeric = _numeric(what, values)
-        if numeric:
-            problems += numeric
-            continue
-        if len(values):
-            problems += _non_finite(what, values)
-            problems += _check_target(what, head, values, target)
+        problems += _check_values(f"{split} targets for head '{head}'", head, y[head], n, target)
     for name in y:
         if name not in heads:
             problems.append(
-                f"{split} data has targets '{name}' but the model has no head of that name; "
+                f"{split} data has targets {name!r} but the model has no head of that name; "
                 f"heads: {listing(list(heads))}"
             )
     return problems
@@ -181,11 +200,12 @@ def check_dataset(dataset: Dataset, input_shape: tuple[int, ...], heads: dict[st
     per-sample input shape, NaN/inf, one target array per head and no others,
     sample counts, and each head's targets against its loss and output shape.
     """
+    if not isinstance(dataset, Dataset):
+        return [f"the data source returned a {type(dataset).__name__}, not a graft.Dataset"]
     splits = [("training", dataset.x, dataset.y)]
     if dataset.x_val is not None:
         splits.append(("validation", dataset.x_val, dataset.y_val))
-    return [
-        f"{dataset.description}: {message}"
-        for split, x, y in splits
-        for message in _check_split(split, x, y, tuple(input_shape), heads)
-    ]
+    messages = [message for split, x, y in splits for message in _check_split(split, x, y, tuple(input_shape), heads)]
+    if dataset.x_val is None and dataset.y_val is not None:
+        messages.append("validation data has targets but no inputs (x_val)")
+    return [f"{dataset.description}: {message}" for message in messages]
