@@ -2,8 +2,8 @@
 
 What a run leaves on disk, resuming, crashes inside and between stages, changed
 specs, ``restart_from``, the data checks that run before any training, and that the
-same seed gives bitwise identical weights.  A pass-through spy on ``keras.Model.fit``
-counts training (and can inject a crash); all training is real.
+same seed gives bitwise identical weights.  A ``FitSpy`` observer counts training
+(and can inject a crash); all training is real.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from graft.builder import leaf_layers
 from graft.plan import build_stage_model
 from graft.problems import SpecError
 from graft.specfile import load_spec
-from graft.stages import RunError, read_report, run_spec, stage_fingerprints
+from graft.resume import first_stage_to_run, stage_fingerprints
+from graft.rundir import RunDir, RunError
+from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights
 from tests.conftest import TINY_GRU_SPEC
+from tests.observers import Crash, FitSpy, bitwise, read_report
 
 STAGES = ["pretrain", "transfer"]
 FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json"}
@@ -36,34 +39,6 @@ TRANSFER_DATA = """\
       params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}
 """
 assert TINY_GRU_SPEC.count(TRANSFER_DATA) == 1
-
-
-class Crash(Exception):
-    """A simulated crash."""
-
-
-class FitSpy:
-    """Counts ``fit`` calls and passes them on to the real ``fit``; ``crash`` makes training fail
-    after its first batch."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.calls = 0
-        self.crash = False
-        keras = import_keras()
-        original = keras.Model.fit
-        spy = self
-
-        class CrashAfterFirstBatch(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                raise Crash("simulated crash inside training")
-
-        def fit(model, *args, **kwargs):
-            spy.calls += 1
-            if spy.crash:
-                kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), CrashAfterFirstBatch()]
-            return original(model, *args, **kwargs)
-
-        monkeypatch.setattr(keras.Model, "fit", fit)
 
 
 class Run:
@@ -78,6 +53,7 @@ def run(spec_file, out, registry, **kwargs) -> list[str]:
     return lines
 
 
+
 def tree(path) -> dict[str, tuple[str, int]]:
     """Every file under ``path``: relative path -> (sha256, mtime in ns)."""
     found = {}
@@ -88,12 +64,6 @@ def tree(path) -> dict[str, tuple[str, int]]:
                 digest = hashlib.sha256(handle.read()).hexdigest()
             found[os.path.relpath(full, path)] = (digest, os.stat(full).st_mtime_ns)
     return found
-
-
-def bitwise(left, right) -> bool:
-    return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right)
-    )
 
 
 def same_weights(out_a, out_b, stage: str) -> list[str]:
@@ -111,10 +81,9 @@ def _run_once(tmp_path_factory, registry, text: str) -> Run:
     folder = tmp_path_factory.mktemp("run")
     (folder / "spec.yaml").write_text(text)
     spec_file = load_spec(str(folder / "spec.yaml"), registry)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        spy = FitSpy(monkeypatch)
-        log = run(spec_file, folder / "out", registry)
-    assert spy.calls == text.count("  - name: ")
+    spy = FitSpy()
+    log = run(spec_file, folder / "out", registry, observer=spy)
+    assert len(spy.calls) == text.count("  - name: ")
     return Run(spec_file, str(folder / "out"), log)
 
 
@@ -130,8 +99,8 @@ def pretrain_only_run(tmp_path_factory, registry) -> Run:
 
 
 @pytest.fixture
-def spy(monkeypatch) -> FitSpy:
-    return FitSpy(monkeypatch)
+def spy() -> FitSpy:
+    return FitSpy()
 
 
 @pytest.fixture
@@ -212,8 +181,8 @@ def test_model_keras_predicts_like_the_graft_model_with_the_saved_weights(seed_r
 
 def test_a_rerun_resumes_without_training_or_touching_anything(seed_run, registry, spy):
     before = tree(seed_run.out)
-    log = run(seed_run.spec_file, seed_run.out, registry)
-    assert spy.calls == 0
+    log = run(seed_run.spec_file, seed_run.out, registry, observer=spy)
+    assert spy.calls == []
     assert tree(seed_run.out) == before
     assert log[:2] == [
         f"stage 1/2 'pretrain': finished earlier, kept ({os.path.join(seed_run.out, 'pretrain')})",
@@ -247,7 +216,8 @@ def test_crash_between_stages_leaves_a_run_the_full_spec_resumes_at_stage_2(seed
     ``test_crash_inside_stage_2...`` runs exactly that resume (its out dir starts as a copy of it)."""
     fingerprints = stage_fingerprints(seed_run.spec_file)
     assert read_report(pretrain_only_run.out, "pretrain")["fingerprint"] == fingerprints[0]
-    assert graft.stages.first_stage_to_run(seed_run.spec_file, pretrain_only_run.out, fingerprints, None) == 1
+    names = [stage.name for stage in seed_run.spec_file.spec.stages]
+    assert first_stage_to_run(RunDir(pretrain_only_run.out), names, fingerprints, None) == 1
     assert sorted(os.listdir(pretrain_only_run.out)) == ["pretrain"]
 
 
@@ -264,8 +234,8 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
 
     spy.crash = True  # crash after the first batch of stage 2
     with pytest.raises(Crash):
-        run(seed_run.spec_file, out, registry)
-    assert spy.calls == 1
+        run(seed_run.spec_file, out, registry, observer=spy)
+    assert len(spy.calls) == 1
     assert sorted(os.listdir(out)) == ["pretrain"]
     assert tree(os.path.join(out, "pretrain")) == pretrain
 
@@ -273,13 +243,13 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
     with monkeypatch.context() as patch:
         patch.setattr(graft.stages, "save_weights", _crash)
         with pytest.raises(Crash):
-            run(seed_run.spec_file, out, registry)
+            run(seed_run.spec_file, out, registry, observer=spy)
     assert sorted(os.listdir(out)) == ["pretrain", "transfer.partial"]
     assert os.listdir(os.path.join(out, "transfer.partial")) == ["model.keras"]
     assert tree(os.path.join(out, "pretrain")) == pretrain
 
-    log = run(seed_run.spec_file, out, registry)
-    assert spy.calls == 3
+    log = run(seed_run.spec_file, out, registry, observer=spy)
+    assert len(spy.calls) == 3
     assert log[0] == f"stage 1/2 'pretrain': finished earlier, kept ({os.path.join(out, 'pretrain')})"
     assert sorted(os.listdir(out)) == STAGES
     assert set(os.listdir(os.path.join(out, "transfer"))) == FILES
@@ -312,11 +282,11 @@ def test_a_changed_spec_with_results_is_a_run_error_and_overwrites_nothing(
     assert text != TINY_GRU_SPEC
     spec_file = load_spec(write_spec(text), registry)
     with pytest.raises(RunError) as caught:
-        run(spec_file, out, registry)
+        run(spec_file, out, registry, observer=spy)
     message = str(caught.value)
     assert f"{os.path.join(out, changed)} was run from a different spec" in message
     assert f"nothing was overwritten. Use --restart-from {changed} " in message
-    assert tree(out) == before and spy.calls == 0
+    assert tree(out) == before and spy.calls == []
 
 
 def test_restart_from_moves_the_old_results_aside_and_runs_again(seed_run, copy_of, write_spec, registry, spy):
@@ -324,8 +294,8 @@ def test_restart_from_moves_the_old_results_aside_and_runs_again(seed_run, copy_
     before = tree(out)
     text = TINY_GRU_SPEC.replace("train: [gru_3, level, trend]", "train: [gru_3, level]")
     spec_file = load_spec(write_spec(text), registry)
-    log = run(spec_file, out, registry, restart_from="transfer")
-    assert spy.calls == 1
+    log = run(spec_file, out, registry, restart_from="transfer", observer=spy)
+    assert len(spy.calls) == 1
     assert log[0].startswith("stage 1/2 'pretrain': finished earlier, kept")
     (aside,) = [name for name in os.listdir(out) if name.startswith("transfer.replaced-")]
     assert sorted(os.listdir(out)) == sorted([*STAGES, aside])
@@ -338,15 +308,15 @@ def test_restart_from_moves_the_old_results_aside_and_runs_again(seed_run, copy_
     assert report["fingerprint"] == stage_fingerprints(spec_file)[1]
     assert report["fingerprint"] != read_report(seed_run.out, "transfer")["fingerprint"]
     assert report["verification"]["trend"] == {"trainable": True, "changed": True}  # default: train
-    assert run(spec_file, out, registry)[1].startswith("stage 2/2 'transfer': finished earlier")
+    assert run(spec_file, out, registry, observer=spy)[1].startswith("stage 2/2 'transfer': finished earlier")
 
 
 def test_restart_from_an_unknown_stage(seed_run, copy_of, registry, spy):
     out = copy_of(seed_run)
     before = tree(out)
     with pytest.raises(RunError, match="--restart-from pretrian: no such stage; stages: pretrain, transfer"):
-        run(seed_run.spec_file, out, registry, restart_from="pretrian")
-    assert tree(out) == before and spy.calls == 0
+        run(seed_run.spec_file, out, registry, restart_from="pretrian", observer=spy)
+    assert tree(out) == before and spy.calls == []
 
 
 @pytest.mark.parametrize("earlier", ["missing", "changed"])
@@ -359,15 +329,15 @@ def test_restart_from_a_stage_whose_earlier_stage_is_not_usable(earlier, seed_ru
         text = TINY_GRU_SPEC.replace("seed: 3\n", "seed: 4\n", 1)
     before = tree(out)
     with pytest.raises(RunError, match="--restart-from pretrain"):
-        run(load_spec(write_spec(text), registry), out, registry, restart_from="transfer")
-    assert tree(out) == before and spy.calls == 0
+        run(load_spec(write_spec(text), registry), out, registry, restart_from="transfer", observer=spy)
+    assert tree(out) == before and spy.calls == []
 
 
 def test_setting_aside_twice_in_one_second_keeps_both(tmp_path):
     for content in ("first", "second"):
         (tmp_path / "transfer").mkdir()
         (tmp_path / "transfer" / "report.json").write_text(content)
-        graft.stages._set_aside(str(tmp_path), "transfer")
+        RunDir(str(tmp_path)).set_aside("transfer")
     kept = sorted(os.listdir(tmp_path))
     assert len(kept) == 2 and all(name.startswith("transfer.replaced-") for name in kept)
     assert sorted((tmp_path / name / "report.json").read_text() for name in kept) == ["first", "second"]
@@ -431,10 +401,10 @@ def test_bad_data_is_a_spec_error_before_any_training(case, write_spec, tmp_path
     text = TINY_GRU_SPEC.replace(TRANSFER_DATA, _npz_data("data.npz", targets))
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run(load_spec(write_spec(text), registry), out, registry)
+        run(load_spec(write_spec(text), registry), out, registry, observer=spy)
     line = line_of(text, "data:", occurrence=2)
     assert caught.value.lines == [f"stages[1].data (line {line}): npz data.npz: {message}"]
-    assert not out.exists() and spy.calls == 0
+    assert not out.exists() and spy.calls == []
 
 
 def test_bad_data_in_every_stage_is_reported_at_once(write_spec, tmp_path, registry, spy):
@@ -448,11 +418,11 @@ def test_bad_data_in_every_stage_is_reported_at_once(write_spec, tmp_path, regis
     )
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run(load_spec(write_spec(text), registry), out, registry)
+        run(load_spec(write_spec(text), registry), out, registry, observer=spy)
     assert [line.split(" (line")[0] for line in caught.value.lines] == ["stages[0].data", "stages[1].data"]
     assert "nan.npz: training inputs contain 1 NaN/inf" in caught.value.lines[0]
     assert "short.npz: training inputs are shaped (10, 3)" in caught.value.lines[1]
-    assert not out.exists() and spy.calls == 0
+    assert not out.exists() and spy.calls == []
 
 
 def test_monitoring_val_loss_without_validation_data_is_a_spec_error(write_spec, tmp_path, registry, spy):
@@ -460,12 +430,12 @@ def test_monitoring_val_loss_without_validation_data_is_a_spec_error(write_spec,
     text += "    callbacks: {early_stopping: {monitor: val_loss}}\n"
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run(load_spec(write_spec(text), registry), out, registry)
+        run(load_spec(write_spec(text), registry), out, registry, observer=spy)
     assert caught.value.lines == [
         f"stages[1].callbacks.early_stopping.monitor (line {line_of(text, 'callbacks:')}): 'val_loss' needs "
         "validation data but synthetic (seed 2) has none; set validation_split in the data params"
     ]
-    assert not out.exists() and spy.calls == 0
+    assert not out.exists() and spy.calls == []
 
 
 def test_a_stage_folder_without_a_report_is_set_aside_not_merged(tmp_path, load, registry):

@@ -1,15 +1,23 @@
 """The end-of-run table."""
 
+from graft.report import StageReport
 from graft.summary import summary_table
 
 
 def report(stage, policy, init, trainable, epochs, **final):
-    return {
-        "stage": stage,
-        "plan": {"policy": policy, "init": init, "trainable_params": trainable},
-        "epochs_run": epochs,
-        "final_metrics": final,
-    }
+    return StageReport(
+        stage=stage,
+        fingerprint="0" * 16,
+        plan={"policy": policy, "init": init, "trainable_params": trainable},
+        load={},
+        verification={},
+        final_metrics=final,
+        epochs_run=epochs,
+        features_cached=False,
+        lineage={},
+        wall_time_s=1.0,
+        versions={},
+    )
 
 
 def test_held_out_metrics_are_shown_per_stage():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 
 from graft.problems import GraftError
 from graft.registry import Registry, describe
@@ -13,6 +15,9 @@ from graft.table import format_table
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="graft", description="Transfer learning on Keras from a vetted YAML spec.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback behind an error (for plugin authors); or GRAFT_DEBUG=1"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("plugins", help="list installed plugins: name, what they provide, distribution, status")
@@ -28,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config")
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
+    run.add_argument("--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping")
     run.add_argument(
         "--no-feature-cache",
         action="store_true",
@@ -35,11 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
+    if args.debug:
+        os.environ[DEBUG_VARIABLE] = "1"
     try:
         return COMMANDS[args.command](args)
     except GraftError as exc:
+        if os.environ.get(DEBUG_VARIABLE) == "1" and (exc.__cause__ or exc.__context__):
+            traceback.print_exception(exc)
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was trained or written", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `graft plan ... | head`
         sys.stderr.close()
         return 0
@@ -89,10 +102,12 @@ def _run(args) -> int:
         args.out or default_out_dir(args.config),
         restart_from=args.restart_from,
         cache_features=not args.no_feature_cache,
+        wait=args.wait,
     )
     return 0
 
 
+DEBUG_VARIABLE = "GRAFT_DEBUG"
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run}
 
 if __name__ == "__main__":

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from graft.report import StageReport
 from graft.table import format_table
 
 
-def summary_table(reports: list[dict[str, Any]]) -> str:
+def summary_table(reports: list[StageReport]) -> str:
     """Stage, policy, start, trainable parameters, epochs, and the final ``val_*`` metrics
     (the training metrics where a stage has no validation data)."""
     metrics: list[str] = []
     for report in reports:
-        final = report["final_metrics"]
-        shown = [key for key in final if key.startswith("val_")] or list(final)
+        shown = [key for key in report.final_metrics if key.startswith("val_")] or list(report.final_metrics)
         metrics += [key for key in shown if key not in metrics]
     rows = [["stage", "policy", "starts from", "trainable", "epochs", *metrics]]
     for report in reports:
-        plan = report["plan"]
-        final = report["final_metrics"]
+        final = report.final_metrics
         rows.append(
             [
-                report["stage"],
-                plan["policy"],
-                plan["init"] or "fresh",
-                f"{plan['trainable_params']:,}",
-                str(report["epochs_run"]),
+                report.stage,
+                report.policy,
+                report.source or "fresh",
+                f"{report.trainable_params:,}",
+                str(report.epochs_run),
                 *(f"{final[key]:.4f}" if key in final else "-" for key in metrics),
             ]
         )

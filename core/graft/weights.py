@@ -22,6 +22,7 @@ FORMAT = "keras-graft weights 1"
 INDEX_KEY = "__graft_index__"
 
 Shapes = list[tuple[int, ...]]
+Weights = dict[str, list[np.ndarray]]  # layer name -> its arrays in get_weights() order
 
 
 class WeightsFileError(GraftError):
@@ -44,7 +45,10 @@ def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
     arrays[INDEX_KEY] = np.array(json.dumps({"format": FORMAT, "layers": index}))
     temporary = f"{path}.partial.npz"
     try:
-        np.savez(temporary, **arrays)
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -64,7 +68,7 @@ def read_index(path: str) -> dict[str, Shapes]:
     return {name: [tuple(shape) for shape in entry["shapes"]] for name, entry in index["layers"].items()}
 
 
-def read_weights(path: str) -> dict[str, list[np.ndarray]]:
+def read_weights(path: str) -> Weights:
     """Layer name -> weight arrays in ``get_weights()`` order."""
     with _open(path) as data:
         index = _index(data, path)
@@ -107,7 +111,7 @@ def _index(data, path: str) -> dict:
     return index
 
 
-def snapshot(layers: Iterable[LayerInfo]) -> dict[str, list[np.ndarray]]:
+def snapshot(layers: Iterable[LayerInfo]) -> Weights:
     """Copies of every layer's current weights, trainable and not (BN statistics included)."""
     return {info.name: [np.array(value, copy=True) for value in info.layer.get_weights()] for info in layers}
 

@@ -1,0 +1,106 @@
+"""What a finished stage reports (``report.json``), as typed records read back strictly.
+
+A report is the run directory's memory of a stage: resume, lineage, the summary
+table and ``init: {stage: ...}`` all read it, so it is parsed with the same strict
+converter as a spec and a damaged or foreign file is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from graft.convert import make_converter, structure
+from graft.problems import SpecProblem, format_path
+
+FORMAT = 2  # 2: file digests; reports without them (keras-graft 0.1 runs) are not reused
+
+
+@attrs.frozen
+class LayerLoad:
+    """Where one layer's starting weights came from, and the proof that they arrived."""
+
+    init: str  # new | loaded | reinitialised | none (as in the plan)
+    source: str | None = None
+    equal_to_source: bool | None = None
+
+
+@attrs.frozen
+class LayerCheck:
+    """What training did to one layer that has weights."""
+
+    trainable: bool
+    changed: bool
+
+
+@attrs.frozen
+class RoundResult:
+    """One round of a stage trained in rounds (one round for most policies)."""
+
+    round: int
+    label: str
+    unfrozen: list[str]
+    trainable_params: int
+    val_loss: float
+    features_cached: bool
+    kept: bool
+
+
+@attrs.frozen
+class StageReport:
+    """``report.json`` of a finished stage.
+
+    ``files`` maps every other file the stage published to ``sha256:<hex>``;
+    a finished stage is reused (resumed over, loaded from) only while they match.
+    """
+
+    stage: str
+    fingerprint: str
+    plan: dict[str, Any]
+    load: dict[str, LayerLoad]
+    verification: dict[str, LayerCheck]
+    final_metrics: dict[str, float]
+    epochs_run: int
+    features_cached: bool
+    lineage: dict[str, list[str]]
+    wall_time_s: float
+    versions: dict[str, str]
+    files: dict[str, str] = attrs.field(factory=dict)
+    rounds: list[RoundResult] = attrs.field(factory=list)
+    kept_round: int | None = None
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        data = _CONVERTER.unstructure(self)
+        if len(self.rounds) <= 1:  # one round: nothing to say beyond the stage itself
+            del data["rounds"], data["kept_round"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> StageReport:
+        """A report from parsed JSON; ``ValueError`` saying what is wrong if it is not one."""
+        try:
+            report = structure(_CONVERTER, data, cls)
+        except SpecProblem as problem:
+            path, message = problem.items[0]
+            raise ValueError(f"{format_path(path)}: {message}") from None
+        if report.format != FORMAT:
+            raise ValueError(f"report format {report.format}, this keras-graft reads format {FORMAT}")
+        return report
+
+    @property
+    def policy(self) -> str:
+        return self.plan["policy"]
+
+    @property
+    def source(self) -> str | None:
+        """``stage pretrain``, ``file ...``, or None for a fresh start."""
+        return self.plan["init"]
+
+    @property
+    def trainable_params(self) -> int:
+        return self.plan["trainable_params"]
+
+
+_CONVERTER = make_converter()

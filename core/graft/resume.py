@@ -1,0 +1,77 @@
+"""Which stages are finished and still valid, and where a run goes on.
+
+A stage's fingerprint hashes the model, the seed, the stage and every stage before
+it, so editing a stage invalidates it and every later one, never an earlier one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+
+from graft.rundir import RunDir, RunError
+from graft.specfile import SpecFile
+
+
+def stage_fingerprints(spec_file: SpecFile) -> list[str]:
+    """One hash per stage over the model, the seed, the stage and every stage before it."""
+    spec = spec_file.spec
+    digest = hashlib.sha256(_canonical([spec.seed, attrs.asdict(spec.model)]).encode())
+    prints = []
+    for stage in spec.stages:
+        digest.update(_canonical(attrs.asdict(stage)).encode())
+        prints.append(digest.copy().hexdigest()[:16])
+    return prints
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def first_stage_to_run(run_dir: RunDir, names: list[str], fingerprints: list[str], restart_from: str | None) -> int:
+    """Index of the first stage to run; every finished stage before it is verified and kept.
+
+    With ``restart_from`` the stages from there on are set aside (after the earlier
+    ones are checked); otherwise a finished stage from a different spec stops the
+    run before anything is overwritten.
+    """
+    if restart_from is not None:
+        return _restart(run_dir, names, fingerprints, restart_from)
+    first = len(names)
+    for index, name in enumerate(names):
+        if not run_dir.is_finished(name):
+            first = min(first, index)
+            continue
+        if run_dir.read_report(name).fingerprint != fingerprints[index]:
+            raise RunError(
+                f"{run_dir.stage_path(name)} was run from a different spec (the stage or one before it changed); "
+                f"nothing was overwritten. Use --restart-from {names[min(first, index)]} to run it again "
+                "(the old results are kept aside) or choose another --out"
+            )
+        if index > first:
+            raise RunError(
+                f"stage '{name}' is finished in {run_dir.path} but the earlier stage '{names[first]}' is not; "
+                f"use --restart-from {names[first]}"
+            )
+    return first
+
+
+def _restart(run_dir: RunDir, names: list[str], fingerprints: list[str], restart_from: str) -> int:
+    if restart_from not in names:
+        raise RunError(f"--restart-from {restart_from}: no such stage; stages: {', '.join(names)}")
+    first = names.index(restart_from)
+    for index, name in enumerate(names[:first]):
+        # the restarted stage starts from these: they must be finished, intact, from this spec
+        if not run_dir.is_finished(name):
+            why = f"the earlier stage '{name}' has not finished in {run_dir.path}"
+        elif run_dir.read_report(name).fingerprint != fingerprints[index]:
+            why = f"{run_dir.stage_path(name)} was run from a different spec"
+        else:
+            continue
+        raise RunError(f"--restart-from {restart_from}: {why}; nothing was moved. Use --restart-from {name}")
+    for name in names[first:]:
+        run_dir.set_aside(name)
+    return first

@@ -1,0 +1,135 @@
+"""Training one stage: round after round, each compiled for its decisions, verified when it ends.
+
+A policy's single set of decisions is one round.  A stage with several rounds
+stops on a plateau of the validation loss and keeps the best round's weights.
+While the extractor is frozen and deterministic, the heads train on its features
+computed once (see ``graft.feature_cache``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from graft.builder import BuiltModel
+from graft.callbacks import make_callbacks
+from graft.data import Dataset
+from graft.feature_cache import cache_features, extractor_is_constant
+from graft.losses import HeadLoss, compile_arguments, per_head
+from graft.observer import RunObserver
+from graft.optimizers import make_optimizer
+from graft.plan import StagePlan, apply_decisions
+from graft.report import RoundResult
+from graft.rounds import Plateau, Rounds
+from graft.spec import Stage
+from graft.verify import verify_frozen
+from graft.weights import snapshot
+
+History = dict[str, list[float]]
+
+
+@attrs.frozen
+class Trained:
+    """What training a stage did: one result and one Keras history per round run, the round kept,
+    and every layer that trained in some round."""
+
+    rounds: tuple[RoundResult, ...]
+    histories: tuple[History, ...]
+    ever_trainable: frozenset[str]
+
+    @property
+    def kept(self) -> int:
+        return next(result.round for result in self.rounds if result.kept)
+
+    @property
+    def epochs_run(self) -> int:
+        return sum(len(next(iter(history.values()), [])) for history in self.histories)
+
+
+@attrs.frozen
+class StageTraining:
+    """Everything ``train_stage`` needs besides the model: the stage, its plan and data, how its heads train."""
+
+    stage: Stage
+    plan: StagePlan
+    dataset: Dataset
+    losses: Mapping[str, HeadLoss]
+    cache_features: bool = True
+
+
+def train_stage(
+    keras, built: BuiltModel, rounds: Rounds, job: StageTraining, observer: RunObserver, log: Callable[[str], None]
+) -> Trained:
+    """Train round after round; stop on a plateau of the validation loss; keep the best round.
+
+    Every round recompiles after applying its decisions, and every layer frozen
+    in a round must come out of it bitwise unchanged.
+    """
+    stage = job.stage
+    plateau = Plateau(rounds.min_delta, rounds.patience)
+    several = len(rounds.steps) > 1
+    results: list[RoundResult] = []
+    histories: list[History] = []
+    ever_trainable: set[str] = set()
+    best = cached = None
+    for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds)):
+        if several:
+            log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
+        apply_decisions(built, step.decisions)
+        model, data = built.model, job.dataset
+        if job.cache_features and extractor_is_constant(built, step.decisions):
+            if cached is None:
+                log("   the extractor is frozen: its features are computed once and the heads train on them")
+                cached = cache_features(keras, built, job.dataset, stage.batch_size)
+            model, data = cached.heads, cached.data
+        model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
+        before = snapshot(built.layers)
+        observer.before_fit(stage, number, built)
+        history = fit(keras, model, data, stage, observer)
+        observer.after_fit(stage, number, built)
+        verify_frozen(built, step.decisions, before, stage.name)
+        ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
+        val_loss = history.get("val_loss", [math.nan])[-1]
+        results.append(
+            RoundResult(
+                round=number,
+                label=step.label,
+                unfrozen=list(step.unfrozen),
+                trainable_params=round_plan.trainable_params,
+                val_loss=val_loss,
+                features_cached=model is not built.model,
+                kept=False,
+            )
+        )
+        histories.append(history)
+        stop = plateau.update(val_loss)
+        if several and plateau.best_index == number:
+            best = snapshot(built.layers)
+        if stop:
+            break
+    kept = plateau.best_index if several and plateau.best_index >= 0 else len(results) - 1
+    if best is not None and kept != len(results) - 1:
+        for info in built.layers:
+            info.layer.set_weights(best[info.name])
+    if several:
+        log(f"   kept round {kept} ({results[kept].label}), validation loss {results[kept].val_loss:.4f}")
+    results = [attrs.evolve(result, kept=result.round == kept) for result in results]
+    return Trained(tuple(results), tuple(histories), frozenset(ever_trainable))
+
+
+def fit(keras, model: Any, data: Dataset, stage: Stage, observer: RunObserver) -> History:
+    """One ``model.fit`` over the stage's data; the Keras history as plain floats."""
+    history = model.fit(
+        data.x,
+        per_head(data.y)[0],
+        validation_data=(data.x_val, per_head(data.y_val)[0]) if data.has_validation else None,
+        epochs=stage.epochs,
+        batch_size=stage.batch_size,
+        callbacks=[*make_callbacks(keras, stage.callbacks), *observer.keras_callbacks()],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return {key: [float(value) for value in values] for key, values in history.history.items()}
