@@ -216,7 +216,7 @@ LAYERS = infos(("gru_1", "extractor"), ("gru_2", "extractor"), ("gru_3", "extrac
 
 
 def test_transfer_policy_returns_the_plugins_decisions(registry):
-    decisions = registry.transfer_policy("prefix", PrefixPolicyParams(freeze_prefix="gru_"), LAYERS)
+    decisions = registry.transfer_policy("prefix", PrefixPolicyParams(freeze_prefix="gru_"), LAYERS).first
 
     assert decisions == {
         "gru_1": graft.LayerDecision(trainable=False, init="load"),
@@ -227,7 +227,7 @@ def test_transfer_policy_returns_the_plugins_decisions(registry):
 
 
 def test_transfer_policy_params_reach_the_plugin(registry):
-    decisions = registry.transfer_policy("prefix", PrefixPolicyParams(freeze_prefix="gru_1", reinit_heads=True), LAYERS)
+    decisions = registry.transfer_policy("prefix", PrefixPolicyParams(freeze_prefix="gru_1", reinit_heads=True), LAYERS).first
 
     assert {name: (d.trainable, d.init) for name, d in decisions.items()} == {
         "gru_1": (False, "load"),
@@ -241,10 +241,10 @@ def test_transfer_policy_of_a_builtin_through_the_facade():
     registry = Registry.discover(enabled=set())  # built-ins only
     layers_params = registry.params_class("policy", "layers")(freeze=["gru_1", "gru_2"], train=["gru_3"])
 
-    decisions = registry.transfer_policy("layers", layers_params, LAYERS)
+    decisions = registry.transfer_policy("layers", layers_params, LAYERS).first
 
     assert [name for name, decision in decisions.items() if not decision.trainable] == ["gru_1", "gru_2"]
-    assert registry.transfer_policy("continue", None, LAYERS) == {
+    assert registry.transfer_policy("continue", None, LAYERS).first == {
         info.name: graft.LayerDecision(trainable=True) for info in LAYERS
     }
 

@@ -108,8 +108,8 @@ def test_plugin_raising_import_error_is_broken_and_the_others_still_work(site):
     assert info_of(registry, "steady").status == "ok"
     assert registry.names("head") == ["steady"]
     assert registry.names("extractor") == ["stack"]
-    assert registry.build_head("steady", None, "features", "level") == ("head", "level")
-    assert registry.build_extractor("stack", None, [4, 2]) == ("extractor", (4, 2))
+    assert registry.get("head", "steady").plugin.build_head(None, "features", "level") == ("head", "level")
+    assert registry.get("extractor", "stack").plugin.build_extractor(None, (4, 2)) == ("extractor", (4, 2))
 
 
 def test_looking_up_a_broken_plugin_names_distribution_entry_point_and_cause(site):
@@ -179,7 +179,7 @@ def test_misspelt_hookimpl_is_broken_with_a_suggestion(site):
     assert info.error == "'build_extractr' is not a graft hook — did you mean 'build_extractor'?"
     assert "is not a graft hook — did you mean 'build_extractor'?" in error_of(registry, "extractor", "typo")
     assert registry.names("head") == ["steady"]
-    assert registry.build_head("steady", None, "f", "level") == ("head", "level")
+    assert registry.get("head", "steady").plugin.build_head(None, "f", "level") == ("head", "level")
 
 
 def test_several_unknown_hookimpls_are_all_named(site):
@@ -378,7 +378,7 @@ def test_register_in_process_plugin_class():
 
     assert (info.status, info.provides, info.distribution) == ("ok", ("head",), "(in-process)")
     assert isinstance(registry.get("head", "mine").plugin, InProcessHead)
-    assert registry.build_head("mine", None, "f", "out") == ("in-process", "out")
+    assert registry.get("head", "mine").plugin.build_head(None, "f", "out") == ("in-process", "out")
     assert "mine" not in Registry().names("head"), "registration is per Registry"
 
 

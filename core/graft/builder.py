@@ -7,12 +7,16 @@ from typing import Any
 
 import attrs
 
+from graft.autonames import recording_auto_names
 from graft.backend import import_keras
 from graft.layers import EXTRACTOR, LayerInfo
+from graft.problems import Path, Problems
 from graft.registry import PluginError, Registry
 from graft.spec import ExtractorRef, HeadSpec
 
 INPUT_NAME = "input"
+EXTRACTOR_AT: Path = ("model", "extractor")
+MODEL_HEADS_AT: Path = ("model", "heads")
 
 
 @attrs.frozen
@@ -52,41 +56,83 @@ class ModelBuilder:
         extractor: ExtractorRef,
         heads: Mapping[str, HeadSpec],
         base_dir: str = ".",
+        heads_at: Path = MODEL_HEADS_AT,
     ) -> None:
+        """``heads_at`` is the YAML path of ``heads`` (``("stages", 1, "heads")`` for a stage's own)."""
         self.registry = registry
         self.base_dir = base_dir
         self.input_shape = tuple(input_shape)
         self.extractor_ref = extractor
         self.head_specs = dict(heads)
+        self.heads_at = tuple(heads_at)
 
     def build(self, seed: int) -> BuiltModel:
-        """A fresh model with seeded initial weights; the same seed gives the same weights."""
+        """A fresh model with seeded initial weights; the same seed gives the same weights.
+
+        Problems of the spec (a plugin's ``SpecProblem``, a head name taken by the
+        extractor) raise ``SpecProblem`` at their YAML paths; a plugin that breaks
+        the hook contract raises ``PluginError``.
+        """
         keras = import_keras()
-        keras.backend.clear_session()  # auto-generated names restart, so names are stable across builds
+        keras.backend.clear_session()  # Keras's own names restart, so they are stable across builds
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape=self.input_shape, name=INPUT_NAME)
-        extractor = self.registry.build_extractor(
-            self.extractor_ref.plugin, self.extractor_ref.params, self.input_shape, self.base_dir
-        )
-        if not isinstance(extractor, keras.Model):
-            raise PluginError(
-                f"extractor plugin '{self.extractor_ref.plugin}' "
-                f"({self.registry.origin('extractor', self.extractor_ref.plugin)}) returned "
-                f"{type(extractor).__name__}, not a keras.Model"
+        with recording_auto_names(keras) as generated:
+            extractor = self.registry.build_extractor(
+                self.extractor_ref.plugin, self.extractor_ref.params, self.input_shape, self.base_dir, at=EXTRACTOR_AT
             )
-        features = extractor(inputs)
-        outputs = [
-            self.registry.build_head(head.plugin, head.params, features, name)
-            for name, head in self.head_specs.items()
-        ]
-        model = keras.Model(inputs, outputs, name="graft_model")
-        for name, head in self.head_specs.items():
-            if name not in model.output_names:
+            self._check_head_names(keras, extractor)
+            features = self._apply_extractor(extractor, inputs)
+            outputs = [
+                self.registry.build_head(head.plugin, head.params, features, name, at=(*self.heads_at, name))
+                for name, head in self.head_specs.items()
+            ]
+        model = self._compose(keras, inputs, outputs)
+        infos = self._layer_infos(keras, model, extractor)
+        self._reject_generated_names(infos, generated)
+        return BuiltModel(model, extractor, infos, features)
+
+    def _blame(self, part: str) -> str:
+        """``extractor plugin 'gru' (distribution ...)`` for a part of the model."""
+        kind, plugin = ("extractor", self.extractor_ref.plugin) if part == EXTRACTOR else ("head", self.head_specs[part].plugin)
+        return f"{kind} plugin '{plugin}' ({self.registry.origin(kind, plugin)})"
+
+    def _check_head_names(self, keras, extractor) -> None:
+        """A head is named after its output layer, so it must not take a name the model already uses."""
+        taken = {INPUT_NAME: "the model's input", extractor.name: "the extractor model"}
+        for layer in leaf_layers(keras, extractor, inputs=True):
+            taken.setdefault(layer.name, f"a layer of the extractor ({type(layer).__name__})")
+        problems = Problems()
+        for name in self.head_specs:
+            if name in taken:
+                problems.add((*self.heads_at, name), f"head name '{name}' is taken by {taken[name]}; rename the head")
+        problems.raise_all()
+
+    def _apply_extractor(self, extractor, inputs):
+        try:
+            return extractor(inputs)
+        except Exception as exc:  # noqa: BLE001 - Keras says why the model does not take this input
+            raise PluginError(
+                f"{self._blame(EXTRACTOR)} built a model that does not take model.input_shape "
+                f"{list(self.input_shape)}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _compose(self, keras, inputs, outputs):
+        try:
+            return keras.Model(inputs, outputs, name="graft_model")
+        except ValueError as exc:  # a head built on something else than the features, or a name used twice
+            plugins = ", ".join(sorted({f"'{head.plugin}'" for head in self.head_specs.values()}))
+            raise PluginError(f"the heads (plugins {plugins}) do not compose with the extractor into one model: {exc}") from None
+
+    def _reject_generated_names(self, infos: tuple[LayerInfo, ...], generated: set[str]) -> None:
+        """Every layer must carry an explicit name: a name Keras made up changes with build order."""
+        for info in infos:
+            if info.name in generated:
                 raise PluginError(
-                    f"head plugin '{head.plugin}' ({self.registry.origin('head', head.plugin)}) must name "
-                    f"the output layer of head '{name}' '{name}'; outputs are named {', '.join(model.output_names)}"
+                    f"{self._blame(info.part)} created layer '{info.name}' ({info.class_name}) without a name, "
+                    f"so Keras named it '{info.name}', a name that changes with what was built before; "
+                    "give every layer an explicit name=, policies and weight transfer address layers by name"
                 )
-        return BuiltModel(model, extractor, self._layer_infos(keras, model, extractor), features)
 
     def _layer_infos(self, keras, model, extractor) -> tuple[LayerInfo, ...]:
         extractor_layers = [(layer, EXTRACTOR) for layer in leaf_layers(keras, extractor)]
@@ -116,13 +162,13 @@ class ModelBuilder:
         return max(owners, key=len)
 
 
-def leaf_layers(keras, model) -> list:
-    """The non-input layers of ``model``, nested models flattened, in model order."""
+def leaf_layers(keras, model, inputs: bool = False) -> list:
+    """The layers of ``model``, nested models flattened, in model order; input layers only if ``inputs``."""
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            found += leaf_layers(keras, layer)
-        elif not isinstance(layer, keras.layers.InputLayer):
+            found += leaf_layers(keras, layer, inputs)
+        elif inputs or not isinstance(layer, keras.layers.InputLayer):
             found.append(layer)
     return found
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from graft.problems import Path, SpecProblem, did_you_mean, listing
+from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
 
 EXTRACTOR = "extractor"
 
@@ -70,13 +70,9 @@ def match_layers(patterns: Sequence[str], layers: Sequence[LayerInfo], path: Pat
     """Names matched by any of ``patterns``, in model order; every pattern that
     matches nothing is reported at ``path + (index,)``."""
     matched: set[str] = set()
-    problems = []
+    problems = Problems()
     for index, pattern in enumerate(patterns):
-        try:
+        with problems.collect():
             matched.update(match_pattern(pattern, layers, (*path, index)))
-        except SpecProblem as problem:
-            problems.append(problem)
-    problem = SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
     return [info.name for info in layers if info.name in matched]

@@ -12,7 +12,7 @@ import attrs
 
 from graft.builder import BuiltModel, ModelBuilder
 from graft.layers import LayerDecision
-from graft.problems import Path, SpecProblem
+from graft.problems import Path, Problems, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
 from graft.specfile import SpecFile
@@ -91,25 +91,17 @@ def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> Bu
     """The model stage ``index`` trains: the spec's extractor with the stage's heads."""
     spec = spec_file.spec
     stage = spec.stages[index]
+    heads_at: Path = ("stages", index, "heads") if stage.heads is not None else ("model", "heads")
     builder = ModelBuilder(
-        registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage), spec_file.base_dir
+        registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage), spec_file.base_dir, heads_at
     )
     return builder.build(seed=spec.seed + index)
 
 
 def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> Rounds:
-    """The stage's policy decisions (one round, or several), checked to cover every layer."""
+    """The stage's policy decisions (one round, or several), checked by the registry to cover every layer."""
     policy = spec_file.spec.stages[index].policy
-    at: Path = ("stages", index, "policy")
-    try:
-        rounds = as_rounds(registry.transfer_policy(policy.plugin, policy.params, built.layers))
-    except SpecProblem as problem:
-        raise SpecProblem.combine([SpecProblem(path, message) for path, message in problem.prefixed((*at, "params"))])
-    for step in rounds.steps:
-        missing = [info.name for info in built.layers if info.name not in step.decisions]
-        if missing:
-            raise SpecProblem(at, f"policy plugin '{policy.plugin}' decided nothing for {', '.join(missing)}")
-    return rounds
+    return registry.transfer_policy(policy.plugin, policy.params, built.layers, at=("stages", index, "policy"))
 
 
 def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> None:
@@ -124,7 +116,9 @@ def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> tuple[
     if init is None:
         return None, None
     if init.stage is not None:
-        prior = next(plan for plan in plans if plan.name == init.stage)
+        prior = next((plan for plan in plans if plan.name == init.stage), None)
+        if prior is None:  # that stage's model could not be built; its problems are reported
+            return f"stage {init.stage}", None
         return f"stage {init.stage}", {layer.name: layer.shapes for layer in prior.layers}
     path = spec_file.resolve(init.weights)
     try:
@@ -143,7 +137,7 @@ def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Round
 
 
 def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePlan:
-    problems = []
+    problems = Problems()
     layers = []
     round_plans = []
     for step in reversed(rounds.steps):  # ends with the first round applied
@@ -167,9 +161,7 @@ def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePla
                 shapes=shapes,
             )
         )
-    problem = SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
     model = built.model
     return StagePlan(
         name=stage.name,
@@ -183,7 +175,7 @@ def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePla
     )
 
 
-def _init_of(name, shapes, decision, label, source_shapes, problems, index) -> tuple[str, str | None]:
+def _init_of(name, shapes, decision, label, source_shapes, problems: Problems, index) -> tuple[str, str | None]:
     if not shapes:
         return NO_WEIGHTS, None
     if source_shapes is None:
@@ -193,15 +185,13 @@ def _init_of(name, shapes, decision, label, source_shapes, problems, index) -> t
     at: Path = ("stages", index, "policy")
     hint = "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head' for heads)"
     if name not in source_shapes:
-        problems.append(SpecProblem(at, f"layer '{name}' is to be loaded but {label} has no such layer; {hint}"))
+        problems.add(at, f"layer '{name}' is to be loaded but {label} has no such layer; {hint}")
         return NEW, None
     if [tuple(shape) for shape in source_shapes[name]] != shapes:
-        problems.append(
-            SpecProblem(
-                at,
-                f"layer '{name}' has weight shapes {_shapes(shapes)} here but "
-                f"{_shapes(source_shapes[name])} in {label}; {hint}",
-            )
+        problems.add(
+            at,
+            f"layer '{name}' has weight shapes {_shapes(shapes)} here but "
+            f"{_shapes(source_shapes[name])} in {label}; {hint}",
         )
         return NEW, None
     return LOADED, label
@@ -231,19 +221,23 @@ def _count(weights) -> int:
 def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
     """Plan every stage; raise one ``SpecError`` with every problem of every stage."""
     plans: list[StagePlan] = []
-    items: list[tuple[Path, str]] = []
+    problems = Problems()
     for index in range(len(spec_file.spec.stages)):
-        built = build_stage_model(spec_file, registry, index)
+        try:
+            built = build_stage_model(spec_file, registry, index)
+        except SpecProblem as problem:  # the next stages are still built: their own heads may have problems
+            problems.extend(problem)
+            continue
         try:
             rounds = decide(spec_file, registry, index, built)
             plans.append(plan_stage(spec_file, index, built, rounds, plans))
         except SpecProblem as problem:
-            items += problem.items
+            problems.extend(problem)
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
             plans.append(_plan(spec_file.spec.stages[index], index, built, everything, None, None))
-    if items:
-        raise spec_file.error(items)
+    if problems:
+        raise spec_file.error(dict.fromkeys(problems.items))  # every stage builds the same extractor: once each
     return plans
 
 

@@ -2,23 +2,31 @@
 
 No other module calls ``pm.hook``: the ``Registry`` methods ``build_extractor``,
 ``build_head``, ``transfer_policy`` and ``load_data`` call exactly the plugin a
-spec names.
+spec names, under the error contract documented in ``graft.hookspecs``, and check
+what it returns (``graft.hookresults``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import re
-import inspect
+import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
-from graft import hookspecs
-from graft.problems import GraftError, did_you_mean, listing
+from graft import hookresults, hookspecs
+from graft.backend import import_keras
+from graft.problems import GraftError, Path, SpecProblem, did_you_mean, listing
+
+if TYPE_CHECKING:
+    from graft.data import Dataset
+    from graft.layers import LayerInfo
+    from graft.rounds import Rounds
 
 GROUP = "graft"
 CORE_DISTRIBUTION = "keras-graft"
@@ -30,6 +38,19 @@ KIND_OF_HOOK = {
     "load_data": "data source",
 }
 HOOK_OF_KIND = {kind: hook for hook, kind in KIND_OF_HOOK.items()}
+DEBUG_VARIABLE = "GRAFT_DEBUG"
+DEBUG_HINT = f" (set {DEBUG_VARIABLE}=1 or use graft --debug for the traceback)"
+HEAVY_MODULES = ("tensorflow", "keras")
+SLOW_IMPORT = "imports TensorFlow when loaded: graft validate gets slow; import keras inside the hooks"
+
+
+def debug_enabled(environ=os.environ) -> bool:
+    """True when ``GRAFT_DEBUG`` is set (not empty, not 0): plugin errors keep their original exception chained."""
+    return environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def _heavy_modules_loaded() -> set[str]:
+    return {name for name in HEAVY_MODULES if name in sys.modules}
 
 
 class PluginError(GraftError):
@@ -48,6 +69,7 @@ class PluginInfo:
     provides: tuple[str, ...] = ()
     error: str | None = None
     status: str = "ok"  # ok | broken | conflict | disabled
+    imports_tensorflow: bool = False  # loading the entry point put tensorflow or keras into sys.modules
 
     @property
     def origin(self) -> str:
@@ -108,11 +130,13 @@ class Registry:
                     info.error = f"not listed in {ENABLE_VARIABLE}"
                     registry.infos.append(info)
                     continue
+                heavy_before = _heavy_modules_loaded()
                 try:
                     loaded = entry_point.load()
                 except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
                     registry._add_broken(info, f"{type(exc).__name__}: {exc}")
                     continue
+                info.imports_tensorflow = bool(_heavy_modules_loaded() - heavy_before)
                 registry._add(info, loaded)
         return registry
 
@@ -223,27 +247,61 @@ class Registry:
         return next(impl for impl in caller.get_hookimpls() if impl.plugin is plugin)
 
     # -- the typed facade over pm.hook ---------------------------------------
+    #
+    # ``at`` is the YAML path of the spec entry the call serves (``("model", "extractor")``,
+    # ``("stages", 1, "data")``); a SpecProblem from the hook comes out with its paths
+    # under ``at + ("params",)``.  ``at=None`` leaves them relative to the params.
 
-    def _call(self, kind: str, name: str, /, **kwargs: Any) -> Any:
+    def build_extractor(
+        self, name: str, params: Any, input_shape: tuple[int, ...], base_dir: str = ".", *, at: Path | None = None
+    ) -> Any:
+        """The extractor's ``keras.Model``."""
+        keras = import_keras()
+        answer = self._call("extractor", name, at, params=params, input_shape=tuple(input_shape), base_dir=base_dir)
+        return self._checked("extractor", name, hookresults.extractor_model, keras, answer)
+
+    def build_head(self, name: str, params: Any, features: Any, head_name: str, *, at: Path | None = None) -> Any:
+        """The head's output tensor, made by a layer named ``head_name``."""
+        answer = self._call("head", name, at, params=params, features=features, name=head_name)
+        return self._checked("head", name, hookresults.head_output, answer, head_name)
+
+    def transfer_policy(
+        self, name: str, params: Any, layers: tuple[LayerInfo, ...], *, at: Path | None = None
+    ) -> Rounds:
+        """The policy's decision for every layer of ``layers``, as rounds (one for most policies)."""
+        answer = self._call("policy", name, at, params=params, layers=layers)
+        return self._checked("policy", name, hookresults.policy_rounds, answer, layers)
+
+    def load_data(self, name: str, params: Any, base_dir: str, *, at: Path | None = None) -> Dataset:
+        """The stage's ``graft.Dataset``."""
+        answer = self._call("data source", name, at, params=params, base_dir=base_dir)
+        return self._checked("data source", name, hookresults.dataset, answer)
+
+    def _call(self, kind: str, name: str, at: Path | None, /, **kwargs: Any) -> Any:
+        """Call the hook of plugin ``name`` alone, under the error contract of ``graft.hookspecs``."""
         info = self.get(kind, name)
+        hook = HOOK_OF_KIND[kind]
         others = [plugin for plugin in self.pm.get_plugins() if plugin is not info.plugin]
-        caller = self.pm.subset_hook_caller(HOOK_OF_KIND[kind], remove_plugins=others)
-        results = caller(**kwargs)
+        caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        try:
+            results = caller(**kwargs)
+        except SpecProblem as problem:
+            if at is None:
+                raise
+            raise SpecProblem.of(problem.prefixed((*at, "params"))) from (problem if debug_enabled() else None)
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises ends as one message naming it
+            raise PluginError(
+                f"{kind} plugin '{name}' ({info.origin}) failed in {hook}: {type(exc).__name__}: {exc}{DEBUG_HINT}"
+            ) from (exc if debug_enabled() else None)
         if not results:
-            raise PluginError(f"{kind} plugin '{name}' ({info.origin}) returned nothing from {HOOK_OF_KIND[kind]}")
+            raise PluginError(f"{kind} plugin '{name}' ({info.origin}) returned nothing from {hook}")
         return results[0]
 
-    def build_extractor(self, name: str, params: Any, input_shape: tuple[int, ...], base_dir: str = ".") -> Any:
-        return self._call("extractor", name, params=params, input_shape=tuple(input_shape), base_dir=base_dir)
-
-    def build_head(self, name: str, params: Any, features: Any, head_name: str) -> Any:
-        return self._call("head", name, params=params, features=features, name=head_name)
-
-    def transfer_policy(self, name: str, params: Any, layers: tuple) -> dict:
-        return self._call("policy", name, params=params, layers=layers)
-
-    def load_data(self, name: str, params: Any, base_dir: str) -> Any:
-        return self._call("data source", name, params=params, base_dir=base_dir)
+    def _checked(self, kind: str, name: str, check, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except hookresults.WrongAnswer as wrong:
+            raise PluginError(f"{kind} plugin '{name}' ({self.origin(kind, name)}) {HOOK_OF_KIND[kind]}: {wrong}") from None
 
     def origin(self, kind: str, name: str) -> str:
         return self.get(kind, name).origin
@@ -256,7 +314,12 @@ def describe(infos: Iterable[PluginInfo]) -> list[dict[str, str]]:
             "name": info.name,
             "provides": ", ".join(info.provides) or "-",
             "distribution": f"{info.distribution} {info.version}".strip(),
-            "status": info.status if not info.error else f"{info.status}: {info.error}",
+            "status": _status(info),
         }
         for info in sorted(infos, key=lambda info: info.name)
     ]
+
+
+def _status(info: PluginInfo) -> str:
+    status = info.status if not info.error else f"{info.status}: {info.error}"
+    return f"{status} ({SLOW_IMPORT})" if info.imports_tensorflow else status

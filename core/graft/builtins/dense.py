@@ -17,7 +17,11 @@ from __future__ import annotations
 import attrs
 
 from graft import hookimpl
-from graft.validators import each, fraction, one_of, positive
+from graft.memory import check_allocation
+from graft.problems import Problems
+from graft.validators import between, each, fraction, one_of
+
+MAX_UNITS = 2**31 - 1  # TensorFlow shapes are int32
 
 ACTIVATIONS = (
     "linear", "relu", "sigmoid", "softmax", "tanh", "elu", "selu",
@@ -27,9 +31,9 @@ ACTIVATIONS = (
 
 @attrs.frozen
 class DenseHeadParams:
-    units: int = attrs.field(validator=positive)
+    units: int = attrs.field(validator=between(1, MAX_UNITS))
     activation: str = attrs.field(default="linear", validator=one_of(ACTIVATIONS))
-    hidden: list[int] = attrs.field(factory=list, validator=each(positive))
+    hidden: list[int] = attrs.field(factory=list, validator=each(between(1, MAX_UNITS)))
     hidden_activation: str = attrs.field(default="relu", validator=one_of(ACTIVATIONS))
     dropout: float = attrs.field(default=0.0, validator=fraction)
 
@@ -38,6 +42,7 @@ class DenseHeadParams:
 def build_head(params: DenseHeadParams, features, name):
     import keras
 
+    check_weights(params, features.shape[-1], name)
     x = features
     sizes = [*params.hidden, params.units]
     for index, units in enumerate(sizes, start=1):
@@ -50,3 +55,15 @@ def build_head(params: DenseHeadParams, features, name):
             name=name if last else f"{name}_hidden_{index}",
         )(x)
     return x
+
+
+def check_weights(params: DenseHeadParams, features: int | None, name: str) -> None:
+    """Refuse Dense layers whose weights ((inputs + 1) * units values) would not fit in memory."""
+    problems = Problems()
+    size = int(features or 1)  # an unknown feature size counts as 1
+    paths = [("hidden", index) for index in range(len(params.hidden))] + [("units",)]
+    for units, path in zip([*params.hidden, params.units], paths):
+        with problems.collect():
+            check_allocation((size + 1) * units, f"head '{name}' Dense of {units:,} units on {size:,} inputs", path)
+        size = units
+    problems.raise_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.problems import Problems
 from graft.validators import one_of, positive
 
 Decisions = dict[str, LayerDecision]
@@ -78,27 +79,25 @@ class Layers:
 
     @hookimpl
     def transfer_policy(self, params: LayersParams, layers: tuple[LayerInfo, ...]) -> Decisions:
-        problems: list[SpecProblem] = []
+        problems = Problems()
         hits = {key: _match_each(getattr(params, key), layers, key, problems) for key in ("freeze", "train", "reinit")}
         frozen = set().union(*hits["freeze"])
         batch_norm = {info.name for info in layers if info.is_batch_norm}
         for index, names in enumerate(hits["train"]):
             if names & frozen:
-                problems.append(SpecProblem(("train", index), f"{_names(names & frozen)} also listed under freeze"))
+                problems.add(("train", index), f"{_names(names & frozen)} also listed under freeze")
             if params.freeze_batch_norm and names & batch_norm:
-                problems.append(SpecProblem(
+                problems.add(
                     ("train", index),
                     f"{_names(names & batch_norm)}: BatchNormalization stays frozen while freeze_batch_norm "
                     "is true; set freeze_batch_norm: false to train it",
-                ))
+                )
         for index, names in enumerate(hits["reinit"]):
             if names & frozen:
-                problems.append(SpecProblem(
+                problems.add(
                     ("reinit", index), f"{_names(names & frozen)} would stay frozen at random values; remove it from freeze"
-                ))
-        problem = SpecProblem.combine(problems)
-        if problem:
-            raise problem
+                )
+        problems.raise_all()
         train = set().union(*hits["train"], *hits["reinit"])
         reinit = set().union(*hits["reinit"])
 
@@ -113,15 +112,13 @@ class Layers:
         }
 
 
-def _match_each(patterns, layers, key, problems) -> list[set[str]]:
-    """One set of names per pattern; problems collected, not raised, so all are reported."""
-    found = []
+def _match_each(patterns, layers, key, problems: Problems) -> list[set[str]]:
+    """One set of names per pattern (empty where it matches nothing); problems collected, so all are reported."""
+    found: list[set[str]] = []
     for index, pattern in enumerate(patterns):
-        try:
-            found.append(set(match_pattern(pattern, layers, (key, index))))
-        except SpecProblem as problem:
-            problems.append(problem)
-            found.append(set())
+        found.append(set())
+        with problems.collect():
+            found[-1].update(match_pattern(pattern, layers, (key, index)))
     return found
 
 

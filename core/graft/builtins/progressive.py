@@ -25,6 +25,7 @@ from __future__ import annotations
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.problems import Problems
 from graft.rounds import Round, Rounds
 from graft.validators import non_negative, positive
 
@@ -68,21 +69,19 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
     if not params.groups:
         return [[info.name] for info in reversed(trainable)]
     allowed = {info.name for info in trainable}
-    groups, problems, taken = [], [], set()
+    groups, problems, taken = [], Problems(), set()
     for index, pattern in enumerate(params.groups):
         try:
             # matched against every layer, so that a head's name is not reported as missing from the model
             names = [name for name in match_pattern(pattern, layers, ("groups", index)) if name in allowed]
         except SpecProblem as problem:
-            problems.append(problem)
+            problems.extend(problem)
             continue
         if not names:
-            problems.append(SpecProblem(("groups", index), f"'{pattern}' matches no extractor layer that can train"))
+            problems.add(("groups", index), f"'{pattern}' matches no extractor layer that can train")
         elif taken & set(names):
-            problems.append(SpecProblem(("groups", index), f"{', '.join(sorted(taken & set(names)))} is in an earlier group too"))
+            problems.add(("groups", index), f"{', '.join(sorted(taken & set(names)))} is in an earlier group too")
         taken.update(names)
         groups.append(names)
-    problem = SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
     return groups

@@ -21,11 +21,16 @@ pooling layer named ``conv_pool`` gives features of shape ``(batch, filters)``.
         pooling: average    # average (default) | max
 """
 
+import math
+
 import attrs
 
 import graft
 from graft import validators
+from graft.memory import check_allocation
+from graft.problems import Problems
 
+MAX_SIZE = 2**31 - 1  # TensorFlow shapes are int32
 INPUT_NAME = "conv1d_input"
 POOL_NAME = "conv_pool"
 # Activation names that Keras 2.15 and Keras 3 both accept.
@@ -40,16 +45,16 @@ class ConvLayer:
     """One Conv1D: its layer name and shape."""
 
     name: str = attrs.field(validator=validators.identifier)
-    filters: int = attrs.field(validator=validators.positive)
-    kernel_size: int = attrs.field(validator=validators.positive)
-    strides: int = attrs.field(default=1, validator=validators.positive)
+    filters: int = attrs.field(validator=validators.between(1, MAX_SIZE))
+    kernel_size: int = attrs.field(validator=validators.between(1, MAX_SIZE))
+    strides: int = attrs.field(default=1, validator=validators.between(1, MAX_SIZE))
     padding: str = attrs.field(default="same", validator=validators.one_of(("same", "valid")))
 
 
 def _unique_names(instance, attribute, layers) -> None:
     """No two Keras layers the params create may share a name."""
     seen = {INPUT_NAME: "the input layer", POOL_NAME: "the pooling layer"}
-    problems = []
+    problems = Problems()
     for index, layer in enumerate(layers):
         made = {layer.name: f"layers[{index}]"}
         if instance.batch_norm:
@@ -57,13 +62,9 @@ def _unique_names(instance, attribute, layers) -> None:
             made[f"{layer.name}_act"] = f"the activation of layers[{index}]"
         clashes = [name for name in made if name in seen]
         if clashes:
-            problems.append(graft.SpecProblem(
-                (attribute.name, index, "name"), f"duplicate layer name '{clashes[0]}' (also {seen[clashes[0]]})"
-            ))
+            problems.add((attribute.name, index, "name"), f"duplicate layer name '{clashes[0]}' (also {seen[clashes[0]]})")
         seen = {**made, **seen}
-    problem = graft.SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
 
 
 @attrs.frozen
@@ -82,7 +83,8 @@ def build_extractor(params: Conv1DParams, input_shape):
     import keras
 
     if len(input_shape) != 2:
-        raise ValueError(f"the conv1d extractor needs model.input_shape [steps, channels], got {list(input_shape)}")
+        raise graft.SpecProblem((), f"the conv1d extractor needs model.input_shape [steps, channels], got {list(input_shape)}")
+    check_shapes(params, input_shape)
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
     x = inputs
     for layer in params.layers:
@@ -101,3 +103,25 @@ def build_extractor(params: Conv1DParams, input_shape):
     pool = keras.layers.GlobalAveragePooling1D if params.pooling == "average" else keras.layers.GlobalMaxPooling1D
     x = pool(name=POOL_NAME)(x)
     return keras.Model(inputs, x, name="conv1d_extractor")
+
+
+def check_shapes(params: Conv1DParams, input_shape) -> None:
+    """Every kernel must fit the steps that reach its layer, and every layer's weights must fit in memory."""
+    steps, channels = input_shape
+    problems = Problems()
+    for index, layer in enumerate(params.layers):
+        with problems.collect(("layers", index)):
+            check_allocation(layer.kernel_size * channels * layer.filters + layer.filters,
+                             f"layer '{layer.name}' (filters {layer.filters:,}, kernel_size {layer.kernel_size:,})",
+                             ("filters",))
+        if layer.padding == "valid" and layer.kernel_size > steps:
+            problems.add(
+                ("layers", index, "kernel_size"),
+                f"kernel_size {layer.kernel_size} is longer than the {steps} steps that reach layer '{layer.name}' "
+                f"(model.input_shape {list(input_shape)}"
+                f"{', after the layers before it' if index else ''}); use a smaller kernel or padding: same",
+            )
+            break  # the steps after this layer are undefined
+        steps = (steps - layer.kernel_size) // layer.strides + 1 if layer.padding == "valid" else math.ceil(steps / layer.strides)
+        channels = layer.filters
+    problems.raise_all()

@@ -5,6 +5,8 @@ import textwrap
 import pytest
 import yaml
 
+import graft
+
 import graft_conv1d
 from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
@@ -50,7 +52,7 @@ def test_defaults():
 
 
 def test_negative_filters():
-    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "filters"), "must be greater than 0, got -4")]
+    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "filters"), "must be from 1 to 2,147,483,647, got -4")]
 
 
 def test_string_filters():
@@ -149,8 +151,31 @@ def test_model_with_batch_norm_and_max_pooling():
 
 
 def test_wrong_input_rank():
-    with pytest.raises(ValueError, match=r"\[steps, channels\], got \[12, 3, 1\]"):
+    with pytest.raises(graft.SpecProblem, match=r"model.input_shape \[steps, channels\], got \[12, 3, 1\]"):
         build({"layers": layers(4)}, input_shape=(12, 3, 1))
+
+
+def test_kernel_longer_than_the_input_with_valid_padding_is_refused_at_its_path():
+    raw = {"layers": [{"name": "a", "filters": 2, "kernel_size": 3, "strides": 2, "padding": "valid"},
+                      {"name": "b", "filters": 2, "kernel_size": 6, "padding": "valid"}]}
+    with pytest.raises(graft.SpecProblem) as caught:
+        build(raw, input_shape=(12, 3))  # a leaves (12 - 3) // 2 + 1 = 5 steps for b
+    assert caught.value.items == [(
+        ("layers", 1, "kernel_size"),
+        "kernel_size 6 is longer than the 5 steps that reach layer 'b' (model.input_shape [12, 3], "
+        "after the layers before it); use a smaller kernel or padding: same",
+    )]
+
+
+def test_kernel_longer_than_the_input_with_same_padding_builds():
+    model = build({"layers": [{"name": "a", "filters": 2, "kernel_size": 20}]}, input_shape=(12, 3))
+    assert tuple(model.output_shape) == (None, 2)
+
+
+def test_filters_too_large_for_memory_are_refused_at_their_path():
+    with pytest.raises(graft.SpecProblem) as caught:
+        build({"layers": [{"name": "a", "filters": 2**31 - 1, "kernel_size": 2**20}]}, input_shape=(12, 3))
+    assert [path for path, _ in caught.value.items] == [("layers", 0, "filters")]
 
 
 # -- packaging -----------------------------------------------------------------

@@ -21,8 +21,11 @@ import attrs
 
 import graft
 from graft import validators
+from graft.memory import check_allocation
+from graft.problems import Problems
 
 INPUT_NAME = "gru_input"
+MAX_UNITS = 2**31 - 1  # TensorFlow shapes are int32
 
 
 @attrs.frozen
@@ -30,22 +33,18 @@ class GRULayer:
     """One GRU: its layer name, size and optional own dropout."""
 
     name: str = attrs.field(validator=validators.identifier)
-    units: int = attrs.field(validator=validators.positive)
+    units: int = attrs.field(validator=validators.between(1, MAX_UNITS))
     dropout: float | None = attrs.field(default=None, validator=attrs.validators.optional(validators.fraction))
 
 
 def _unique_names(_instance, attribute, layers) -> None:
     seen = {INPUT_NAME: "the input layer"}
-    problems = []
+    problems = Problems()
     for index, layer in enumerate(layers):
         if layer.name in seen:
-            problems.append(graft.SpecProblem(
-                (attribute.name, index, "name"), f"duplicate layer name '{layer.name}' (also {seen[layer.name]})"
-            ))
+            problems.add((attribute.name, index, "name"), f"duplicate layer name '{layer.name}' (also {seen[layer.name]})")
         seen.setdefault(layer.name, f"layers[{index}]")
-    problem = graft.SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
 
 
 @attrs.frozen
@@ -62,7 +61,10 @@ def build_extractor(params: GRUParams, input_shape):
     import keras
 
     if len(input_shape) != 2:
-        raise ValueError(f"the gru extractor needs model.input_shape [timesteps, features], got {list(input_shape)}")
+        raise graft.SpecProblem(
+            (), f"the gru extractor needs model.input_shape [timesteps, features], got {list(input_shape)}"
+        )
+    check_weights(params, input_shape[-1])
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
     x = inputs
     last = len(params.layers) - 1
@@ -74,3 +76,12 @@ def build_extractor(params: GRUParams, input_shape):
             name=layer.name,
         )(x)
     return keras.Model(inputs, x, name="gru_extractor")
+
+
+def check_weights(params: GRUParams, features: int) -> None:
+    """Refuse a GRU whose weights (3 * units * (inputs + units + 2) values) would not fit in memory."""
+    size = features
+    for index, layer in enumerate(params.layers):
+        check_allocation(3 * layer.units * (size + layer.units + 2), f"layer '{layer.name}' (units {layer.units:,})",
+                         ("layers", index, "units"))
+        size = layer.units

@@ -5,6 +5,8 @@ import textwrap
 import pytest
 import yaml
 
+import graft
+
 import graft_gru
 from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
@@ -44,7 +46,7 @@ def test_defaults():
 
 
 def test_negative_units():
-    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "units"), "must be greater than 0, got -4")]
+    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "units"), "must be from 1 to 2,147,483,647, got -4")]
 
 
 def test_string_units():
@@ -115,8 +117,22 @@ def test_dropout_global_and_per_layer():
 
 
 def test_wrong_input_rank():
-    with pytest.raises(ValueError, match=r"\[timesteps, features\], got \[12\]"):
+    with pytest.raises(graft.SpecProblem, match=r"model.input_shape \[timesteps, features\], got \[12\]"):
         build({"layers": layers(4)}, input_shape=(12,))
+
+
+def test_units_too_large_for_memory_are_refused_at_their_path():
+    with pytest.raises(graft.SpecProblem) as caught:
+        build({"layers": layers(4, 1_000_000)})
+    [(path, message)] = caught.value.items
+    assert path == ("layers", 1, "units")
+    assert message.startswith("layer 'gru_2' (units 1,000,000) would allocate ") and "make it smaller" in message
+
+
+def test_units_beyond_int32_are_a_params_problem():
+    assert problems({"layers": layers(2**62)}) == [
+        (("params", "layers", 0, "units"), f"must be from 1 to 2,147,483,647, got {2**62:,}")
+    ]
 
 
 # -- packaging -----------------------------------------------------------------
