@@ -5,15 +5,19 @@ Pure numpy; no TensorFlow import.
 
 from __future__ import annotations
 
+import math
 import os
+import tokenize
 import zipfile
+import zlib
 
 import attrs
 import numpy as np
 
 import graft
 from graft.data import Dataset
-from graft.problems import SpecProblem, did_you_mean, listing
+from graft.memory import check_allocation, human_bytes
+from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.validators import fraction, non_empty, non_negative, positive
 
 TARGET_KINDS = ("level", "trend")
@@ -41,49 +45,157 @@ class NpzParams:
             )
 
 
-def _read_npz(path: str, field: str) -> dict[str, np.ndarray]:
-    """Every array of the archive at ``path``; problems reported at ``field``."""
+SAVEZ = "write it with numpy.savez(path, x=inputs, y=targets)"
+SIGNATURES = {  # how files that are not zip archives begin, to say what the file is
+    b"\x93NUMPY": "a single .npy array",
+    b"PK": "a damaged or truncated zip archive",
+    b"\x89HDF": "an HDF5 file",
+    b"\x80": "a Python pickle",
+    b"\x1f\x8b": "a gzip file",
+}
+READ_ERRORS = (  # what a damaged archive or member can raise while being read
+    OSError, EOFError, ValueError, TypeError, SyntaxError, RecursionError,
+    zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, tokenize.TokenError,
+)
+
+
+def _what_file(path: str) -> str:
+    """``an HDF5 file``, ``a text file (it begins 'a,b')``, ...: what a file that is not a zip is."""
+    with open(path, "rb") as handle:
+        start = handle.read(40)
+    for magic, kind in SIGNATURES.items():
+        if start.startswith(magic):
+            return kind
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in start):
+        return f"a text file (it begins {start.decode('ascii')!r})"
+    return "not a zip archive"
+
+
+def _open_archive(path: str, field: str) -> zipfile.ZipFile:
+    """The zip archive at ``path``; any problem reported at ``field``."""
+    if os.path.isdir(path):
+        raise SpecProblem((field,), f"{path} is a folder; give the path of an .npz file")
     if not os.path.isfile(path):
         raise SpecProblem((field,), f"file not found: {path}")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise SpecProblem((field,), f"{path} holds a single array, not an .npz archive (write it with numpy.savez)")
-        with loaded as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecProblem((field,), f"cannot read {path} as an .npz archive: {exc}") from None
+        if os.path.getsize(path) == 0:
+            raise SpecProblem((field,), f"{path} is empty (0 bytes), not an .npz archive; {SAVEZ}")
+        if not zipfile.is_zipfile(path):
+            raise SpecProblem((field,), f"{path} is {_what_file(path)}, not an .npz archive; {SAVEZ}")
+        return zipfile.ZipFile(path)
+    except READ_ERRORS as exc:
+        raise SpecProblem((field,), f"cannot read {path} as an .npz archive ({exc}); {SAVEZ}") from None
 
 
-def _pick(arrays: dict[str, np.ndarray], key: str, path: str, where: tuple) -> np.ndarray:
-    if key not in arrays:
-        names = sorted(arrays)
-        raise SpecProblem(where, f"no array '{key}' in {path}; arrays: {listing(names)}{did_you_mean(key, names)}")
-    return arrays[key]
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> zip member, named as ``numpy.load`` names them (``x.npy`` is ``x``)."""
+    return {info.filename.removesuffix(".npy"): info for info in archive.infolist() if not info.is_dir()}
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset a member's .npy header declares; ``ValueError`` if it has none."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f".npy format version {version} is not supported")
+        return shape, dtype, member.tell()
+
+
+def _declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> tuple[int, ...]:
+    """The shape of array ``name``, after checking its header against the file and the machine's memory."""
+    try:
+        shape, dtype, offset = _header(archive, info)
+    except READ_ERRORS as exc:
+        raise SpecProblem((), f"array '{name}' in {path} is not a readable .npy array ({exc}); {SAVEZ}") from None
+    if dtype.hasobject:
+        raise SpecProblem(
+            (),
+            f"array '{name}' in {path} is an object array ({dtype}); object arrays need pickle, which is not "
+            "safe to load, so they are not supported: save plain numeric arrays",
+        )
+    if min(shape, default=0) < 0:
+        raise SpecProblem(
+            (), f"array '{name}' in {path} declares the impossible shape {shape}: the file is damaged; {SAVEZ}"
+        )
+    values = math.prod(shape)
+    if values * dtype.itemsize > info.file_size - offset:
+        raise SpecProblem(
+            (),
+            f"array '{name}' in {path} declares shape {shape} of {dtype} ({human_bytes(values * dtype.itemsize)}) "
+            f"but the file holds only {human_bytes(max(0, info.file_size - offset))} of it: the file is damaged "
+            f"or truncated; {SAVEZ}",
+        )
+    check_allocation(values, f"array '{name}' in {path} (shape {shape}, {dtype})", (), dtype.itemsize)
+    return shape
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> np.ndarray:
+    try:
+        with archive.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except READ_ERRORS as exc:
+        raise SpecProblem((), f"cannot read array '{name}' from {path} ({exc}): the file is damaged; {SAVEZ}") from None
 
 
 def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Inputs and targets from the archive at ``path``.
+    """Inputs and targets from the archive at ``path``, each checked from its header before any is read.
 
-    Missing keys are reported at ``inputs``/``targets.<head>`` for the training
-    file (``field == "path"``) and at ``field`` for any other file.
+    Problems of the training file (``field == "path"``) are reported at
+    ``inputs``/``targets.<head>``, those of any other file at ``field``.
+    Only the arrays used are read; targets must have as many samples as the inputs.
     """
-    arrays = _read_npz(path, field)
     own = field == "path"
-    problems, x, y = [], None, {}
-    try:
-        x = _pick(arrays, params.inputs, path, ("inputs",) if own else (field,))
-    except SpecProblem as problem:
-        problems.append(problem)
+    inputs_at = ("inputs",) if own else (field,)
+    targets_at = {head: ("targets", head) if own else (field,) for head in params.targets}
+    uses = [(inputs_at, params.inputs)] + [(targets_at[head], key) for head, key in params.targets.items()]
+    problems, shapes, first_use = Problems(), {}, {}
+    with _open_archive(path, field) as archive:
+        members = _members(archive)
+        for where, key in uses:
+            with problems.collect(where):
+                if key not in members:
+                    names = sorted(members)
+                    hint = did_you_mean(key, names)
+                    raise SpecProblem((), f"no array '{key}' in {path}; arrays: {listing(names)}{hint}")
+                if key not in first_use:
+                    first_use[key] = where
+                    shapes[key] = _declared(archive, members[key], key, path)
+        problems.raise_all()
+        _check_samples(params, path, shapes, inputs_at, targets_at)
+        arrays = {}
+        for key, where in first_use.items():
+            with problems.collect(where):
+                arrays[key] = _read(archive, members[key], key, path)
+        problems.raise_all()
+    return arrays[params.inputs], {head: arrays[key] for head, key in params.targets.items()}
+
+
+def _check_samples(params: NpzParams, path: str, shapes: dict, inputs_at: Path, targets_at: dict) -> None:
+    """Every array used has a sample axis and every target as many samples as the inputs (from the headers)."""
+    problems = Problems()
+    single = "is a single value (shape ()), not one row per sample"
+    samples = shapes[params.inputs][:1]
+    if not samples:
+        problems.add(inputs_at, f"array '{params.inputs}' in {path} {single}")
     for head, key in params.targets.items():
-        try:
-            y[head] = _pick(arrays, key, path, ("targets", head) if own else (field,))
-        except SpecProblem as problem:
-            problems.append(problem)
-    combined = SpecProblem.combine(problems)
-    if combined:
-        raise combined
-    return x, y
+        if not shapes[key]:
+            problems.add(targets_at[head], f"array '{key}' in {path} {single}")
+        elif samples and shapes[key][0] != samples[0]:
+            problems.add(
+                targets_at[head],
+                f"array '{key}' in {path} has {shapes[key][0]} samples but the inputs '{params.inputs}' have "
+                f"{samples[0]}; give every target array one row per input sample",
+            )
+    problems.raise_all()
+
+
+def _resolve(base_dir: str, path: str) -> str:
+    """``path`` relative to the spec's folder ``base_dir``, ``~`` expanded."""
+    return os.path.abspath(os.path.join(base_dir, os.path.expanduser(path)))
 
 
 class Npz:
@@ -100,12 +212,10 @@ class Npz:
 
     @graft.hookimpl
     def load_data(self, params: NpzParams, base_dir: str) -> Dataset:
-        path = os.path.abspath(os.path.join(base_dir, params.path))
-        x, y = _arrays_of(params, path, "path")
+        x, y = _arrays_of(params, _resolve(base_dir, params.path), "path")
         dataset = Dataset(x=x, y=y, description=f"npz {params.path}")
         if params.validation_path is not None:
-            val_path = os.path.abspath(os.path.join(base_dir, params.validation_path))
-            x_val, y_val = _arrays_of(params, val_path, "validation_path")
+            x_val, y_val = _arrays_of(params, _resolve(base_dir, params.validation_path), "validation_path")
             return attrs.evolve(dataset, x_val=x_val, y_val=y_val)
         return dataset.split(params.validation_split, seed=0)
 
@@ -114,17 +224,14 @@ class Npz:
 
 
 def _target_kinds(_instance, attribute, value: dict[str, str]) -> None:
-    problems = [
-        SpecProblem(
-            (attribute.name, head),
-            f"'{kind}' is not one of: {', '.join(TARGET_KINDS)}{did_you_mean(str(kind), TARGET_KINDS)}",
-        )
-        for head, kind in value.items()
-        if kind not in TARGET_KINDS
-    ]
-    combined = SpecProblem.combine(problems)
-    if combined:
-        raise combined
+    problems = Problems()
+    for head, kind in value.items():
+        if kind not in TARGET_KINDS:
+            problems.add(
+                (attribute.name, head),
+                f"'{kind}' is not one of: {', '.join(TARGET_KINDS)}{did_you_mean(str(kind), TARGET_KINDS)}",
+            )
+    problems.raise_all()
 
 
 @attrs.frozen
@@ -140,6 +247,26 @@ class SyntheticParams:
     noise: float = attrs.field(default=0.1, validator=non_negative)
     seed: int = attrs.field(default=0, validator=non_negative)
     validation_split: float = attrs.field(default=0.2, validator=fraction)
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse sizes the machine cannot hold before anything is generated.
+
+        Per value of ``samples x timesteps x (channels + 4)`` ``generate`` holds
+        about 16 bytes at its peak: float64 noise and mixed signal, float32
+        inputs, and four float64 components per timestep.
+        """
+        problems = Problems()
+        with problems.collect():
+            check_allocation(
+                self.samples * self.timesteps * (self.channels + 4),
+                f"synthetic data of {self.samples:,} samples x {self.timesteps:,} timesteps "
+                f"x {self.channels:,} channels",
+                ("samples",),
+                itemsize=16,
+            )
+        with problems.collect():
+            check_allocation(self.classes, f"{self.classes:,} classes", ("classes",), itemsize=8)
+        problems.raise_all()
 
 
 def generate(params: SyntheticParams) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -158,7 +285,9 @@ def generate(params: SyntheticParams) -> tuple[np.ndarray, dict[str, np.ndarray]
     trend = intercept[:, None] + slopes[classes][:, None] * t
     angle = 2 * np.pi * params.frequency * t + phase[:, None]
     components = np.stack([trend, np.sin(angle), np.cos(angle)], axis=-1)  # (n, steps, 3)
-    x = (components @ mixing + params.noise * noise).astype(np.float32)
+    noise *= params.noise  # in place: the same values as components @ mixing + noise * draws, in less memory
+    noise += components @ mixing
+    x = noise.astype(np.float32)
 
     tail = max(1, int(round(steps * 0.1)))
     made = {
