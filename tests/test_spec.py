@@ -167,7 +167,7 @@ def test_plugin_of_the_wrong_kind(problems, registry):
 def test_bad_plugin_params(problems):
     text = edit(TINY_GRU_SPEC, "{name: gru_1, units: 4}", "{name: gru_1, units: -1}")
     assert problems(text) == [
-        f"model.extractor.params.layers[0].units (line {line_of(text, 'units: -1')}): must be greater than 0, got -1"
+        f"model.extractor.params.layers[0].units (line {line_of(text, 'units: -1')}): must be from 1 to 2,147,483,647, got -1"
     ]
 
 
@@ -341,7 +341,7 @@ def test_structural_problems_are_reported_together(write_spec, registry):
     lines = caught.value.lines
     assert len(lines) == 4, lines
     assert lines == [
-        f"model.extractor.params.layers[1].units (line {line_of(text, 'units: 0')}): must be greater than 0, got 0",
+        f"model.extractor.params.layers[1].units (line {line_of(text, 'units: 0')}): must be from 1 to 2,147,483,647, got 0",
         f"model.heads.level.loss (line {line_of(text, 'loss: mes')}): 'mes' is not one of: {LOSSES} — did you mean 'mse'?",
         f"stages[0].epochs (line {line_of(text, 'epochs: ')}): expected an integer, got str '3'",
         f"stages[0].optimiser (line {line_of(text, 'optimiser')}): unknown key 'optimiser'; "
@@ -445,12 +445,19 @@ def test_python_tag_in_a_spec_is_a_rendered_yaml_problem(problems):
         TINY_GRU_SPEC,
         "a: &x {b: 1, c: [1, 2]}\nd: *x\ne: {<<: *x, c: 3}\n",
         "base: &b {p: 1, q: 2}\nother: &o {q: 5, r: 6}\nboth: {<<: [*b, *o], s: 7}\n",
-        "s: !!set {a, b}\no: !!omap [{x: 1}, {y: 2}]\nt: 2001-12-14\nn: ~\nf: 1e3\ni: 0x10\nb: !!binary aGk=\n",
+        "s: !!set {a, b}\no: !!omap [{x: 1}, {y: 2}]\nt: 2001-12-14\nn: ~\nf: 1.5e+3\ni: 0x10\nb: !!binary aGk=\n",
         "k: !!str 12\nl: [yes, no, on, off]\n",
     ],
 )
 def test_load_yaml_gives_what_safe_load_gives(text):
     assert load_yaml(text).data == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(("text", "number"), [("1e3", 1000.0), ("3e-3", 0.003), ("-2E+2", -200.0), (".5e1", 5.0)])
+def test_load_yaml_reads_yaml_1_2_floats_without_a_dot(text, number):
+    # YAML 1.1 (safe_load) reads these as strings; a learning rate of 3e-3 must be a number
+    assert yaml.safe_load(f"x: {text}") == {"x": text}
+    assert load_yaml(f"x: {text}").data == {"x": number}
 
 
 def test_load_yaml_anchor_and_merge_key_lines():

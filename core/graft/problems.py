@@ -17,17 +17,20 @@ def format_path(path: Path) -> str:
     return text or "(top level)"
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` — did you mean 'x'?`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
+    """`` — did you mean 'x'?`` for the closest choice, or an empty string.
+
+    Anything that is not a string (a number given as a layer name) is compared as its ``str``.
+    """
+    close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1, cutoff=0.6)
     return f" — did you mean '{close[0]}'?" if close else ""
 
 
-def listing(names: Sequence[str], limit: int = 12) -> str:
+def listing(names: Sequence[object], limit: int = 12) -> str:
     """Names joined by commas, cut after ``limit`` with a count."""
     if not names:
         return "(none)"
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(str(name) for name in names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
@@ -121,3 +124,15 @@ class SpecError(GraftError):
         count = len(self.lines)
         head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *("  " + line for line in self.lines)])
+
+
+def kind_of(value: object, limit: int = 60) -> str:
+    """``str 'x'``, ``int 3``, ``list``: a value's type and (short) repr, for "expected ..., got ..."."""
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"int of about {int(value.bit_length() * 0.30103)} digits"  # repr would be long, or raise
+    text = repr(value)
+    if len(text) > limit:
+        text = f"{text[: limit - 5]}...{text[-2:]}"
+    return f"{type(value).__name__} {text}"

@@ -10,7 +10,9 @@ from typing import Any
 
 import attrs
 
-from graft.validators import each, identifier, non_empty, non_negative, one_of, positive
+from graft import optimizers
+from graft.problems import SpecProblem
+from graft.validators import between, each, finite, is_name, non_empty, non_negative, one_of, positive
 
 LOSSES = (
     "mse",
@@ -30,8 +32,41 @@ METRICS = (
     "categorical_accuracy",
     "sparse_categorical_accuracy",
 )
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
+OPTIMIZERS = optimizers.NAMES
 CLASS_LOSSES = ("sparse_categorical_crossentropy",)
+
+MAX_SEED = 2**31 - 1  # the runner seeds keras.utils.set_random_seed(seed + stage index): a 32-bit seed
+MAX_EPOCHS = 100_000
+MAX_INT32 = 2**31 - 1  # batch sizes and shape dimensions are int32 in TensorFlow
+# a stage folder is also written as <name>.partial and set aside as <name>.replaced-<time>[-n]:
+# 100 characters leave room for those suffixes within the 255 bytes a file name may have
+MAX_STAGE_NAME = 100
+# names Windows cannot give a folder, in any case
+RESERVED_FOLDER_NAMES = frozenset(
+    ["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))]
+)
+
+
+def stage_name(_instance, _attribute, value) -> None:
+    """A stage name names its run folder: an identifier, short enough, not a reserved device name."""
+    if not is_name(value):
+        raise SpecProblem((), f"'{value}' is not a valid stage name: use letters, digits and _ (it names a folder)")
+    if len(value) > MAX_STAGE_NAME:
+        raise SpecProblem((), f"a stage name has at most {MAX_STAGE_NAME} characters (it names a folder), got {len(value)}")
+    if value.lower() in RESERVED_FOLDER_NAMES:
+        raise SpecProblem((), f"'{value}' cannot name a folder on Windows; choose another stage name")
+
+
+def _shrink_factor(_instance, _attribute, value) -> None:
+    finite(_instance, _attribute, value)
+    if not 0 < value < 1:
+        raise SpecProblem((), f"must be greater than 0 and below 1 (it multiplies the learning rate), got {value}")
+
+
+def _optimizer_options(instance, attribute, options) -> None:
+    found = optimizers.option_problems(instance.name, options)
+    if found:  # paths start with the field's name: an option named "options" stays under options
+        raise SpecProblem.of([((attribute.name, *path), message) for path, message in found])
 
 
 @attrs.frozen
@@ -71,7 +106,7 @@ class DataRef:
 
 @attrs.frozen
 class ModelSpec:
-    input_shape: list[int] = attrs.field(validator=[non_empty, each(positive)])
+    input_shape: list[int] = attrs.field(validator=[non_empty, each(between(1, MAX_INT32))])
     extractor: ExtractorRef
     heads: dict[str, HeadSpec] = attrs.field(validator=non_empty)
 
@@ -88,7 +123,7 @@ class Init:
 class Optimizer:
     name: str = attrs.field(default="adam", validator=one_of(OPTIMIZERS))
     learning_rate: float = attrs.field(default=0.001, validator=positive)
-    options: dict[str, Any] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict, validator=_optimizer_options)
 
 
 @attrs.frozen
@@ -102,7 +137,7 @@ class EarlyStopping:
 @attrs.frozen
 class ReduceLR:
     monitor: str = "val_loss"
-    factor: float = attrs.field(default=0.5, validator=positive)
+    factor: float = attrs.field(default=0.5, validator=_shrink_factor)
     patience: int = attrs.field(default=2, validator=non_negative)
     min_lr: float = attrs.field(default=0.0, validator=non_negative)
 
@@ -117,10 +152,10 @@ class Callbacks:
 class Stage:
     """One training stage. ``heads``, if given, replaces ``model.heads`` for this stage."""
 
-    name: str = attrs.field(validator=identifier)
+    name: str = attrs.field(validator=stage_name)
     data: DataRef
-    epochs: int = attrs.field(validator=positive)
-    batch_size: int = attrs.field(default=32, validator=positive)
+    epochs: int = attrs.field(validator=between(1, MAX_EPOCHS))
+    batch_size: int = attrs.field(default=32, validator=between(1, MAX_INT32))
     init: Init | None = None
     policy: PolicyRef = attrs.field(factory=PolicyRef)
     optimizer: Optimizer = attrs.field(factory=Optimizer)
@@ -132,7 +167,7 @@ class Stage:
 class Spec:
     model: ModelSpec
     stages: list[Stage] = attrs.field(validator=non_empty)
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=between(0, MAX_SEED))
 
     def heads_of(self, stage: Stage) -> dict[str, HeadSpec]:
         """The heads a stage trains: its own ``heads`` or the model's."""

@@ -6,16 +6,20 @@ Everything here runs without TensorFlow; it is all ``graft validate`` does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Mapping
 
 import attrs
-import cattrs.gen
 
-from graft.convert import YamlDocument, load_yaml, make_converter, structure
-from graft.problems import Path, SpecError, SpecProblem, did_you_mean, format_path, listing
+from graft.builder import INPUT_NAME
+from graft.convert import make_converter, structure, structure_attrs
+from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.registry import PluginError, Registry
 from graft.spec import DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
-from graft.validators import NAME
+from graft.validators import is_name, loading_spec_in
+from graft.yamlfile import YamlDocument, YamlLimitError, load_yaml
+
+MAX_BYTES = 1024 * 1024  # a spec is a few kilobytes; anything near this is not a spec
 
 # spec class -> (plugin kind, the key naming the plugin)
 PLUGIN_REFERENCES = {
@@ -60,37 +64,95 @@ def spec_converter(registry: Registry):
     """The strict converter, with plugin references resolved through ``registry``."""
     converter = make_converter()
     for cls, (kind, key) in PLUGIN_REFERENCES.items():
-        base = cattrs.gen.make_dict_structure_fn(cls, converter)
-        converter.register_structure_hook(cls, _plugin_hook(converter, registry, base, kind, key))
+        converter.register_structure_hook(cls, _plugin_hook(converter, registry, kind, key))
     return converter
 
 
-def _plugin_hook(converter, registry: Registry, base, kind: str, key: str):
+def _plugin_hook(converter, registry: Registry, kind: str, key: str):
     def structure_reference(data, cls):
-        reference = base(data, cls)
-        name = getattr(reference, key)
-        try:
-            params_class = registry.params_class(kind, name)
-        except PluginError as exc:
-            raise SpecProblem((key,), str(exc)) from None
-        raw = reference.params if reference.params is not None else {}
-        if params_class is None:
-            if raw:
-                raise SpecProblem(("params",), f"{kind} plugin '{name}' takes no params")
-            return attrs.evolve(reference, params=None)
-        return attrs.evolve(reference, params=structure(converter, raw, params_class, ("params",)))
+        problems, reference = Problems(), None
+        with problems.collect():
+            reference = structure_attrs(converter, data, cls)
+        name = data.get(key) if isinstance(data, Mapping) else None
+        params = None
+        if isinstance(name, str):  # params are checked even when the reference has other problems
+            with problems.collect():
+                params = _structure_params(converter, registry, kind, key, name, data.get("params"))
+        problems.raise_all()
+        return attrs.evolve(reference, params=params)
 
     return structure_reference
 
 
+def _structure_params(converter, registry: Registry, kind: str, key: str, name: str, raw):
+    try:
+        params_class = registry.params_class(kind, name)
+    except PluginError as exc:
+        raise SpecProblem((key,), str(exc)) from None
+    raw = raw if raw is not None else {}
+    if params_class is None:
+        if raw:
+            raise SpecProblem(("params",), f"{kind} plugin '{name}' takes no params")
+        return None
+    return structure(converter, raw, params_class, ("params",))
+
+
 def load_spec(path: str, registry: Registry) -> SpecFile:
     """Read, structure and check the spec at ``path``; raise ``SpecError`` listing every problem."""
+    return parse_spec(read_spec_text(path), path, registry)
+
+
+def read_spec_text(path: str) -> str:
+    """The text of the spec file at ``path``: a regular file of UTF-8 text, at most ``MAX_BYTES``.
+
+    Anything else (a folder, a FIFO, a device, a binary file) is refused with a
+    ``SpecError``; a FIFO is never opened, so this never blocks.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        kind = _file_kind(os.stat(path).st_mode)
+        if kind is None:
+            # O_NONBLOCK: if the path became a FIFO since stat, opening it does not wait for a writer
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(descriptor, "rb") as handle:
+                kind = _file_kind(os.fstat(handle.fileno()).st_mode)
+                data = handle.read(MAX_BYTES + 1) if kind is None else b""
     except OSError as exc:
-        raise SpecError(path, [f"cannot read the spec: {exc.strerror}"]) from None
-    return parse_spec(text, path, registry)
+        raise SpecError(path, [f"cannot read the spec: {exc.strerror or exc}"]) from None
+    if kind is not None:
+        raise SpecError(path, [f"cannot read the spec: it is {kind}, not a file; give the path of a YAML file"])
+    if len(data) > MAX_BYTES:
+        raise SpecError(path, [f"the spec is larger than {MAX_BYTES // 1024 // 1024} MiB, the limit for a spec file; is it the right file?"])
+    return _decode(data, path)
+
+
+def _file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is in words."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _decode(data: bytes, path: str) -> str:
+    if b"\0" in data:
+        offset = data.index(b"\0")
+        zip_hint = " (a zip archive, such as a .keras model?)" if data.startswith(b"PK\x03\x04") else ""
+        raise SpecError(path, [f"the file looks binary{zip_hint}: a NUL byte at byte offset {offset}; a spec is YAML text"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            path,
+            [f"the spec is not UTF-8 text: byte 0x{data[exc.start]:02x} at byte offset {exc.start} cannot be decoded; "
+             "save the file as UTF-8"],
+        ) from None
 
 
 def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
@@ -102,13 +164,15 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(path, [f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+        what = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
+        raise SpecError(path, [f"{where}{what}{getattr(exc, 'problem', None) or exc}"]) from None
     except SpecProblem as problem:
         raise render(path, YamlDocument(None, {}), problem.items) from None
-    if document.duplicates:
-        raise render(path, document, document.duplicates)
+    if document.unreadable or document.duplicates:
+        raise render(path, document, document.unreadable + document.duplicates)
     try:
-        spec = structure(spec_converter(registry), document.data, Spec)
+        with loading_spec_in(os.path.dirname(os.path.abspath(path))):
+            spec = structure(spec_converter(registry), document.data, Spec)
     except SpecProblem as problem:
         raise render(path, document, problem.items) from None
     spec_file = SpecFile(path, spec, document)
@@ -140,7 +204,7 @@ def _check_head_names(heads: dict, at: Path) -> list[tuple[Path, str]]:
     return [
         ((*at, name), f"head name '{name}' is not valid: use letters, digits and _ (it names a Keras layer)")
         for name in heads
-        if not NAME.match(str(name))
+        if not is_name(name)
     ]
 
 

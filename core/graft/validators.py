@@ -3,75 +3,182 @@
 Plugin authors use them on params classes::
 
     units: int = attrs.field(validator=graft.validators.positive)
+
+A validator reports a problem by raising ``graft.SpecProblem(path, message)``
+where ``path`` is relative to the field it validates: ``()`` is the field
+itself, ``(2,)`` its third item, ``("a",)`` its key ``a``. (A path that starts
+with the field's own name, as older validators wrote, is taken as the same
+thing and not doubled.) keras-graft runs every validator of every field and
+reports all their problems at once; plain ``attrs.validators`` work too.
+
+Files named in params are checked when the spec is loaded with
+``existing_file``, which resolves the path against ``spec_folder()``, the folder
+of the spec being loaded (relative paths in a spec are relative to it)::
+
+    path: str = attrs.field(validator=graft.validators.existing_file)
+
+and the hook resolves it the same way at run time with its ``base_dir`` argument.
 """
 
 from __future__ import annotations
 
+import contextvars
+import math
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
-from graft.problems import SpecProblem, did_you_mean, listing
+import attrs
+
+from graft.problems import Path, SpecProblem, did_you_mean, kind_of, listing
+from graft.typewords import describe
 
 
-def positive(_instance, attribute, value) -> None:
-    """The number must be greater than zero."""
+def _finite(value) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecProblem((), f"must be a finite number, got {value}")
+
+
+def finite(_instance, _attribute, value) -> None:
+    """The number must not be NaN or infinite."""
+    _finite(value)
+
+
+def positive(_instance, _attribute, value) -> None:
+    """The number must be finite and greater than zero."""
+    _finite(value)
     if value <= 0:
-        raise SpecProblem((attribute.name,), f"must be greater than 0, got {value}")
+        raise SpecProblem((), f"must be greater than 0, got {value}")
 
 
-def non_negative(_instance, attribute, value) -> None:
-    """The number must be zero or more."""
+def non_negative(_instance, _attribute, value) -> None:
+    """The number must be finite and zero or more."""
+    _finite(value)
     if value < 0:
-        raise SpecProblem((attribute.name,), f"must be 0 or more, got {value}")
+        raise SpecProblem((), f"must be 0 or more, got {value}")
 
 
-def fraction(_instance, attribute, value) -> None:
+def fraction(_instance, _attribute, value) -> None:
     """The number must lie in [0, 1)."""
+    _finite(value)
     if not 0 <= value < 1:
-        raise SpecProblem((attribute.name,), f"must be at least 0 and below 1, got {value}")
+        raise SpecProblem((), f"must be at least 0 and below 1, got {value}")
 
 
-def non_empty(_instance, attribute, value) -> None:
+def between(low, high):
+    """The number must be finite and lie in [low, high]."""
+
+    def check(_instance, _attribute, value) -> None:
+        _finite(value)
+        if not low <= value <= high:
+            raise SpecProblem((), f"must be from {low:,} to {high:,}, got {value:,}")
+
+    return check
+
+
+def non_empty(_instance, _attribute, value) -> None:
     """The list or mapping must have at least one entry."""
     if len(value) == 0:
-        raise SpecProblem((attribute.name,), "must not be empty")
+        raise SpecProblem((), "must not be empty")
 
 
 def one_of(choices: Iterable[str]):
     """The value must be one of ``choices``; suggests the closest."""
     choices = list(choices)
 
-    def check(_instance, attribute, value) -> None:
+    def check(_instance, _attribute, value) -> None:
         if value not in choices:
-            raise SpecProblem(
-                (attribute.name,),
-                f"'{value}' is not one of: {listing(choices, 20)}{did_you_mean(str(value), choices)}",
-            )
+            raise SpecProblem((), f"'{value}' is not one of: {listing(choices, 20)}{did_you_mean(value, choices)}")
 
     return check
 
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def identifier(_instance, attribute, value) -> None:
+def is_name(value: object) -> bool:
+    """Letters, digits and underscores, not starting with a digit; no trailing newline."""
+    return isinstance(value, str) and NAME.fullmatch(value) is not None
+
+
+def identifier(_instance, _attribute, value) -> None:
     """Letters, digits and underscores, not starting with a digit (a Keras layer name)."""
-    if not NAME.match(value):
-        raise SpecProblem((attribute.name,), f"'{value}' is not a valid name: use letters, digits and _")
+    if not is_name(value):
+        raise SpecProblem((), f"'{value}' is not a valid name: use letters, digits and _")
+
+
+def relative_to_field(path: Path, field_name: str) -> Path:
+    """A validator's problem path relative to its field (an older path naming the field is not doubled)."""
+    path = tuple(path)
+    return path[1:] if path[:1] == (field_name,) else path
 
 
 def each(check):
-    """Apply ``check`` to every item of a list, reporting at the item's index."""
+    """Apply ``check`` to every item of a list, reporting every problem at the item's index."""
 
     def run(instance, attribute, values) -> None:
-        problems = []
+        found: list[tuple[Path, str]] = []
         for index, value in enumerate(values):
             try:
                 check(instance, attribute, value)
             except SpecProblem as problem:
-                problems.append(SpecProblem((attribute.name, index), problem.items[0][1]))
-        problem = SpecProblem.combine(problems)
-        if problem:
-            raise problem
+                found += [((index, *relative_to_field(path, attribute.name)), message) for path, message in problem.items]
+        if found:
+            raise SpecProblem.of(found)
 
     return run
+
+
+COMPARISONS = {"<": "less than", "<=": "at most", ">=": "at least", ">": "greater than"}
+
+
+def failure_message(validator, exc: Exception, value: Any) -> str:
+    """What an ``attrs.validators`` validator (or any other) that raised ``exc`` found wrong, in words."""
+    validator = getattr(validator, "validator", validator)  # attrs.validators.optional(...)
+    if getattr(validator, "compare_op", None) in COMPARISONS:
+        return f"must be {COMPARISONS[validator.compare_op]} {validator.bound}, got {value}"
+    if hasattr(validator, "min_length"):
+        return f"must have at least {validator.min_length} items, got {len(value)}"
+    if hasattr(validator, "max_length"):
+        return f"must have at most {validator.max_length} items, got {len(value)}"
+    args = exc.args
+    if len(args) == 4 and isinstance(args[1], attrs.Attribute):  # instance_of, in_, matches_re
+        if isinstance(exc, TypeError):
+            return f"expected {describe(args[2])}, got {kind_of(value)}"
+        if isinstance(args[2], re.Pattern):
+            return f"'{value}' does not match the pattern {args[2].pattern}"
+        choices = list(args[2])
+        return f"'{value}' is not one of: {listing(choices, 20)}{did_you_mean(value, choices)}"
+    if args and isinstance(args[0], str):
+        return args[0]
+    return f"is not accepted ({type(exc).__name__})"
+
+
+# -- files next to the spec ----------------------------------------------------------
+
+_SPEC_FOLDER: contextvars.ContextVar[str | None] = contextvars.ContextVar("graft_spec_folder", default=None)
+
+
+def spec_folder() -> str:
+    """The folder of the spec being loaded; the current directory outside a load."""
+    return _SPEC_FOLDER.get() or os.getcwd()
+
+
+@contextmanager
+def loading_spec_in(folder: str) -> Iterator[None]:
+    """Within the block, ``spec_folder()`` is ``folder`` (keras-graft sets it while structuring a spec)."""
+    token = _SPEC_FOLDER.set(os.path.abspath(folder))
+    try:
+        yield
+    finally:
+        _SPEC_FOLDER.reset(token)
+
+
+def existing_file(_instance, _attribute, value) -> None:
+    """The value is a path to an existing file, relative to the spec's folder (``~`` expanded)."""
+    path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
+    if os.path.isdir(path):
+        raise SpecProblem((), f"{path} is a folder; give the path of a file")
+    if not os.path.isfile(path):
+        raise SpecProblem((), f"file not found: {path}")
