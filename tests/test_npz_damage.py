@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from graft.builtins.sources import Npz, NpzParams
 from graft.problems import SpecProblem
+from graft.validators import loading_spec_in
 
 
 def archive(compressed: bool) -> bytes:
@@ -32,7 +33,8 @@ def test_damaged_archives_give_problems_not_exceptions(tmp_path, compressed, edi
     if cut is not None:
         data = data[: cut % (len(data) + 1)]
     (tmp_path / "d.npz").write_bytes(bytes(data))
-    params = NpzParams(path="d.npz", targets={"t": "y"}, validation_split=split)
+    with loading_spec_in(str(tmp_path)):
+        params = NpzParams(path="d.npz", targets={"t": "y"}, validation_split=split)
     try:
         Npz().load_data(params, str(tmp_path))
     except SpecProblem as problem:

@@ -7,6 +7,7 @@ array, never as a traceback; no message suggests ``allow_pickle``.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 
@@ -16,13 +17,15 @@ import pytest
 from graft.builtins.sources import Npz, NpzParams
 from graft.convert import make_converter, structure
 from graft.problems import SpecProblem
+from graft.validators import loading_spec_in
 
 SAVEZ = "write it with numpy.savez(path, x=inputs, y=targets)"
 
 
 def load(tmp_path, **raw):
     raw.setdefault("targets", {"t": "y"})
-    params = structure(make_converter(), raw, NpzParams, ("params",))
+    with loading_spec_in(str(tmp_path)):
+        params = structure(make_converter(), raw, NpzParams, ("params",))
     return Npz().load_data(params, str(tmp_path))
 
 
@@ -88,9 +91,22 @@ def test_a_truncated_archive(tmp_path):
     )
 
 
-def test_a_folder(tmp_path):
+def test_a_folder_or_a_pipe_swapped_in_after_validation(tmp_path):
+    np.savez(tmp_path / "d.npz", **good())
+    with loading_spec_in(str(tmp_path)):
+        params = structure(make_converter(), {"path": "d.npz", "targets": {"t": "y"}}, NpzParams, ("params",))
+    (tmp_path / "d.npz").unlink()
     (tmp_path / "d.npz").mkdir()
-    assert problem(tmp_path, path="d.npz") == (("path",), f"{tmp_path / 'd.npz'} is a folder; give the path of an .npz file")
+    with pytest.raises(SpecProblem) as caught:
+        Npz().load_data(params, str(tmp_path))
+    assert caught.value.items == [(("path",), f"{tmp_path / 'd.npz'} is a folder; give the path of an .npz file")]
+    (tmp_path / "d.npz").rmdir()
+    os.mkfifo(tmp_path / "d.npz")  # opening it would wait for a writer forever
+    with pytest.raises(SpecProblem) as caught:
+        Npz().load_data(params, str(tmp_path))
+    assert caught.value.items == [
+        (("path",), f"{tmp_path / 'd.npz'} is not a regular file (a device or a pipe?); give the path of an .npz file")
+    ]
 
 
 def test_validation_file_problems_are_at_validation_path(tmp_path):

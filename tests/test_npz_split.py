@@ -9,10 +9,13 @@ from graft.builtins.sources import Npz, NpzParams
 from graft.convert import make_converter, structure
 from graft.data import Dataset
 from graft.problems import SpecProblem
+from graft.validators import loading_spec_in
+from graft.validators import loading_spec_in
 
 
 def items(tmp_path, **raw) -> list[tuple[tuple, str]]:
-    params = structure(make_converter(), raw, NpzParams, ("params",))
+    with loading_spec_in(str(tmp_path)):
+        params = structure(make_converter(), raw, NpzParams, ("params",))
     with pytest.raises(SpecProblem) as caught:
         Npz().load_data(params, str(tmp_path))
     return caught.value.items
@@ -51,7 +54,9 @@ def test_validation_file_sample_counts(tmp_path):
 
 def test_two_heads_on_one_array_and_split(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.arange(10.0)[:, None], y=np.arange(10))
-    params = structure(make_converter(), dict(path="d.npz", targets={"a": "y", "b": "y"}, validation_split=0.3), NpzParams, ("params",))
+    raw = dict(path="d.npz", targets={"a": "y", "b": "y"}, validation_split=0.3)
+    with loading_spec_in(str(tmp_path)):
+        params = structure(make_converter(), raw, NpzParams, ("params",))
     data = Npz().load_data(params, str(tmp_path))
     np.testing.assert_array_equal(data.y["a"], data.x[:, 0])
     np.testing.assert_array_equal(data.y_val["b"], data.x_val[:, 0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from graft.builtins.sources import Npz, NpzParams, Synthetic, SyntheticParams, generate
 from graft.convert import make_converter, structure
 from graft.problems import SpecProblem
+from graft.validators import loading_spec_in
 
 
 def params(cls, **raw):
@@ -121,7 +123,18 @@ def arrays():
 
 
 def npz(tmp_path, **raw):
-    return Npz().load_data(params(NpzParams, **raw), str(tmp_path))
+    with loading_spec_in(str(tmp_path)):  # as when a spec in tmp_path is loaded
+        loaded = params(NpzParams, **raw)
+    return Npz().load_data(loaded, str(tmp_path))
+
+
+@pytest.fixture
+def in_tmp(tmp_path):
+    """Params structured as for a spec in ``tmp_path``, which holds a.npz and b.npz."""
+    np.savez(tmp_path / "a.npz", x=np.zeros(2))
+    np.savez(tmp_path / "b.npz", x=np.zeros(2))
+    with loading_spec_in(str(tmp_path)):
+        yield tmp_path
 
 
 def test_npz_loads_inputs_and_targets(tmp_path, arrays):
@@ -161,7 +174,7 @@ def test_npz_validation_path(tmp_path, arrays):
     np.testing.assert_array_equal(data.y_val["trend"], arrays["y_trend"][:2])
 
 
-def test_npz_validation_path_and_split_are_exclusive():
+def test_npz_validation_path_and_split_are_exclusive(in_tmp):
     assert problem_items(
         NpzParams, path="a.npz", targets={"t": "y"}, validation_split=0.2, validation_path="b.npz"
     ) == [
@@ -172,15 +185,29 @@ def test_npz_validation_path_and_split_are_exclusive():
     ]
 
 
-def test_npz_params_require_targets():
+def test_npz_params_require_targets(in_tmp):
     assert problem_items(NpzParams, path="a.npz", targets={}) == [(("params", "targets"), "must not be empty")]
     assert problem_items(NpzParams, path="a.npz") == [(("params", "targets"), "required key missing")]
 
 
-def test_npz_missing_file(tmp_path):
+def test_npz_missing_files_are_found_when_the_spec_is_loaded(in_tmp):
+    assert problem_items(NpzParams, path="data/missing.npz", targets={"t": "y"}, validation_path="~/nope.npz") == [
+        (("params", "path"), f"file not found: {in_tmp / 'data' / 'missing.npz'}"),
+        (("params", "validation_path"), f"file not found: {os.path.expanduser('~/nope.npz')}"),
+    ]
+    assert problem_items(NpzParams, path=".", targets={"t": "y"}) == [
+        (("params", "path"), f"{in_tmp} is a folder; give the path of a file")
+    ]
+
+
+def test_npz_file_gone_between_validate_and_run(tmp_path, arrays):
+    np.savez(tmp_path / "train.npz", **arrays)
+    with loading_spec_in(str(tmp_path)):
+        loaded = params(NpzParams, path="train.npz", targets={"t": "y_trend"})
+    (tmp_path / "train.npz").unlink()
     with pytest.raises(SpecProblem) as caught:
-        npz(tmp_path, path="data/missing.npz", targets={"t": "y"})
-    assert caught.value.items == [(("path",), f"file not found: {tmp_path / 'data' / 'missing.npz'}")]
+        Npz().load_data(loaded, str(tmp_path))
+    assert caught.value.items == [(("path",), f"file not found: {tmp_path / 'train.npz'}")]
 
 
 def test_npz_missing_keys_are_all_reported(tmp_path, arrays):
@@ -203,9 +230,6 @@ def test_npz_validation_file_problems_point_at_validation_path(tmp_path, arrays)
     assert caught.value.items == [
         (("validation_path",), f"no array 'y_trend' in {tmp_path / 'val.npz'}; arrays: x"),
     ]
-    with pytest.raises(SpecProblem) as caught:
-        npz(tmp_path, **raw, validation_path="nope.npz")
-    assert caught.value.items == [(("validation_path",), f"file not found: {tmp_path / 'nope.npz'}")]
 
 
 # -- plugin wiring and imports ---------------------------------------------

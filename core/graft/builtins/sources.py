@@ -18,7 +18,7 @@ import graft
 from graft.data import Dataset
 from graft.memory import check_allocation, human_bytes
 from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
-from graft.validators import fraction, non_empty, non_negative, positive
+from graft.validators import existing_file, fraction, non_empty, non_negative, positive
 
 TARGET_KINDS = ("level", "trend")
 
@@ -30,11 +30,11 @@ TARGET_KINDS = ("level", "trend")
 class NpzParams:
     """Params of the ``npz`` source; see ``Npz``."""
 
-    path: str
+    path: str = attrs.field(validator=existing_file)
     targets: dict[str, str] = attrs.field(validator=non_empty)
     inputs: str = "x"
     validation_split: float = attrs.field(default=0.0, validator=fraction)
-    validation_path: str | None = None
+    validation_path: str | None = attrs.field(default=None, validator=attrs.validators.optional(existing_file))
 
     def __attrs_post_init__(self) -> None:
         if self.validation_path is not None and self.validation_split > 0:
@@ -75,8 +75,10 @@ def _open_archive(path: str, field: str) -> zipfile.ZipFile:
     """The zip archive at ``path``; any problem reported at ``field``."""
     if os.path.isdir(path):
         raise SpecProblem((field,), f"{path} is a folder; give the path of an .npz file")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise SpecProblem((field,), f"file not found: {path}")
+    if not os.path.isfile(path):
+        raise SpecProblem((field,), f"{path} is not a regular file (a device or a pipe?); give the path of an .npz file")
     try:
         if os.path.getsize(path) == 0:
             raise SpecProblem((field,), f"{path} is empty (0 bytes), not an .npz archive; {SAVEZ}")
