@@ -5,8 +5,8 @@ One run is shared by the module: ``pretrain`` (digits 0-2), ``head`` (replace_he
 MobileNetV2 nests the Keras application model inside the extractor and has 52
 BatchNormalization layers, so this checks the policies on Keras's own layer names,
 through a nested model, with BatchNormalization statistics included, bitwise.  A
-pass-through spy on ``keras.Model.fit`` records each layer's weights and trainable flag
-when training starts; all training is real.
+``FitSpy`` observer records each layer's weights and trainable flag when training
+starts; all training is real.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import pytest
 pytest.importorskip("graft_mobilenet")
 pytest.importorskip("graft_digits")
 
-import graft.stages  # noqa: E402
-from graft.backend import import_keras  # noqa: E402
 from graft.plan import plan_spec, render_text  # noqa: E402
 from graft.specfile import load_spec  # noqa: E402
-from graft.stages import read_report, run_spec  # noqa: E402
+from graft.stages import run_spec  # noqa: E402
 from graft.weights import FILENAME, read_weights  # noqa: E402
+from tests.observers import FitSpy, bitwise, read_report  # noqa: E402
 
 HEAD_2 = (
     "    heads:\n"
@@ -69,46 +68,6 @@ STAGES = ["pretrain", "head", "top"]
 TOP_2 = ["block_16_project", "Conv_1"]  # the top two weighted layers of MobileNetV2 that are not BatchNormalization
 
 
-def bitwise(left, right) -> bool:
-    return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right)
-    )
-
-
-class FitSpy:
-    """Calls the real ``fit``; first records every layer's trainable flag and weights.
-
-    The layers are those of the stage's whole model, caught where the runner builds it (while
-    the extractor is frozen the runner fits a heads-only model that shares the heads' layers).
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, tuple[bool, list[np.ndarray]]]] = []
-        self.built = None
-
-    def install(self, monkeypatch) -> FitSpy:
-        keras = import_keras()
-        original_fit, original_build = keras.Model.fit, graft.stages.build_stage_model
-        spy = self
-
-        def build(*args, **kwargs):
-            spy.built = original_build(*args, **kwargs)
-            return spy.built
-
-        def fit(model, *args, **kwargs):
-            spy.calls.append(
-                {
-                    info.name: (bool(info.layer.trainable), [np.array(w, copy=True) for w in info.layer.get_weights()])
-                    for info in spy.built.layers
-                }
-            )
-            return original_fit(model, *args, **kwargs)
-
-        monkeypatch.setattr(graft.stages, "build_stage_model", build)
-        monkeypatch.setattr(keras.Model, "fit", fit)
-        return self
-
-
 class Run:
     def __init__(self, spec_file, out: str, spy: FitSpy) -> None:
         self.spec_file, self.out, self.spy = spec_file, out, spy
@@ -146,9 +105,8 @@ def run(tmp_path_factory, registry) -> Run:
     folder = tmp_path_factory.mktemp("mobilenet")
     (folder / "spec.yaml").write_text(SPEC)
     spec_file = load_spec(str(folder / "spec.yaml"), registry)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        spy = FitSpy().install(monkeypatch)
-        run_spec(spec_file, registry, str(folder / "out"), log=lambda _: None)
+    spy = FitSpy()
+    run_spec(spec_file, registry, str(folder / "out"), log=lambda _: None, observer=spy)
     assert len(spy.calls) == len(STAGES)
     return Run(spec_file, str(folder / "out"), spy)
 

@@ -2,9 +2,9 @@
 
 Two runs are shared by the module: the seed scenario (``TINY_GRU_SPEC``: three GRUs,
 ``layers`` freezing gru_1 and gru_2) and a Conv1D+BatchNormalization spec whose later
-stages each start from ``pretrain`` with another policy.  A pass-through spy on
-``keras.Model.fit`` records every layer's weights and ``trainable`` flag at the moment
-training starts, so "what was loaded" is observed, not taken from the runner's report.
+stages each start from ``pretrain`` with another policy.  A ``FitSpy`` observer
+records every layer's weights and ``trainable`` flag at the moment training starts,
+so "what was loaded" is observed, not taken from the runner's report.
 Mismatch errors only plan, they never train.
 """
 
@@ -17,15 +17,13 @@ import re
 import numpy as np
 import pytest
 
-import graft.stages
-from graft.backend import import_keras
-from graft.builder import leaf_layers
 from graft.plan import build_stage_model, plan_spec
 from graft.problems import SpecError
 from graft.specfile import load_spec
-from graft.stages import read_report, run_spec
+from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights, save_weights
 from tests.conftest import TINY_GRU_SPEC
+from tests.observers import FitSpy, bitwise, read_report
 
 GRU_LAYERS = ["gru_1", "gru_2", "gru_3", "level", "trend"]
 CONV_WEIGHTED = ["conv_1", "conv_1_bn", "conv_2", "conv_2_bn", "conv_3", "conv_3_bn", "level", "trend"]
@@ -93,52 +91,6 @@ CONV_STAGES = ["pretrain", "cont", "reinit", "head", "top", "top_bn"]
 # -- helpers -----------------------------------------------------------------------
 
 
-class FitSpy:
-    """Calls the real ``fit``; first records each leaf layer's weights and trainable flag.
-
-    It records the stage's whole model, also when ``fit`` trains only the heads on
-    cached features of a frozen extractor.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, tuple[bool, list[np.ndarray]]]] = []
-        self.built = None
-
-    def install(self, monkeypatch) -> FitSpy:
-        keras = import_keras()
-        original_fit, original_build = keras.Model.fit, graft.stages.build_stage_model
-        spy = self
-
-        def build(*args, **kwargs):
-            spy.built = original_build(*args, **kwargs)
-            return spy.built
-
-        def fit(model, *args, **kwargs):
-            spy.calls.append(
-                {
-                    layer.name: (bool(layer.trainable), [np.array(w, copy=True) for w in layer.get_weights()])
-                    for layer in leaf_layers(keras, spy.built.model)
-                }
-            )
-            return original_fit(model, *args, **kwargs)
-
-        monkeypatch.setattr(graft.stages, "build_stage_model", build)
-        monkeypatch.setattr(keras.Model, "fit", fit)
-        return self
-
-    def start(self, call: int, layer: str) -> list[np.ndarray]:
-        return self.calls[call][layer][1]
-
-    def trainable(self, call: int) -> dict[str, bool]:
-        return {name: flag for name, (flag, weights) in self.calls[call].items() if weights}
-
-
-def bitwise(left: list[np.ndarray], right: list[np.ndarray]) -> bool:
-    return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right)
-    )
-
-
 def line_of(text: str, needle: str, occurrence: int = 1) -> int:
     """1-based line of the ``occurrence``-th line containing ``needle``."""
     hits = [number for number, line in enumerate(text.splitlines(), start=1) if needle in line]
@@ -164,9 +116,8 @@ def _run(tmp_path_factory, registry, text: str, names: list[str]) -> Run:
     path = folder / "spec.yaml"
     path.write_text(text)
     spec_file = load_spec(str(path), registry)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        spy = FitSpy().install(monkeypatch)
-        run_spec(spec_file, registry, str(folder / "out"), log=lambda _: None)
+    spy = FitSpy()
+    run_spec(spec_file, registry, str(folder / "out"), log=lambda _: None, observer=spy)
     assert len(spy.calls) == len(names)
     return Run(spec_file, str(folder / "out"), spy, names)
 
@@ -182,8 +133,8 @@ def conv_run(tmp_path_factory, registry) -> Run:
 
 
 @pytest.fixture
-def spy(monkeypatch) -> FitSpy:
-    return FitSpy().install(monkeypatch)
+def spy() -> FitSpy:
+    return FitSpy()
 
 
 def fresh_weights(run: Run, registry, stage: str) -> dict[str, list[np.ndarray]]:
@@ -282,7 +233,7 @@ def test_layers_conflicts_are_spec_errors_at_their_yaml_path(params, key, messag
     spec_file = load_spec(write_spec(text), registry)
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run_spec(spec_file, registry, str(out), log=lambda _: None)
+        run_spec(spec_file, registry, str(out), log=lambda _: None, observer=spy)
     line = line_of(text, "params: {freeze:")
     assert caught.value.lines == [f"stages[1].policy.params.{key} (line {line}): {message}"]
     assert not out.exists() and spy.calls == []
@@ -368,7 +319,7 @@ def test_fine_tune_top_more_layers_than_the_extractor_has(registry, write_spec, 
     text = first_stage + _stage("top", "{plugin: fine_tune_top, params: {layers: 4}}")
     spec_file = load_spec(write_spec(text), registry)
     with pytest.raises(SpecError) as caught:
-        run_spec(spec_file, registry, str(tmp_path / "out"), log=lambda _: None)
+        run_spec(spec_file, registry, str(tmp_path / "out"), log=lambda _: None, observer=spy)
     line = line_of(text, "params: {layers: 4}")
     assert caught.value.lines == [
         f"stages[1].policy.params.layers (line {line}): the extractor has only 3 weighted layers that can train; "
@@ -416,7 +367,7 @@ def test_shape_mismatch_names_the_layer_and_both_shapes_before_any_training(
     spec_file = load_spec(write_spec(text), registry)
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run_spec(spec_file, registry, str(out), log=lambda _: None)
+        run_spec(spec_file, registry, str(out), log=lambda _: None, observer=spy)
     at = f"stages[1].policy (line {line_of(text, 'policy: {plugin: continue}')})"
     gru_3 = [line for line in caught.value.lines if "'gru_3'" in line]
     assert gru_3 == [
@@ -462,7 +413,7 @@ def test_missing_layer_is_an_error_before_any_training(registry, write_spec, tmp
     spec_file = load_spec(write_spec(text), registry)
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run_spec(spec_file, registry, str(out), log=lambda _: None)
+        run_spec(spec_file, registry, str(out), log=lambda _: None, observer=spy)
     assert caught.value.lines == [
         f"stages[1].policy (line {line_of(text, 'policy: {plugin: continue}')}): layer 'extra' is to be loaded but "
         "stage pretrain has no such layer; "

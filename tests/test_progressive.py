@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import graft
-import graft.stages
 from graft.backend import import_keras
 from graft.builtins.progressive import Progressive, ProgressiveParams
 from graft.layers import LayerDecision, LayerInfo
@@ -30,10 +29,12 @@ from graft.plan import build_stage_model, plan_spec
 from graft.problems import SpecError, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Plateau, Rounds, as_rounds
+from graft.observer import RunObserver
 from graft.specfile import load_spec
-from graft.stages import read_report, run_spec
+from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights
 from tests.conftest import TINY_GRU_SPEC
+from tests.observers import read_report
 
 GRU_LAYERS = ["gru_1", "gru_2", "gru_3", "level", "trend"]
 # parameters of TINY_GRU_SPEC's layers: GRU(4) on 3 channels, GRU(4) on 4, heads Dense(1) and Dense(3) on 4
@@ -317,50 +318,49 @@ def test_progressive_on_layer_records_built_by_hand():
 # -- the runner, round by round, at the level of weights -----------------------------------------
 
 
-class RoundsSpy:
-    """Wraps ``keras.Model.fit`` (real training): records every layer's trainable flag and weights
-    before and after each call and overwrites ``val_loss`` of the calls in ``script``.
+class RoundsSpy(RunObserver):
+    """Records every layer's trainable flag and weights before and after each ``fit`` (real training)
+    and overwrites ``val_loss`` of the calls in ``script`` (a Keras callback edits the epoch's logs
+    before Keras's History records them).
 
-    The layers are those of the stage's whole model (caught where the runner builds it): while the
-    extractor is frozen the runner fits a heads-only model that shares the heads' layers.
+    The layers are those of the stage's whole model: while the extractor is frozen the runner
+    fits a heads-only model that shares the heads' layers.
     """
 
     def __init__(self, script: dict[int, float]) -> None:
         self.script = script
         self.calls: list[dict] = []
-        self.built = None
 
-    def install(self, monkeypatch) -> RoundsSpy:
-        keras = import_keras()
-        original_fit, original_build = keras.Model.fit, graft.stages.build_stage_model
-        spy = self
+    @staticmethod
+    def weights(built) -> dict:
+        return {info.name: [np.array(w, copy=True) for w in info.layer.get_weights()] for info in built.layers}
 
-        def build(*args, **kwargs):
-            spy.built = original_build(*args, **kwargs)
-            return spy.built
-
-        def weights():
-            return {info.name: [np.array(w, copy=True) for w in info.layer.get_weights()] for info in spy.built.layers}
-
-        def fit(model, *args, **kwargs):
-            number = len(spy.calls)
-            call = {
-                "model": model.name,
-                "trainable": {info.name: bool(info.layer.trainable) for info in spy.built.layers},
-                "before": weights(),
-                "validation": kwargs.get("validation_data") is not None,
+    def before_fit(self, stage, round, built) -> None:
+        self.calls.append(
+            {
+                "trainable": {info.name: bool(info.layer.trainable) for info in built.layers},
+                "before": self.weights(built),
+                "validation": False,
+                "real_val_loss": [],
             }
-            spy.calls.append(call)
-            history = original_fit(model, *args, **kwargs)
-            call["after"] = weights()
-            call["real_val_loss"] = list(history.history.get("val_loss", []))
-            if number in spy.script:
-                history.history["val_loss"] = [spy.script[number]] * len(history.history["val_loss"])
-            return history
+        )
 
-        monkeypatch.setattr(graft.stages, "build_stage_model", build)
-        monkeypatch.setattr(keras.Model, "fit", fit)
-        return self
+    def after_fit(self, stage, round, built) -> None:
+        self.calls[-1]["after"] = self.weights(built)
+
+    def keras_callbacks(self) -> list:
+        spy, number = self, len(self.calls) - 1
+
+        class Script(import_keras().callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                call = spy.calls[number]
+                call["validation"] = "val_loss" in logs
+                if "val_loss" in logs:
+                    call["real_val_loss"].append(float(logs["val_loss"]))
+                    if number in spy.script:
+                        logs["val_loss"] = spy.script[number]
+
+        return [Script()]
 
 
 @attrs.frozen
@@ -398,9 +398,8 @@ def _run(tmp_path_factory, registry: Registry, text: str, script: dict[int, floa
     (folder / "spec.yaml").write_text(text)
     spec_file = load_spec(str(folder / "spec.yaml"), registry)
     log: list[str] = []
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        spy = RoundsSpy(script).install(monkeypatch)
-        run_spec(spec_file, registry, str(folder / "out"), log=log.append)
+    spy = RoundsSpy(script)
+    run_spec(spec_file, registry, str(folder / "out"), log=log.append, observer=spy)
     return Run(spec_file, str(folder / "out"), spy, log)
 
 
@@ -554,12 +553,12 @@ def test_the_plan_json_lists_the_rounds_top_down(progressive_run, registry):
     assert all(layer.init == "loaded" for layer in plans[1].layers)
 
 
-def test_rounds_without_validation_data_are_a_spec_error_before_training(registry, write_spec, tmp_path, monkeypatch):
+def test_rounds_without_validation_data_are_a_spec_error_before_training(registry, write_spec, tmp_path):
     text = gru_spec("{plugin: progressive}").replace(TRANSFER_SEED, TRANSFER_SEED + " validation_split: 0.0,")
-    spy = RoundsSpy({}).install(monkeypatch)
+    spy = RoundsSpy({})
     out = tmp_path / "out"
     with pytest.raises(SpecError) as caught:
-        run_spec(load_spec(write_spec(text), registry), registry, str(out), log=lambda _: None)
+        run_spec(load_spec(write_spec(text), registry), registry, str(out), log=lambda _: None, observer=spy)
     assert caught.value.lines == [
         f"stages[1].policy (line {line_of(text, 'policy: {plugin: progressive}')}): policy 'progressive' trains in "
         "rounds and compares them on validation loss, but synthetic (seed 2) has no validation data; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.convert import make_converter, structure
 from graft.problems import SpecProblem, format_path
@@ -104,3 +105,6 @@ class StageReport:
 
 
 _CONVERTER = make_converter()
+_CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to report
+    LayerLoad, make_dict_unstructure_fn(LayerLoad, _CONVERTER, equal_to_source=override(omit_if_default=True))
+)
