@@ -11,7 +11,7 @@ from graft.autonames import recording_auto_names
 from graft.backend import import_keras
 from graft.layers import EXTRACTOR, LayerInfo
 from graft.problems import Path, Problems
-from graft.registry import PluginError, Registry
+from graft.registry import PluginError, Registry, debug_enabled
 from graft.spec import ExtractorRef, HeadSpec
 
 INPUT_NAME = "input"
@@ -115,14 +115,16 @@ class ModelBuilder:
             raise PluginError(
                 f"{self._blame(EXTRACTOR)} built a model that does not take model.input_shape "
                 f"{list(self.input_shape)}: {type(exc).__name__}: {exc}"
-            ) from None
+            ) from (exc if debug_enabled() else None)
 
     def _compose(self, keras, inputs, outputs):
         try:
             return keras.Model(inputs, outputs, name="graft_model")
         except ValueError as exc:  # a head built on something else than the features, or a name used twice
             plugins = ", ".join(sorted({f"'{head.plugin}'" for head in self.head_specs.values()}))
-            raise PluginError(f"the heads (plugins {plugins}) do not compose with the extractor into one model: {exc}") from None
+            raise PluginError(
+                f"the heads (plugins {plugins}) do not compose with the extractor into one model: {exc}"
+            ) from (exc if debug_enabled() else None)
 
     def _reject_generated_names(self, infos: tuple[LayerInfo, ...], generated: set[str]) -> None:
         """Every layer must carry an explicit name: a name Keras made up changes with build order."""

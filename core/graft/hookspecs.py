@@ -18,7 +18,33 @@ attrs validator or from the hook itself to report a problem at a YAML position.
 
 TensorFlow.  Import ``keras`` inside the hook functions, never at module top:
 ``graft validate`` loads every plugin to check params and must not pay for a
-TensorFlow import.
+TensorFlow import.  ``graft plugins`` names a plugin whose loading imported
+TensorFlow or Keras.
+
+Errors.  keras-graft calls exactly the plugin a spec entry names, and:
+
+- a ``graft.SpecProblem(path, message)`` raised from any hook (or from a params
+  validator) is reported at that entry's YAML path, its ``params``, then
+  ``path``, with the line: raised by the ``build_head`` of head ``trend`` as
+  ``SpecProblem(("units",), "too large")`` it reads
+  ``model.heads.trend.params.units (line 12): too large`` (or
+  ``stages[1].heads.trend...`` for a stage's own heads).  ``path=()`` points at
+  ``params`` itself; use it for a problem with an argument such as
+  ``input_shape`` and name the spec key in the message (``model.input_shape``).
+- any other exception becomes one error naming the plugin, its distribution
+  and version, and the hook, with the exception's type and message; no
+  traceback.  Set ``GRAFT_DEBUG=1`` (``graft --debug``) to keep the original
+  exception chained, so that its full traceback is printed.
+  ``KeyboardInterrupt`` passes through untouched.
+- what a hook returns is checked before it is used (see each hook's
+  ``:return:``); a wrong answer is an error naming the plugin and the hook.
+
+Names.  Every layer a hook creates carries an explicit ``name=``: a layer Keras
+had to name itself (``lstm``, ``dense_2``) is refused at plan time, naming the
+plugin and the layer, because such names change with what was built before.
+Input layers are exempt.  To wrap a constructor that names layers itself
+(``keras.applications``), call it inside
+``graft.autonames.accepting_keras_names()``.
 """
 
 from __future__ import annotations
@@ -55,7 +81,8 @@ def build_extractor(params: Any, input_shape: tuple[int, ...], base_dir: str) ->
         explicit, stable name, normally one the YAML gives (``gru_1``,
         ``gru_2``, ...), because freeze policies and weight transfer address
         layers by name.  Names must not clash with head layer names.  Nested
-        models are allowed; their leaf layers are what policies see.
+        models are allowed; their leaf layers are what policies see.  Anything
+        else returned is an error naming the plugin.
     """
 
 
@@ -69,9 +96,11 @@ def build_head(params: Any, features: Any, name: str) -> Any:
     :param params: the head's ``params``, structured into your annotated class.
     :param features: the symbolic feature tensor the extractor produced.
     :param name: the head's name, the key under ``heads:`` in the YAML.
-    :return: the head's output tensor.  The layer producing it must be named
+    :return: the head's output: one symbolic tensor (not a list, not None),
+        computed from ``features``.  The layer producing it must be named
         exactly ``name`` (that names the model output, its loss and its
-        targets); other layers of the head should be named ``{name}_...``.
+        targets); other layers of the head must be named ``{name}_...``.
+        Anything else is an error naming the plugin.
     """
 
 
@@ -117,8 +146,9 @@ def load_data(params: Any, base_dir: str) -> Dataset:
         class.
     :param base_dir: the folder of the YAML spec; resolve relative paths
         against it.
-    :return: a ``graft.Dataset`` with the training inputs and one target array
-        per head name, and optionally validation arrays.  keras-graft checks
+    :return: a ``graft.Dataset`` (anything else is an error naming the
+        plugin) with the training inputs and one target array per head name,
+        and optionally validation arrays.  keras-graft checks
         shapes, class ids, NaN/inf and emptiness against the model before
         training.
     """

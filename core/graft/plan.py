@@ -226,7 +226,9 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
         try:
             built = build_stage_model(spec_file, registry, index)
         except SpecProblem as problem:  # the next stages are still built: their own heads may have problems
-            problems.extend(problem)
+            for path, message in problem.items:
+                if path not in {known for known, _ in problems.items}:  # stages that share the model: once
+                    problems.add(path, message)
             continue
         try:
             rounds = decide(spec_file, registry, index, built)
@@ -237,7 +239,7 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
             plans.append(_plan(spec_file.spec.stages[index], index, built, everything, None, None))
     if problems:
-        raise spec_file.error(dict.fromkeys(problems.items))  # every stage builds the same extractor: once each
+        raise spec_file.error(problems.items)
     return plans
 
 

@@ -82,6 +82,7 @@ import attrs
 
 import graft
 from graft import validators
+from graft.autonames import accepting_keras_names
 from graft.problems import GraftError, did_you_mean
 
 INPUT_NAME = "mobilenet_input"
@@ -109,11 +110,14 @@ V2_IMAGENET_SIZES = (96, 128, 160, 192, 224)
 
 
 class MobileNetError(GraftError):
-    """A mobilenet extractor that cannot be built; keras-graft prints it without a traceback."""
+    """A mobilenet extractor that cannot be built; keras-graft reports it naming the plugin, without a traceback."""
 
 
-class InputShapeError(MobileNetError, ValueError):
-    """``model.input_shape`` does not fit a MobileNet."""
+class InputShapeError(graft.SpecProblem, ValueError):
+    """``model.input_shape`` does not fit a MobileNet; reported at ``model.extractor.params``."""
+
+    def __init__(self, message: str):
+        super().__init__((), message)
 
 
 class WeightsUnavailable(MobileNetError):
@@ -235,7 +239,8 @@ def _build_base(keras, params: MobileNetParams, shape, weights):
     if params.variant != "v2":
         options["include_preprocessing"] = True
     try:
-        return constructor(**options)
+        with accepting_keras_names():  # Keras names some layers itself (re_lu_3, global_average_pooling2d)
+            return constructor(**options)
     except Exception as exc:
         if weights == "imagenet":
             error = _imagenet_error(keras, params, shape, exc)
