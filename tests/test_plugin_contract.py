@@ -294,3 +294,15 @@ def test_a_plugin_importing_tensorflow_at_load_time_is_named_in_graft_plugins(tm
         "heavy": "ok (imports TensorFlow when loaded: graft validate gets slow; import keras inside the hooks)",
         "light": "ok",
     }
+
+
+def test_a_params_annotation_that_does_not_resolve_is_a_plugin_error():
+    class Broken:
+        @graft.hookimpl
+        def load_data(self, params: NoSuchClass, base_dir):  # noqa: F821 - the point of the test
+            raise AssertionError("never called")
+
+    registry = Registry()
+    registry.register(Broken, "broken_source")
+    with pytest.raises(PluginError, match=r"data source plugin 'broken_source' .*: the params annotation 'NoSuchClass' of load_data does not resolve: NameError"):
+        registry.params_class("data source", "broken_source")

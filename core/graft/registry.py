@@ -49,6 +49,11 @@ def debug_enabled(environ=os.environ) -> bool:
     return environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
+def _described(exc: BaseException) -> str:
+    """``ValueError: message``, or the bare type name for an exception without a message."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def _heavy_modules_loaded() -> set[str]:
     return {name for name in HEAVY_MODULES if name in sys.modules}
 
@@ -238,7 +243,13 @@ class Registry:
             return None  # no params argument (pluggy passes only the arguments a hook names) or no annotation
         annotation = parameter.annotation
         if isinstance(annotation, str):  # from __future__ import annotations
-            annotation = eval(annotation, function.__globals__)  # noqa: S307 - the plugin's own annotation
+            try:
+                annotation = eval(annotation, function.__globals__)  # noqa: S307 - the plugin's own annotation
+            except Exception as exc:  # noqa: BLE001 - a plugin's broken annotation is its error, not a crash
+                raise PluginError(
+                    f"{kind} plugin '{name}' ({self.origin(kind, name)}): the params annotation "
+                    f"'{parameter.annotation}' of {HOOK_OF_KIND[kind]} does not resolve: {_described(exc)}"
+                ) from (exc if debug_enabled() else None)
         return annotation
 
     def _implementation(self, kind: str, name: str) -> pluggy.HookImpl:
@@ -291,7 +302,7 @@ class Registry:
             raise SpecProblem.of(problem.prefixed((*at, "params"))) from (problem if debug_enabled() else None)
         except Exception as exc:  # noqa: BLE001 - whatever a plugin raises ends as one message naming it
             raise PluginError(
-                f"{kind} plugin '{name}' ({info.origin}) failed in {hook}: {type(exc).__name__}: {exc}{DEBUG_HINT}"
+                f"{kind} plugin '{name}' ({info.origin}) failed in {hook}: {_described(exc)}{DEBUG_HINT}"
             ) from (exc if debug_enabled() else None)
         if not results:
             raise PluginError(f"{kind} plugin '{name}' ({info.origin}) returned nothing from {hook}")
