@@ -239,8 +239,9 @@ def _run_validators(instance: Any, fields: list, problems: Problems, strict: boo
                 for path, message in problem.items:
                     problems.add((field.name, *relative_to_field(path, field.name)), message)
             except Exception as exc:  # noqa: BLE001 - attrs validators raise TypeError/ValueError
-                if strict:
-                    problems.add((field.name,), failure_message(validator, exc, value))
+                message = failure_message(validator, exc, value, strict)
+                if message is not None:
+                    problems.add((field.name,), message)
 
 
 def _check_int_range(fields: list, values: dict, problems: Problems) -> None:

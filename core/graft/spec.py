@@ -50,7 +50,7 @@ RESERVED_FOLDER_NAMES = frozenset(
 def stage_name(_instance, _attribute, value) -> None:
     """A stage name names its run folder: an identifier, short enough, not a reserved device name."""
     if not is_name(value):
-        raise SpecProblem((), f"'{value}' is not a valid stage name: use letters, digits and _ (it names a folder)")
+        raise SpecProblem((), f"{value!r} is not a valid stage name: use letters, digits and _ (it names a folder)")
     if len(value) > MAX_STAGE_NAME:
         raise SpecProblem((), f"a stage name has at most {MAX_STAGE_NAME} characters (it names a folder), got {len(value)}")
     if value.lower() in RESERVED_FOLDER_NAMES:

@@ -17,7 +17,7 @@ from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean,
 from graft.registry import PluginError, Registry
 from graft.spec import DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
 from graft.validators import is_name, loading_spec_in
-from graft.yamlfile import YamlDocument, YamlLimitError, load_yaml
+from graft.yamlfile import YamlDocument, YamlLimitError, YamlProblem, load_yaml
 
 MAX_BYTES = 1024 * 1024  # a spec is a few kilobytes; anything near this is not a spec
 
@@ -166,8 +166,8 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
         raise SpecError(path, [f"{where}{what}{getattr(exc, 'problem', None) or exc}"]) from None
-    except SpecProblem as problem:
-        raise render(path, YamlDocument(None, {}), problem.items) from None
+    except YamlProblem as problem:
+        raise render(path, YamlDocument(None, problem.lines), problem.items) from None
     if document.unreadable or document.duplicates:
         raise render(path, document, document.unreadable + document.duplicates)
     try:
@@ -188,24 +188,32 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
     items: list[tuple[Path, str]] = []
     items += _check_head_names(spec.model.heads, ("model", "heads"))
     seen: dict[str, int] = {}
+    folders: dict[str, int] = {}  # stage folders, as a case-insensitive file system sees them
     for index, stage in enumerate(spec.stages):
         at: Path = ("stages", index)
         if stage.name in seen:
             items.append(((*at, "name"), f"stage name '{stage.name}' is used by stages[{seen[stage.name]}] too"))
+        elif stage.name.lower() in folders:
+            other = folders[stage.name.lower()]
+            items.append(((*at, "name"), f"stage name '{stage.name}' differs from stages[{other}] "
+                          f"'{spec.stages[other].name}' only in case; their folders would clash on macOS and Windows"))
         if stage.heads is not None:
             items += _check_head_names(stage.heads, (*at, "heads"))
         items += _check_init(spec_file, stage, list(seen), at)
         items += _check_monitors(spec, stage, at)
         seen.setdefault(stage.name, index)
+        folders.setdefault(stage.name.lower(), index)
     return items
 
 
 def _check_head_names(heads: dict, at: Path) -> list[tuple[Path, str]]:
-    return [
-        ((*at, name), f"head name '{name}' is not valid: use letters, digits and _ (it names a Keras layer)")
-        for name in heads
-        if not is_name(name)
-    ]
+    items = []
+    for name in heads:
+        if not is_name(name):
+            items.append(((*at, name), f"head name {name!r} is not valid: use letters, digits and _ (it names a Keras layer)"))
+        elif name == INPUT_NAME:
+            items.append(((*at, name), f"head name '{name}' is reserved: the model's input layer is named {INPUT_NAME}; choose another"))
+    return items
 
 
 def _check_init(spec_file: SpecFile, stage: Stage, earlier: list[str], at: Path) -> list[tuple[Path, str]]:

@@ -28,10 +28,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import attrs
 
-from graft.problems import Path, SpecProblem, did_you_mean, kind_of, listing
+from graft.problems import Path, Problems, SpecProblem, did_you_mean, kind_of, listing
 from graft.typewords import describe
 
 
@@ -105,7 +106,7 @@ def is_name(value: object) -> bool:
 def identifier(_instance, _attribute, value) -> None:
     """Letters, digits and underscores, not starting with a digit (a Keras layer name)."""
     if not is_name(value):
-        raise SpecProblem((), f"'{value}' is not a valid name: use letters, digits and _")
+        raise SpecProblem((), f"{value!r} is not a valid name: use letters, digits and _")
 
 
 def relative_to_field(path: Path, field_name: str) -> Path:
@@ -118,14 +119,14 @@ def each(check):
     """Apply ``check`` to every item of a list, reporting every problem at the item's index."""
 
     def run(instance, attribute, values) -> None:
-        found: list[tuple[Path, str]] = []
+        problems = Problems()
         for index, value in enumerate(values):
             try:
                 check(instance, attribute, value)
-            except SpecProblem as problem:
-                found += [((index, *relative_to_field(path, attribute.name)), message) for path, message in problem.items]
-        if found:
-            raise SpecProblem.of(found)
+            except SpecProblem as problem:  # its path is relative to the item (or names the field, as before)
+                for path, message in problem.items:
+                    problems.add((index, *relative_to_field(path, attribute.name)), message)
+        problems.raise_all()
 
     return run
 
@@ -133,15 +134,19 @@ def each(check):
 COMPARISONS = {"<": "less than", "<=": "at most", ">=": "at least", ">": "greater than"}
 
 
-def failure_message(validator, exc: Exception, value: Any) -> str:
-    """What an ``attrs.validators`` validator (or any other) that raised ``exc`` found wrong, in words."""
+def failure_message(validator, exc: Exception, value: Any, strict: bool = True) -> str | None:
+    """What an ``attrs.validators`` validator that raised ``exc`` found wrong, in words.
+
+    Another exception gives its message if ``strict``, else None (it may be a crash, not a finding).
+    """
     validator = getattr(validator, "validator", validator)  # attrs.validators.optional(...)
+    unit = "characters" if isinstance(value, str) else "items"
     if getattr(validator, "compare_op", None) in COMPARISONS:
         return f"must be {COMPARISONS[validator.compare_op]} {validator.bound}, got {value}"
     if hasattr(validator, "min_length"):
-        return f"must have at least {validator.min_length} items, got {len(value)}"
+        return f"must have at least {validator.min_length} {unit}, got {len(value)}"
     if hasattr(validator, "max_length"):
-        return f"must have at most {validator.max_length} items, got {len(value)}"
+        return f"must have at most {validator.max_length} {unit}, got {len(value)}"
     args = exc.args
     if len(args) == 4 and isinstance(args[1], attrs.Attribute):  # instance_of, in_, matches_re
         if isinstance(exc, TypeError):
@@ -150,6 +155,8 @@ def failure_message(validator, exc: Exception, value: Any) -> str:
             return f"'{value}' does not match the pattern {args[2].pattern}"
         choices = list(args[2])
         return f"'{value}' is not one of: {listing(choices, 20)}{did_you_mean(value, choices)}"
+    if not strict:
+        return None
     if args and isinstance(args[0], str):
         return args[0]
     return f"is not accepted ({type(exc).__name__})"

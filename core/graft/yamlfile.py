@@ -30,6 +30,14 @@ class YamlLimitError(yaml.MarkedYAMLError):
     """Valid YAML past one of keras-graft's limits (nesting depth)."""
 
 
+class YamlProblem(SpecProblem):
+    """A problem of the YAML node graph (an alias too big or inside itself), with the line of its node."""
+
+    def __init__(self, path: Path, message: str, node: yaml.Node):
+        super().__init__(path, message)
+        self.lines = {tuple(path): node.start_mark.line + 1}
+
+
 class SpecLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` with YAML 1.2 floats and a nesting limit checked while composing."""
 
@@ -71,7 +79,7 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
 
     Duplicate keys are listed in ``duplicates``; values that cannot be read (keys that
     are not names or numbers, numbers Python cannot read) in ``unreadable``.
-    ``SpecProblem``: an alias that contains itself or expands too far;
+    ``YamlProblem``: an alias that contains itself or expands too far;
     ``yaml.YAMLError``: invalid YAML (``YamlLimitError``: nested too deeply).
     """
     loader = SpecLoader(text)
@@ -113,16 +121,16 @@ def _check_expansion(root: yaml.Node) -> None:
         if id(node) in measured:
             return measured[id(node)]
         if id(node) in open_nodes:
-            raise SpecProblem(path, f"the alias on line {node.start_mark.line + 1} contains itself")
+            raise YamlProblem(path, f"the alias on line {node.start_mark.line + 1} contains itself", node)
         open_nodes.add(id(node))
         values, depth = 1, 1
         for child_path, child in _children(node, path):
             child_values, child_depth = measure(child, child_path)
             values, depth = values + child_values, max(depth, child_depth + 1)
             if values > MAX_VALUES:
-                raise SpecProblem(path, f"the spec expands to more than {MAX_VALUES:,} values through aliases")
+                raise YamlProblem(path, f"the spec expands to more than {MAX_VALUES:,} values through aliases", node)
             if depth > MAX_DEPTH:
-                raise SpecProblem(path, f"aliases nest the spec more than {MAX_DEPTH} levels deep")
+                raise YamlProblem(path, f"aliases nest the spec more than {MAX_DEPTH} levels deep", node)
         open_nodes.discard(id(node))
         measured[id(node)] = (values, depth)
         return values, depth
