@@ -99,7 +99,7 @@ def test_wrong_type(problems):
 
 @pytest.mark.parametrize(
     ("value", "got"),
-    [("true", "bool True"), ("1.5", "float 1.5"), ("[1]", "list"), ("", "NoneType None")],
+    [("true", "bool True"), ("1.5", "float 1.5"), ("[1]", "list"), ("", "null")],
 )
 def test_no_coercion_to_integer(problems, value, got):
     text = edit(TINY_GRU_SPEC, "epochs: 1", f"epochs: {value}".rstrip(), occurrence=2)

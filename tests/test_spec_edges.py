@@ -487,3 +487,28 @@ def test_a_plugin_checks_its_file_next_to_the_spec_at_load(tmp_path, monkeypatch
     assert caught.value.lines == [
         f"stages[1].data.params.path (line {line_of(first_data, 'absent.npz')}): file not found: {tmp_path / 'spec' / 'absent.npz'}"
     ]
+
+
+# -- fuzzer findings -------------------------------------------------------------------------------------
+
+
+def test_null_is_called_null(problems):
+    assert problems("seed: 3", "seed: ~") == ["seed (line 1): expected an integer, got null"]
+
+
+def test_a_name_holding_a_newline_stays_on_one_line(problems):
+    lines = problems("init: {stage: pretrain}", 'init: {stage: "pretrain\\n"}')
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith("stages[1].init.stage (line 26): no earlier stage 'pretrain\\n'; earlier stages: pretrain")
+
+
+def test_a_control_character_is_reported_with_line_and_column(problems):
+    assert problems("seed: 3", "seed: 3\x1b") == [
+        "line 1, column 8: not valid YAML: the character '\\x1b' (#x001b) is not allowed in YAML text; remove it"
+    ]
+
+
+def test_a_byte_order_mark_is_fine(registry, tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes("\ufeff".encode() + TINY.encode())
+    assert load_spec(str(path), registry).spec.seed == 3

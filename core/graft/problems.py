@@ -127,9 +127,11 @@ class SpecError(GraftError):
 
 
 def kind_of(value: object, limit: int = 60) -> str:
-    """``str 'x'``, ``int 3``, ``list``: a value's type and (short) repr, for "expected ..., got ..."."""
+    """``str 'x'``, ``int 3``, ``list``, ``null``: a value's type and (short) repr, for "expected ..., got ..."."""
     if isinstance(value, (dict, list)):
         return type(value).__name__
+    if value is None:
+        return "null"  # what YAML calls it: "~", "null" or nothing
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"int of about {int(value.bit_length() * 0.30103)} digits"  # repr would be long, or raise
     text = repr(value)

@@ -56,8 +56,16 @@ def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]
     for path, message in items:
         line = document.line_of(path)
         where = f"{format_path(path)} (line {line})" if line else format_path(path)
-        lines.append(f"{where}: {message}")
+        lines.append(one_line(f"{where}: {message}"))
     return SpecError(source, lines)
+
+
+CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (a name holding a newline), so a problem stays one line."""
+    return text.translate(CONTROL)
 
 
 def spec_converter(registry: Registry):
@@ -161,11 +169,16 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
 
     try:
         document = load_yaml(text, path)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; no mark, a position
+        line, column = text.count("\n", 0, exc.position) + 1, exc.position - text.rfind("\n", 0, exc.position)
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise SpecError(path, [f"line {line}, column {column}: not valid YAML: the character {character!r} "
+                               f"(#x{ord(character):04x}) is not allowed in YAML text; remove it"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
-        raise SpecError(path, [f"{where}{what}{getattr(exc, 'problem', None) or exc}"]) from None
+        raise SpecError(path, [one_line(f"{where}{what}{getattr(exc, 'problem', None) or exc}")]) from None
     except YamlProblem as problem:
         raise render(path, YamlDocument(None, problem.lines), problem.items) from None
     if document.unreadable or document.duplicates:
