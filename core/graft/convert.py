@@ -17,7 +17,7 @@ import cattrs
 from graft.problems import Path, Problems, SpecProblem, did_you_mean, kind_of, listing
 from graft.typewords import describe, is_union, noun
 from graft.validators import failure_message, relative_to_field
-from graft.yamlfile import MAX_DEPTH, MAX_VALUES, YamlDocument, load_yaml  # noqa: F401 - the YAML half, re-exported
+from graft.yamlfile import MAX_VALUES, YamlDocument, load_yaml  # noqa: F401 - the YAML half, re-exported
 
 INT64 = (-(2**63), 2**63 - 1)
 
