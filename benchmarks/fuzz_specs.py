@@ -141,6 +141,11 @@ def run_command(command: str, total: int, jobs: int, seed: int, folder: str, sec
     return records + crashes
 
 
+def visible(line: str) -> str:
+    """``line`` with control, format and undecodable characters as Python escapes."""
+    return "".join(ch if ch.isprintable() or ch == "\t" else repr(ch)[1:-1] for ch in line)
+
+
 def summarise(command: str, records: list[dict], elapsed: float) -> int:
     counts = collections.Counter(record["status"] for record in records)
     print(f"\n== graft {command}: {len(records)} cases in {elapsed:.0f} s — "
@@ -162,7 +167,8 @@ def summarise(command: str, records: list[dict], elapsed: float) -> int:
             print("   output:   " + first["output"].strip().replace("\n", "\n             ")[:600])
         minimal = first.get("minimal") or first["text"]
         shown = minimal if len(minimal) < 1500 else minimal[:1500] + f"\n... ({len(minimal)} characters)"
-        print("   minimal spec:\n" + "\n".join("     | " + line for line in shown.split("\n")))
+        print("   minimal spec (non-printable characters escaped):\n"
+              + "\n".join("     | " + visible(line) for line in shown.split("\n")))
     return counts["failure"]
 
 

@@ -91,6 +91,14 @@ def tiny_seeds() -> list[Seed]:
     return seeds
 
 
+def edited(config: str, where: str, value: Any) -> str:
+    """The text of ``configs/<config>.yaml`` with the value at ``where`` (``stages[1].init.stage``) replaced."""
+    (seed,) = load_seeds([config])
+    data = copy.deepcopy(seed.data)
+    path = tuple(int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", where))
+    return yaml.safe_dump(_set(data, path, value), sort_keys=False, allow_unicode=True)
+
+
 def prepare_workdir(folder: str) -> None:
     """Files that mutated specs may name by relative path: ``data/train.npz``, weights files."""
     os.makedirs(os.path.join(folder, "data"), exist_ok=True)
@@ -706,7 +714,8 @@ def judge(rc: Any, stdout: str, stderr: str) -> Outcome:
             problems = lines[1:]
             if int(header.group(1)) != len(problems):
                 bad = [line for line in problems if not PROBLEM_LINE.match(line)]
-                return Outcome("failure", "format", ("format", "a problem spans several lines"), rc, output,
+                what = "PyYAML's reader error over several lines" if '"<unicode string>"' in stderr else "a problem spans several lines"
+                return Outcome("failure", "format", ("format", what), rc, output,
                                f"header says {header.group(1)} problems, {len(problems)} lines follow: {bad[:1]!r}")
             for line in problems:
                 if not PROBLEM_LINE.match(line):
@@ -764,6 +773,36 @@ def memory_limit(extra_bytes: int | None):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+_REGISTRIES: dict[Any, Any] = {}
+
+
+@contextlib.contextmanager
+def cached_registry():
+    """``Registry.discover()`` without arguments answers from a cache while inside.
+
+    Discovery reads every installed distribution's metadata (three quarters of a
+    validate case); the plugins do not change between cases, and the registry is
+    not what is fuzzed. Restored on exit, so other tests see the real method.
+    """
+    from graft.registry import Registry
+
+    original = Registry.__dict__["discover"]
+
+    def discover(cls, paths=None, enabled=None):
+        if paths is not None or enabled is not None:
+            return original.__func__(cls, paths, enabled)
+        key = os.environ.get("GRAFT_PLUGINS")
+        if key not in _REGISTRIES:
+            _REGISTRIES[key] = original.__func__(cls)
+        return _REGISTRIES[key]
+
+    Registry.discover = classmethod(discover)
+    try:
+        yield
+    finally:
+        Registry.discover = original
+
+
 def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None) -> Outcome:
     """Run ``graft.cli.main(argv)`` in this process under the oracle."""
     from graft import cli
@@ -772,7 +811,7 @@ def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None) -
     start = time.perf_counter()
     rc: Any = None
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), cached_registry():
             with memory_limit(memory), time_limit(seconds):
                 rc = cli.main(argv)
     except CaseTimeout:

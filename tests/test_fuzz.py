@@ -25,22 +25,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --import-mode=
 import fuzzing  # noqa: E402  (tests/fuzzing.py, shared with benchmarks/fuzz_specs.py)
 
 # signature (see fuzzing.Outcome.signature) -> ids of its regression cases below
-KNOWN_OPEN: dict[tuple, tuple[str, ...]] = {
-    ("UnicodeDecodeError", "graft/specfile.py:load_spec"): ("latin1-byte",),
-    ("raw", "NoneType", "expected …, got NoneType None"): ("none-value", "none-stage"),
-    ("format", "a problem spans several lines"): ("newline-in-name", "newline-in-key", "newline-in-init-stage"),
-}
-
-# id -> minimal spec text (str; raw bytes as surrogate escapes), from the fuzzer's findings
+KNOWN_OPEN: dict[tuple, tuple[str, ...]] = {}  # all fixed as of this commit# id -> minimal spec text (str; raw bytes as surrogate escapes), from the fuzzer's findings
 REGRESSIONS = {
     "latin1-byte": "seed: 1  # caf\udce9\n",
     "none-value": "seed: ~\n",
+    "control-character": "seed: 1\x1b\n",
     "none-stage": "model: {}\nstages:\n  - null\n",
     "newline-in-name": 'model: {}\nstages:\n  - {name: "pre\\ntrain"}\n',
     "newline-in-key": "stages:\n- name: pretrain\n  data:\n    ? 'a\n\n      b'\n",
-    "newline-in-init-stage": (
-        "model: {}\nstages:\n  - {name: pretrain}\n  - {name: transfer, init: {stage: \"pretrain\\n\"}}\n"
-    ),
+    "newline-in-init-stage": fuzzing.edited("gru_transfer", "stages[1].init.stage", "pretrain\n"),
+    "newline-in-pattern": fuzzing.edited("gru_transfer", "stages[1].policy.params.freeze[0]", "gru_1\n"),
+    "newline-in-monitor": fuzzing.edited("gru_transfer", "stages[1].callbacks.early_stopping.monitor", "val_loss\n"),
+    "null-batch-norm": fuzzing.edited("conv1d_transfer", "model.extractor.params.batch_norm", None),
+    "null-class": fuzzing.edited("mobilenet_digits", "stages[0].data.params.classes[0]", None),
+    "null-policy": fuzzing.edited("gru_transfer", "stages[1].policy", None),
+    "scalar-extractor": fuzzing.edited("gru_progressive", "model.extractor", "average"),
     "scalar-for-class": (
         "model:\n  input_shape: [4, 2]\n  extractor: average\n  heads: {a: {plugin: dense, loss: mse}}\n"
         "stages:\n  - {name: s, data: {source: synthetic}, epochs: 1}\n"
@@ -104,7 +103,7 @@ def test_validate_never_crashes(rng, workdir):
     _check(fuzzing.check_file(path, "validate", seconds=10), case.text, case.describe())
 
 
-PLAN_CASES = 24
+PLAN_CASES = 20
 
 
 def test_plan_never_crashes(workdir):
