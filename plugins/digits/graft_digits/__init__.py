@@ -50,7 +50,7 @@ import numpy as np
 import graft
 from graft import validators
 from graft.data import Dataset
-from graft.problems import SpecProblem
+from graft.problems import Problems, SpecProblem
 
 __all__ = ["DigitsParams", "SklearnDigits", "digit_images", "split_indices", "to_images"]
 
@@ -61,19 +61,15 @@ SCALE = np.float32(255 / 16)  # 0..16 -> 0..255, exact in float32 (15.9375)
 
 def _digits(_instance, attribute, value: list[int]) -> None:
     """Every entry a digit 0..9, each at most once."""
-    problems, seen = [], {}
+    problems, seen = Problems(), {}
     for index, digit in enumerate(value):
         if digit not in DIGITS:
-            problems.append(SpecProblem((attribute.name, index), f"digit {digit} is not 0..9"))
+            problems.add((attribute.name, index), f"digit {digit} is not 0..9")
         elif digit in seen:
-            problems.append(
-                SpecProblem((attribute.name, index), f"digit {digit} appears twice (also {attribute.name}[{seen[digit]}])")
-            )
+            problems.add((attribute.name, index), f"digit {digit} appears twice (also {attribute.name}[{seen[digit]}])")
         else:
             seen[digit] = index
-    problem = SpecProblem.combine(problems)
-    if problem:
-        raise problem
+    problems.raise_all()
 
 
 def _image_size(_instance, attribute, value: int) -> None:

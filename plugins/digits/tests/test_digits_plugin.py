@@ -359,6 +359,9 @@ def test_spec_problems_carry_yaml_paths_and_lines():
     registry.register(StubExtractor(), "stub")
     with pytest.raises(graft.SpecError) as caught:
         parse_spec(SPEC, "digits.yaml", registry)
-    assert caught.value.lines == ["stages[0].data.params.classes[2] (line 11): digit 12 is not 0..9"]
+    assert caught.value.lines == [  # every field's problems at once
+        "stages[0].data.params.classes[2] (line 11): digit 12 is not 0..9",
+        "stages[0].data.params.size (line 12): must be a multiple of 8 (8, 16, 24, 32, ...), got 30",
+    ]
     spec_file = parse_spec(SPEC.replace("5, 6, 12", "5, 6, 7, 8, 9").replace("size: 30", "size: 32"), "digits.yaml", registry)
     assert spec_file.spec.stages[0].data.params == DigitsParams(classes=TOP)
