@@ -110,8 +110,8 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
     problems = Problems()
     for index, (stage, plan) in enumerate(zip(spec.stages, plans)):
         at: Path = ("stages", index, "data")
-        with problems.collect((*at, "params")):
-            dataset = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir)
+        with problems.collect():
+            dataset = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir, at=at)
             heads = {name: HeadTarget(plan.outputs[name], head.loss) for name, head in spec.heads_of(stage).items()}
             for message in check_dataset(dataset, tuple(spec.model.input_shape), heads):
                 problems.add(at, message)
