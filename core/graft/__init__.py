@@ -3,9 +3,11 @@
 Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
 ``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
 ``Dataset`` for data sources, ``SpecProblem`` and ``graft.validators`` to report
-problems at YAML paths.  Importing it does not import TensorFlow.
+problems at YAML paths, ``accepting_keras_names`` around Keras constructors that
+name layers themselves.  Importing it does not import TensorFlow.
 """
 
+from graft.autonames import accepting_keras_names
 from graft.data import Dataset
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
@@ -23,6 +25,7 @@ __all__ = [
     "Rounds",
     "SpecError",
     "SpecProblem",
+    "accepting_keras_names",
     "hookimpl",
     "match_layers",
     "match_pattern",

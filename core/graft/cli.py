@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from graft.problems import GraftError
-from graft.registry import Registry, describe
+from graft.registry import DEBUG_VARIABLE, Registry, debug_enabled, describe
 from graft.table import format_table
 
 
@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.debug:
-        os.environ[DEBUG_VARIABLE] = "1"
+        os.environ[DEBUG_VARIABLE] = "1"  # plugin errors keep their cause for the traceback
     try:
         return COMMANDS[args.command](args)
     except GraftError as exc:
-        if os.environ.get(DEBUG_VARIABLE) == "1" and (exc.__cause__ or exc.__context__):
+        if debug_enabled() and (exc.__cause__ or exc.__context__):
             traceback.print_exception(exc)
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
@@ -107,7 +107,6 @@ def _run(args) -> int:
     return 0
 
 
-DEBUG_VARIABLE = "GRAFT_DEBUG"
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run}
 
 if __name__ == "__main__":

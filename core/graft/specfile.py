@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from graft.builder import INPUT_NAME
+from graft.callbacks import configured
 from graft.convert import make_converter, structure, structure_attrs
 from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.registry import PluginError, Registry
@@ -261,9 +262,8 @@ def metric_names(heads: dict[str, HeadSpec]) -> list[str]:
 def _check_monitors(spec: Spec, stage: Stage, at: Path) -> list[tuple[Path, str]]:
     names = metric_names(spec.heads_of(stage))
     items = []
-    for key in ("early_stopping", "reduce_lr"):
-        callback = getattr(stage.callbacks, key)
-        if callback is not None and callback.monitor not in names:
+    for key, callback in configured(stage.callbacks):
+        if callback.monitor not in names:
             items.append(
                 (
                     (*at, "callbacks", key, "monitor"),

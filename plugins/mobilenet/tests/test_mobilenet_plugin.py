@@ -131,7 +131,7 @@ def test_any_alpha_without_imagenet_and_imagenet_alphas():
         ({"alpha": 0}, ("params", "alpha"), "must be greater than 0, got 0.0"),
         ({"alpha": "1.0"}, ("params", "alpha"), "expected a number, got str '1.0'"),
         ({"pooling": "average"}, ("params", "pooling"), "'average' is not one of: avg, max — did you mean 'avg'?"),
-        ({"weights": None}, ("params", "weights"), "expected a string, got NoneType None"),
+        ({"weights": None}, ("params", "weights"), "expected a string, got null"),
     ],
 )
 def test_other_problems(raw, path, message):
