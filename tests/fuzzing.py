@@ -618,9 +618,11 @@ def make_plan_case(rng, seeds: list[Seed]) -> Case:
     data = copy.deepcopy(seed.data)
     for _ in range(rng.randint(1, 2)):
         roll = rng.random()
-        if roll < 0.6:
+        if roll < 0.5:
+            data, desc = well_typed_edit(rng, data)
+        elif roll < 0.75:
             data, desc = mutator.mutate_semantic(data)
-        elif roll < 0.7:
+        elif roll < 0.8:
             data, desc = mutator.mutate_plugin(data)
         else:
             leaves = [p for p in _paths(data) if p[:1] == ("model",) and not isinstance(_get(data, p), (dict, list))]
@@ -636,6 +638,99 @@ def make_plan_case(rng, seeds: list[Seed]) -> Case:
         case.steps.append(desc)
     case.text = mutator.dump(data)
     return case
+
+
+LAYER_NAMES = ["gru_1", "gru_2", "gru_3", "gru_*", "conv_*", "conv_1", "conv_1_bn", "level", "trend", "trend_*",
+               "trend_hidden_1", "*", "*_1", "gru_input", "conv_input", "conv_pool", "nomatch", "GRU_1", "gru_[12]"]
+
+
+def well_typed_edit(rng, data: Any) -> tuple[Any, str]:
+    """An edit that ``graft validate`` accepts on its own (so plan gets to judge it), or nearly so."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, list) or not stages or not isinstance(data.get("model"), dict):
+        return data, "no stages to edit"
+    index = rng.randrange(len(stages))
+    stage = stages[index]
+    if not isinstance(stage, dict):
+        return data, "stage is not a mapping"
+    at = f"stages[{index}]"
+    model = data["model"]
+    choice = rng.randrange(10)
+    if choice == 0:
+        names = lambda: rng.sample(LAYER_NAMES, rng.randint(0, 3))  # noqa: E731
+        params = rng.choice([
+            {"freeze": names(), "train": names()},
+            {"reinit": names(), "default": rng.choice(["train", "freeze"])},
+            {"freeze": names(), "reinit": names(), "freeze_batch_norm": rng.choice([True, False])},
+        ])
+        stage["policy"] = {"plugin": "layers", "params": params}
+    elif choice == 1:
+        stage["policy"] = rng.choice([
+            {"plugin": "fine_tune_top", "params": {"layers": rng.choice([1, 2, 3, 4, 5, 50, 2**31 - 1])}},
+            {"plugin": "progressive", "params": {"groups": rng.sample(LAYER_NAMES, rng.randint(0, 4)),
+                                                 "max_rounds": rng.choice([1, 2, 100])}},
+            {"plugin": "progressive", "params": {"patience": rng.choice([1, 5])}},
+            {"plugin": "replace_head", "params": {"train_extractor": rng.choice([True, False])}},
+            {"plugin": "continue"},
+        ])
+    elif choice == 2:
+        stage["heads"] = {
+            rng.choice(["level", "trend", "new_head", "digit", "gru_1", "conv_1", "loss", "a" * 60]): {
+                "plugin": "dense",
+                "loss": rng.choice(["mse", "sparse_categorical_crossentropy", "binary_crossentropy", "huber"]),
+                "metrics": rng.sample(["mae", "accuracy", "mse"], rng.randint(0, 2)),
+                "params": {"units": rng.choice([1, 2, 3, 7, 100000]), "hidden": rng.choice([[], [4], [4, 4], [100000]]),
+                           "dropout": rng.choice([0.0, 0.5, 0.99]),
+                           "activation": rng.choice(["linear", "softmax", "sigmoid"])},
+            }
+            for _ in range(rng.randint(1, 3))
+        }
+    elif choice == 3:
+        stage["init"] = rng.choice([
+            {"weights": rng.choice(["data/weights_keras3.graft.npz", "data/weights_keras2.graft.npz",
+                                    "data/weights_keras3_conv1d_bn.graft.npz", "data/weights_keras2_conv1d_bn.graft.npz",
+                                    "data/train.npz", "data/garbage.npz", "data/single.npy", "data/a_folder.npz"])},
+            {"stage": stages[rng.randrange(index)]["name"]} if index and isinstance(stages[0], dict) else {},
+        ])
+        if not stage["init"]:
+            del stage["init"]
+    elif choice == 4:
+        model["input_shape"] = rng.choice([[12, 3], [1, 3], [2, 1], [12], [12, 3, 1], [3, 12], [100000, 3], [12, 100000],
+                                           [32, 32, 3], [4096, 4096]])
+    elif choice == 5 and isinstance(model.get("extractor"), dict):
+        layers = (model["extractor"].get("params") or {}).get("layers")
+        if isinstance(layers, list) and layers and isinstance(layers[0], dict):
+            layer = rng.choice(layers)
+            key = rng.choice(["units", "filters", "kernel_size", "strides", "padding", "dropout", "name"])
+            layer[key] = {"units": rng.choice([1, 2, 4096, 100000]), "filters": rng.choice([1, 4096, 100000]),
+                          "kernel_size": rng.choice([1, 12, 13, 50, 1000]), "strides": rng.choice([1, 2, 12, 13, 1000]),
+                          "padding": rng.choice(["same", "valid"]), "dropout": rng.choice([0.0, 0.5]),
+                          "name": rng.choice(["level", "trend", "gru_input", "conv_input", "conv_pool", "trend_hidden_1",
+                                              "a" * 200, "x1"])}[key]
+            return data, f"an extractor layer's {key} = {layer[key]!r}"
+    elif choice == 6:
+        model["extractor"] = rng.choice([
+            {"plugin": "conv1d", "params": {"layers": [{"name": "conv_1", "filters": 4, "kernel_size": 3}],
+                                            "batch_norm": rng.choice([True, False])}},
+            {"plugin": "gru", "params": {"layers": [{"name": "gru_1", "units": 4}]}},
+            {"plugin": "mobilenet", "params": {"variant": rng.choice(["v2", "v3_small"]), "alpha": 0.35,
+                                               "weights": rng.choice(["none", "data/train.npz", "imagenet"])}},
+        ])
+        return data, f"model.extractor = {model['extractor']!r}"
+    elif choice == 7:
+        stage["data"] = {"source": "npz", "params": {"path": "data/train.npz",
+                                                     "targets": rng.choice([{"level": "y_level", "trend": "y_trend"},
+                                                                            {"level": "y_trend", "trend": "y_level"}])}}
+    elif choice == 8:
+        heads = model.get("heads")
+        if isinstance(heads, dict) and heads:
+            name = rng.choice(list(heads))
+            new = rng.choice(["gru_1", "conv_1", "gru_input", "trend_hidden_1", "level_1", "x" * 100, "loss"])
+            heads[new] = heads.pop(name)
+            return data, f"model.heads: rename {name} -> {new}"
+    else:
+        stage["callbacks"] = {"early_stopping": {"monitor": rng.choice(["val_loss", "loss", "val_level_loss"])}}
+    return data, f"{at} well-typed edit {choice}: {stage.get('policy') if choice < 2 else ''!r:.150}"
 
 
 def write_case(folder: str, text: str, name: str = "spec.yaml") -> str:
@@ -654,6 +749,7 @@ RAW_PATTERNS = [
     "unsupported operand", "positional argument", "can't multiply sequence", "object cannot be interpreted",
     "must be real number", "argument must be", "cannot convert float", "maximum recursion depth",
     "got an unexpected keyword", "is not a valid Python", "<class '", "<function ", " object at 0x",
+    "KerasTensor", "tf.Tensor", "Received: ",
 ]
 PROBLEM_LINE = re.compile(r"^  [^ \t\r\n].*?(?: \(line \d+\))?: \S")
 HEADER = re.compile(r"^error: .*: (\d+) problems?$")
@@ -721,7 +817,8 @@ def judge(rc: Any, stdout: str, stderr: str) -> Outcome:
                 if not PROBLEM_LINE.match(line):
                     return Outcome("failure", "format", ("format", normalise(line)), rc, output, f"not a problem line: {line!r}")
         elif len(lines) > 1 and not all(line.startswith("  ") for line in lines[1:]):
-            return Outcome("failure", "format", ("format", normalise(lines[1])), rc, output, f"unindented continuation: {lines[1]!r}")
+            return Outcome("failure", "format", ("format", "a problem spans several lines"), rc, output,
+                           f"unindented continuation: {lines[1]!r}")
     else:
         return Outcome("failure", "exit", ("exit", repr(rc)), rc, output, f"returned {rc!r}")
     for pattern in RAW_PATTERNS:
