@@ -30,7 +30,7 @@ def plain_keras(out_dir: str) -> None:
     import keras
     import numpy as np
 
-    from graft.builtins.sources import SyntheticParams, generate
+    from graft.builtins.synthetic import SyntheticParams, generate
 
     def data(**params):
         x, y = generate(SyntheticParams(targets={"level": "level", "trend": "trend"}, **params))

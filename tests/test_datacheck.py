@@ -197,7 +197,7 @@ def test_every_problem_is_reported():
 
 
 def test_synthetic_data_passes_its_own_model_shape():
-    from graft.builtins.sources import Synthetic, SyntheticParams
+    from graft.builtins.synthetic import Synthetic, SyntheticParams
 
     params = SyntheticParams(targets={"level": "level", "trend": "trend"}, samples=20, timesteps=10, channels=3)
     data = Synthetic().load_data(params, ".")

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graft.builtins.sources import Npz, NpzParams
+from graft.builtins.npz import Npz, NpzParams
 from graft.problems import SpecProblem
 from graft.validators import loading_spec_in
 

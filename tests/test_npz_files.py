@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from graft.builtins.sources import Npz, NpzParams
+from graft.builtins.npz import Npz, NpzParams
 from graft.convert import make_converter, structure
 from graft.problems import SpecProblem
 from graft.validators import loading_spec_in

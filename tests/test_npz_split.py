@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graft.builtins.sources import Npz, NpzParams
+from graft.builtins.npz import Npz, NpzParams
 from graft.convert import make_converter, structure
 from graft.data import Dataset
 from graft.problems import SpecProblem

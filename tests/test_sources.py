@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from graft.builtins.sources import Npz, NpzParams, Synthetic, SyntheticParams, generate
+from graft.builtins.npz import Npz, NpzParams
+from graft.builtins.synthetic import Synthetic, SyntheticParams, generate
 from graft.convert import make_converter, structure
 from graft.problems import SpecProblem
 from graft.validators import loading_spec_in
@@ -248,7 +249,7 @@ def test_sources_are_registered_entry_points():
 
 def test_no_tensorflow_import():
     code = (
-        "import sys, graft.builtins.sources, graft.datacheck; "
+        "import sys, graft.builtins.npz, graft.builtins.synthetic, graft.datacheck; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
         "assert not bad, bad"
     )
