@@ -13,14 +13,13 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import pluggy
 
 from graft import hookresults, hookspecs
 from graft.backend import import_keras
+from graft.plugininfo import PluginInfo, describe  # noqa: F401 - describe: graft plugins' rows, re-exported
 from graft.problems import GraftError, Path, SpecProblem, did_you_mean, listing
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ HOOK_OF_KIND = {kind: hook for hook, kind in KIND_OF_HOOK.items()}
 DEBUG_VARIABLE = "GRAFT_DEBUG"
 DEBUG_HINT = f" (set {DEBUG_VARIABLE}=1 or use graft --debug for the traceback)"
 HEAVY_MODULES = ("tensorflow", "keras")
-SLOW_IMPORT = "imports TensorFlow when loaded: graft validate gets slow; import keras inside the hooks"
 
 
 def debug_enabled(environ=os.environ) -> bool:
@@ -60,25 +58,6 @@ def _heavy_modules_loaded() -> set[str]:
 
 class PluginError(GraftError):
     """A plugin that cannot be found, loaded or run."""
-
-
-@attrs.define
-class PluginInfo:
-    """One entry point of group ``graft`` and what became of it."""
-
-    name: str
-    distribution: str
-    version: str
-    entry_point: str
-    plugin: Any = None
-    provides: tuple[str, ...] = ()
-    error: str | None = None
-    status: str = "ok"  # ok | broken | conflict | disabled
-    imports_tensorflow: bool = False  # loading the entry point put tensorflow or keras into sys.modules
-
-    @property
-    def origin(self) -> str:
-        return f"distribution {self.distribution} {self.version}, entry point {self.name} = {self.entry_point}"
 
 
 def _normalise(name: str) -> str:
@@ -316,21 +295,3 @@ class Registry:
 
     def origin(self, kind: str, name: str) -> str:
         return self.get(kind, name).origin
-
-
-def describe(infos: Iterable[PluginInfo]) -> list[dict[str, str]]:
-    """Rows for ``graft plugins``."""
-    return [
-        {
-            "name": info.name,
-            "provides": ", ".join(info.provides) or "-",
-            "distribution": f"{info.distribution} {info.version}".strip(),
-            "status": _status(info),
-        }
-        for info in sorted(infos, key=lambda info: info.name)
-    ]
-
-
-def _status(info: PluginInfo) -> str:
-    status = info.status if not info.error else f"{info.status}: {info.error}"
-    return f"{status} ({SLOW_IMPORT})" if info.imports_tensorflow else status
