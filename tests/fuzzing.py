@@ -353,6 +353,9 @@ class Mutator:
                 for _ in range(depth):
                     value = [value] if r.random() < 0.5 else {"a": value}
                 return _set(data, path, value), f"{where} = nesting {depth} deep"
+            if self.big and r.random() < 0.3:  # long rather than deep: more values than any spec holds
+                snippet = "[" + ", ".join(["1"] * r.choice([100_001, 200_000])) + "]"
+                return _set(data, path, self.inject(snippet)), f"{where} = a plain list of {snippet.count(',') + 1} items"
             opening, closing = r.choice([("[", "]"), ("{a: ", "}"), ("!!omap [", "]"), ("[{a: ", "}]")])
             snippet = opening * depth + "1" + closing * depth
             return _set(data, path, self.inject(snippet)), f"{where} = {opening!r} nesting {depth} deep (text)"

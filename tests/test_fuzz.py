@@ -87,6 +87,26 @@ def test_regression(case, workdir, request):
     assert outcome.ok, f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output[-1500:]}"
 
 
+@pytest.mark.parametrize("where", ["folder", "missing", "fifo", "device", "empty", "comment-only"])
+def test_file_level(where, workdir):
+    """Spec paths that are not a readable YAML file (a long file is left to benchmarks/fuzz_specs.py: slow)."""
+    path = os.path.join(workdir, f"file-level-{where}.yaml")
+    if where == "folder":
+        path = workdir
+    elif where == "fifo":
+        if not os.path.exists(path):
+            os.mkfifo(path)
+    elif where == "device":
+        path = "/dev/zero"
+        if not os.path.exists(path):
+            pytest.skip("no /dev/zero")
+    elif where in ("empty", "comment-only"):
+        text = {"empty": "", "comment-only": "# nothing\n"}[where]
+        fuzzing.write_case(workdir, text, os.path.basename(path))
+    outcome = fuzzing.check_file(path, seconds=60, memory=2**30)
+    assert outcome.ok, f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output[-1500:]}"
+
+
 SEEDS = fuzzing.load_seeds()
 
 
