@@ -84,14 +84,19 @@ def _strict_list(converter: cattrs.Converter):
         if not isinstance(value, list):
             raise SpecProblem((), f"expected {describe(type_)}, got {kind_of(value)}")
         (item_type,) = typing.get_args(type_) or (Any,)
-        result, problems = [], Problems()
-        for index, item in enumerate(value):
-            with problems.collect((index,)):
-                result.append(_structure_item(converter, item, item_type))
-        problems.raise_all()
-        return result
+        return _structure_each(converter, [(item, item_type) for item in value])
 
     return structure_list
+
+
+def _structure_each(converter: cattrs.Converter, typed_items: list[tuple[Any, Any]]) -> list:
+    """Structure every ``(item, type)`` in order; every item's problems are kept at its index."""
+    result, problems = [], Problems()
+    for index, (item, item_type) in enumerate(typed_items):
+        with problems.collect((index,)):
+            result.append(_structure_item(converter, item, item_type))
+    problems.raise_all()
+    return result
 
 
 def _strict_tuple(converter: cattrs.Converter):
@@ -102,12 +107,7 @@ def _strict_tuple(converter: cattrs.Converter):
         if args and args[-1] is not Ellipsis and len(value) != len(args):
             raise SpecProblem((), f"expected a list of {len(args)} items, got {len(value)}")
         item_types = [args[0] if args and args[-1] is Ellipsis else (args[i] if args else Any) for i in range(len(value))]
-        result, problems = [], Problems()
-        for index, (item, item_type) in enumerate(zip(value, item_types)):
-            with problems.collect((index,)):
-                result.append(_structure_item(converter, item, item_type))
-        problems.raise_all()
-        return tuple(result)
+        return tuple(_structure_each(converter, list(zip(value, item_types))))
 
     return structure_tuple
 
