@@ -12,9 +12,12 @@ argument with: an ``attrs`` class (``@attrs.frozen``).  keras-graft structures i
 with its own strict converter, so a wrong type, a missing field or an unknown key
 is reported with its full YAML path and line, e.g.
 ``model.extractor.params.layers[2].units (line 9): expected an integer, got 'x'``.
-A hook without a ``params`` annotation takes no params.  Raise
-``graft.SpecProblem(path, message)`` (``path`` relative to ``params``) from an
-attrs validator or from the hook itself to report a problem at a YAML position.
+A hook without a ``params`` annotation takes no params.  Every validator of
+every field runs and every problem is reported: a ``graft.SpecProblem(path,
+message)`` raised in an attrs validator is relative to the field it validates
+(``path=()`` is the field itself), one raised from the hook itself is relative to
+``params``.  ``graft.validators.existing_file`` checks a path relative to the
+spec's folder at ``graft validate`` time.
 
 TensorFlow.  Import ``keras`` inside the hook functions, never at module top:
 ``graft validate`` loads every plugin to check params and must not pay for a
@@ -44,7 +47,7 @@ had to name itself (``lstm``, ``dense_2``) is refused at plan time, naming the
 plugin and the layer, because such names change with what was built before.
 Input layers are exempt.  To wrap a constructor that names layers itself
 (``keras.applications``), call it inside
-``graft.autonames.accepting_keras_names()``.
+``graft.accepting_keras_names()``.
 """
 
 from __future__ import annotations
