@@ -3,15 +3,17 @@
 Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
 ``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
 ``Dataset`` for data sources, ``SpecProblem`` and ``graft.validators`` to report
-problems at YAML paths, ``accepting_keras_names`` around Keras constructors that
-name layers themselves.  Importing it does not import TensorFlow.
+problems at YAML paths (``Problems`` to collect several), ``check_allocation`` to
+refuse sizes larger than the machine, ``accepting_keras_names`` around Keras
+constructors that name layers themselves.  Importing it does not import TensorFlow.
 """
 
 from graft.autonames import accepting_keras_names
 from graft.data import Dataset
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
-from graft.problems import SpecError, SpecProblem
+from graft.memory import check_allocation
+from graft.problems import Problems, SpecError, SpecProblem
 from graft.rounds import Round, Rounds
 
 __version__ = "0.1.0"
@@ -21,11 +23,13 @@ __all__ = [
     "Dataset",
     "LayerDecision",
     "LayerInfo",
+    "Problems",
     "Round",
     "Rounds",
     "SpecError",
     "SpecProblem",
     "accepting_keras_names",
+    "check_allocation",
     "hookimpl",
     "match_layers",
     "match_pattern",

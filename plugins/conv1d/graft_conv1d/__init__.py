@@ -26,9 +26,7 @@ import math
 import attrs
 
 import graft
-from graft import validators
-from graft.memory import check_allocation
-from graft.problems import Problems
+from graft import Problems, check_allocation, validators
 
 MAX_SIZE = 2**31 - 1  # TensorFlow shapes are int32
 INPUT_NAME = "conv1d_input"

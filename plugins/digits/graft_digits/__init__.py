@@ -48,9 +48,7 @@ import attrs
 import numpy as np
 
 import graft
-from graft import validators
-from graft.data import Dataset
-from graft.problems import Problems, SpecProblem
+from graft import Dataset, Problems, SpecProblem, validators
 
 __all__ = ["DigitsParams", "SklearnDigits", "digit_images", "split_indices", "to_images"]
 

@@ -20,9 +20,7 @@ The input layer is named ``gru_input``.
 import attrs
 
 import graft
-from graft import validators
-from graft.memory import check_allocation
-from graft.problems import Problems
+from graft import Problems, check_allocation, validators
 
 INPUT_NAME = "gru_input"
 MAX_UNITS = 2**31 - 1  # TensorFlow shapes are int32

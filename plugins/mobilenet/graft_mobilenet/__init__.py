@@ -81,8 +81,7 @@ import tempfile
 import attrs
 
 import graft
-from graft import validators
-from graft.autonames import accepting_keras_names
+from graft import accepting_keras_names, validators
 from graft.problems import GraftError, did_you_mean
 
 INPUT_NAME = "mobilenet_input"
