@@ -21,7 +21,7 @@ import graft.weights
 from graft.plan import build_stage_model, decide, plan_spec, plan_stage
 from graft.problems import SpecError
 from graft.specfile import load_spec
-from graft.stages import load_weights
+from graft.verify import load_by_name
 from graft.weights import FILENAME, WeightsFileError, read_index, read_weights, save_weights
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -145,14 +145,14 @@ def test_loading_puts_each_layer_where_its_name_says(load, registry, tmp_path):
     by_position = [info.name for info in built.layers if info.has_weights]
     assert by_position != [info.name for info in source.layers if info.has_weights][: len(by_position)]
 
-    report = load_weights(spec_file, str(tmp_path), spec_file.spec.stages[0], built, plan)
+    report = load_by_name(built, plan, path, "the stage")
 
     for info in built.layers:
         if info.name in ("new", "new_hidden_1"):
-            assert report[info.name]["init"] == "reinitialised"
+            assert report[info.name].init == "reinitialised"
             assert bitwise(info.layer.get_weights(), fresh[info.name]), "a reinitialised layer was overwritten"
         elif info.has_weights:
-            assert report[info.name]["equal_to_source"] is True
+            assert report[info.name].equal_to_source is True
             assert bitwise(info.layer.get_weights(), values[info.name]), f"{info.name} got another layer's weights"
 
 
@@ -241,10 +241,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(load, registry,
     distinct(built, seed=2)
     real_savez = np.savez
 
-    def half_then_crash(file, *args, **kwargs):
+    def half_then_crash(file, *args, **kwargs):  # file: the open temporary file
         real_savez(file, *args, **kwargs)
-        with open(file, "r+b") as handle:
-            handle.truncate(100)
+        file.truncate(100)
         raise OSError("disk full")
 
     monkeypatch.setattr(graft.weights.np, "savez", half_then_crash)
@@ -285,7 +284,7 @@ def test_weights_written_under_either_keras_load_by_name_under_this_one(major, v
     decisions = decide(spec_file, registry, 0, built)
     plan = plan_stage(spec_file, 0, built, decisions, [plan])
     assert {layer.init for layer in plan.layers if layer.shapes} == {"loaded"}
-    load_weights(spec_file, "unused", spec_file.spec.stages[0], built, plan)
+    load_by_name(built, plan, path, "the stage")
 
     names = fixture.weighted_names(built.layers)
     assert len(names) >= 4
