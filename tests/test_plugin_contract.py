@@ -306,3 +306,18 @@ def test_a_params_annotation_that_does_not_resolve_is_a_plugin_error():
     registry.register(Broken, "broken_source")
     with pytest.raises(PluginError, match=r"data source plugin 'broken_source' .*: the params annotation 'NoSuchClass' of load_data does not resolve: NameError"):
         registry.params_class("data source", "broken_source")
+
+
+def test_a_head_layer_named_like_an_extractor_layer_is_reported_at_the_head(load, registry):
+    from tests.conftest import TINY_GRU_SPEC
+
+    text = TINY_GRU_SPEC.replace("- {name: gru_1, units: 4}", "- {name: trend_hidden_1, units: 4}").replace(
+        "freeze: [gru_1, gru_2]", "freeze: [trend_hidden_1, gru_2]"
+    ).replace("params: {units: 3, activation: softmax}", "params: {units: 3, activation: softmax, hidden: [4]}")
+    with pytest.raises(SpecError) as caught:
+        plan_spec(load(text), registry)
+    assert any(
+        line.startswith("model.heads.trend (line ")
+        and "layer 'trend_hidden_1' of head 'trend' has the name of an extractor layer" in line
+        for line in caught.value.lines
+    ), caught.value.lines

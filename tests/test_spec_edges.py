@@ -15,16 +15,16 @@ import attrs
 import pytest
 import yaml
 
-from graft import validators
+from graft import hookimpl, validators
 from graft.convert import load_yaml, make_converter, structure
 from graft.optimizers import OPTIMIZERS, make_optimizer, option_problems
-from graft import hookimpl
 from graft.problems import SpecError, SpecProblem, did_you_mean, listing
 from graft.registry import Registry
 from graft.spec import Spec
 from graft.specfile import MAX_BYTES, SpecFile, check_spec, load_spec, parse_spec, spec_converter
 from graft.testing import params_problems
 from graft.yamlfile import MAX_DEPTH, YamlDocument
+from tests.conftest import TINY_GRU_SPEC
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -174,7 +174,7 @@ def test_alias_bombs_are_capped_inside_every_node_kind(problems, tag):
     # the whole bomb lives inside the tagged node, where PyYAML would build it as shared lists
     lines = problems("    batch_size: 16\n", f"    batch_size: 16\n    optimizer: {{options: {TAGGED_BOMBS[tag]}}}\n")
     where = "options.l4" if tag == "!!set" else "options[4].l4"
-    assert lines == [f"stages[0].optimizer.{where} (line 25): the spec expands to more than 100,000 values through aliases"]
+    assert lines == [f"stages[0].optimizer.{where} (line 25): the spec holds more than 100,000 values (an alias counts each time it is used); a spec needs far fewer"]
 
 
 def test_learning_rate_in_e_notation_is_a_number(load):
@@ -512,3 +512,10 @@ def test_a_byte_order_mark_is_fine(registry, tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_bytes("\ufeff".encode() + TINY.encode())
     assert load_spec(str(path), registry).spec.seed == 3
+
+
+def test_a_stage_with_no_heads_is_refused_by_validate(load):
+    with pytest.raises(SpecError) as caught:
+        load(TINY_GRU_SPEC.replace("    batch_size: 16\n  - name: transfer", "    batch_size: 16\n    heads: {}\n  - name: transfer"))
+    assert [line.split(" (line")[0] for line in caught.value.lines] == ["stages[0].heads"]
+    assert caught.value.lines[0].endswith("must not be empty")

@@ -148,6 +148,15 @@ class ModelBuilder:
         infos = tuple(describe_layer(keras, layer, part) for layer, part in extractor_layers + head_layers)
         names = [info.name for info in infos] + [extractor.name, INPUT_NAME]
         clashes = sorted({name for name in names if names.count(name) > 1})
+        problems = Problems()
+        for info in infos:
+            if info.name in clashes and not info.in_extractor:
+                problems.add(
+                    (*self.heads_at, info.part),
+                    f"layer '{info.name}' of head '{info.part}' has the name of an extractor layer; "
+                    "rename that extractor layer or the head",
+                )
+        problems.raise_all()
         if clashes:
             raise PluginError(
                 f"layer names must be unique across the extractor and the heads; used twice: {', '.join(clashes)}"

@@ -159,7 +159,7 @@ class Stage:
     init: Init | None = None
     policy: PolicyRef = attrs.field(factory=PolicyRef)
     optimizer: Optimizer = attrs.field(factory=Optimizer)
-    heads: dict[str, HeadSpec] | None = None
+    heads: dict[str, HeadSpec] | None = attrs.field(default=None, validator=attrs.validators.optional(non_empty))
     callbacks: Callbacks = attrs.field(factory=Callbacks)
 
 

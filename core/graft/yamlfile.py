@@ -128,7 +128,7 @@ def _check_expansion(root: yaml.Node) -> None:
             child_values, child_depth = measure(child, child_path)
             values, depth = values + child_values, max(depth, child_depth + 1)
             if values > MAX_VALUES:
-                raise YamlProblem(path, f"the spec expands to more than {MAX_VALUES:,} values through aliases", node)
+                raise YamlProblem(path, f"the spec holds more than {MAX_VALUES:,} values (an alias counts each time it is used); a spec needs far fewer", node)
             if depth > MAX_DEPTH:
                 raise YamlProblem(path, f"aliases nest the spec more than {MAX_DEPTH} levels deep", node)
         open_nodes.discard(id(node))
