@@ -39,12 +39,37 @@ import fuzzing  # noqa: E402  (tests/fuzzing.py: the mutation engine and oracle)
 GiB = 2**30
 
 
-def case_for(command: str, seed: int, worker: int, index: int, seeds, big_share: float = 0.1):
-    """The case number ``index`` of ``worker``: deterministic, so a restarted worker skips exactly to it."""
+def case_for(command: str, seed: int, worker: int, index: int, seeds, accepted, big_share: float = 0.1):
+    """The case number ``index`` of ``worker``.
+
+    A third of the cases start from a spec an earlier case of this worker got accepted
+    (``accepted``, a pool of at most ``POOL`` seeds), so that mutations pile up past
+    validation; the rest start from ``configs/``. Deterministic for a worker that runs
+    from its first case; a worker restarted after a crash starts with an empty pool.
+    """
     rng = random.Random(f"{seed}:{command}:{worker}:{index}")
+    start = seeds + accepted if accepted and rng.random() < 0.33 else seeds
     if command == "plan":
-        return fuzzing.make_plan_case(rng, seeds)
-    return fuzzing.make_case(rng, seeds, big=rng.random() < big_share)
+        return fuzzing.make_plan_case(rng, start)
+    return fuzzing.make_case(rng, start, big=rng.random() < big_share)
+
+
+POOL = 200
+
+
+def remember(accepted: list, case, rng) -> None:
+    """Keep an accepted case as a seed for later mutations (a random one leaves when the pool is full)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(case.text)
+    except Exception:  # noqa: BLE001 - accepted by graft but not plain YAML to PyYAML's safe_load: skip it
+        return
+    seed = fuzzing.Seed(f"{case.seed}+", case.text, data)
+    if len(accepted) < POOL:
+        accepted.append(seed)
+    else:
+        accepted[rng.randrange(POOL)] = seed
 
 
 def worker_main(command: str, seed: int, worker: int, start: int, stop: int, folder: str, log: str,
@@ -64,9 +89,11 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
     current = os.path.join(folder, f"{command}-{worker}.current")
     watchdog = open(os.path.join(folder, f"{command}-{worker}.watchdog"), "a")
     seen: set = set()
+    accepted: list = []
+    pool_rng = random.Random(f"{seed}:{command}:{worker}:pool")
     with open(log, "a", encoding="utf-8") as out:
         for index in range(start, stop):
-            case = case_for(command, seed, worker, index, seeds)
+            case = case_for(command, seed, worker, index, seeds, accepted)
             with open(current, "w", encoding="utf-8") as handle:
                 json.dump({"index": index, "describe": case.describe(), "text": case.text}, handle)
             path = fuzzing.write_case(case_dir, case.text)
@@ -75,6 +102,8 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
             outcome = fuzzing.check_file(path, command, seconds=seconds, memory=memory)
             faulthandler.cancel_dump_traceback_later()
             record = {"index": index, "status": outcome.status, "seconds": round(outcome.seconds, 3)}
+            if outcome.status == "accepted":
+                remember(accepted, case, pool_rng)
             if not outcome.ok:
                 signature = json.dumps(outcome.signature)
                 record.update(kind=outcome.kind, signature=signature)
