@@ -185,6 +185,11 @@ SNIPPETS = [
     "-.inf", ".nan", "1e999", "0b101", "'\\u0000'", '"\\0"', '"\\x85"', '"\\u2028"', '"\\ud800"', "'a\tb'",
     "|\n  block\n", "!!str", "''", "~", "-", "? x", "{a: 1, a: 2}", "[a, a]",
 ] + [_bomb(kind, 6, 9) for kind in ("omap", "pairs", "set", "seq", "map")]
+KEY_SNIPPETS = [  # YAML that stands where a mapping key stood
+    "!!binary aGVsbG8=", "!!python/name:os.system", "!!int 3", "!!null ''", "!!timestamp 2001-12-14", "!!float nan",
+    "!!float .inf", "!!bool true", "!!str 1", "!unknown model", "&k stages", "*undefined", "!!set {a}", "!!omap [{a: 1}]",
+    "? [a]", "2001-12-14", ".nan", "<<", "!!merge <<", "'model '", '"model\\0"', '"\\t"',
+]
 BIG_SNIPPETS = [_bomb(kind, 9, 9) for kind in ("omap", "pairs", "set", "seq", "map")] + [
     "[" * 5000 + "]" * 5000,
     "{a: " * 3000 + "1" + "}" * 3000,
@@ -326,7 +331,7 @@ class Mutator:
             return data, f"add {where}.{key!r} = {value!r:.60}"
         if kind == "rename_key" and path and isinstance(_get(data, path[:-1]), dict):
             parent = _get(data, path[:-1])
-            new = self.key()
+            new = self.key() if r.random() < 0.7 else self.inject(r.choice(KEY_SNIPPETS))
             parent[new] = parent.pop(path[-1])
             return data, f"rename {where} -> {new!r:.40}"
         if kind == "wrap_list":
@@ -938,7 +943,21 @@ def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None) -
 
 
 def check_file(path: str, command: str = "validate", seconds: float = 10.0, memory: int | None = None) -> Outcome:
-    return run_cli([command, path], seconds, memory)
+    """``command`` is ``validate``, ``plan`` or ``plan-json`` (``plan --format json``, whose output must parse)."""
+    if command != "plan-json":
+        return run_cli([command, path], seconds, memory)
+    outcome = run_cli(["plan", path, "--format", "json"], seconds, memory)
+    if outcome.status == "accepted":
+        import json
+
+        try:
+            stages = json.loads(outcome.output)["stages"]
+            assert isinstance(stages, list) and stages
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            outcome.status, outcome.kind = "failure", "json"
+            outcome.signature = ("json", type(exc).__name__)
+            outcome.detail = f"plan --format json printed no JSON with stages: {exc!r}"
+    return outcome
 
 
 def minimise(text: str, still_fails: Callable[[str], bool], budget: int = 150) -> str:
