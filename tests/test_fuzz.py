@@ -26,12 +26,7 @@ import fuzzing  # noqa: E402  (tests/fuzzing.py, shared with benchmarks/fuzz_spe
 
 # regression id -> (command, signature as in fuzzing.Outcome.signature, a piece of its output): the findings
 # not fixed yet. Their regression tests are xfail(strict=False); the property tests let exactly these pass.
-KNOWN_OPEN: dict[str, tuple[str, tuple, str]] = {
-    "int-tag-empty": ("validate", ("IndexError", "graft/yamlfile.py:_construct"), ""),
-    "float-tag-empty": ("validate", ("IndexError", "graft/yamlfile.py:_construct"), ""),
-    "bool-tag-empty": ("validate", ("KeyError", "graft/yamlfile.py:_construct"), ""),
-    "timestamp-tag-bad": ("validate", ("AttributeError", "graft/yamlfile.py:_construct"), ""),
-}
+KNOWN_OPEN: dict[str, tuple[str, tuple, str]] = {}
 
 def known_open(command: str, outcome: fuzzing.Outcome) -> bool:
     return any(

@@ -136,7 +136,7 @@ def test_nesting_through_aliases_is_capped():
 def test_numbers_python_cannot_read_are_reported_at_their_path(problems, literal, shown):
     what = "a date" if "-" in literal else "an integer"
     assert problems("seed: 3", f"seed: {literal}") == [
-        f"seed (line 1): cannot read '{shown}' as {what}: write a plain number, or quote it to make it a string"
+        f"seed (line 1): cannot read '{shown}' as {what}: write a plain value, or quote it to make it a string"
     ]
 
 

@@ -22,7 +22,12 @@ MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 MERGE_TAG, FLOAT_TAG = "tag:yaml.org,2002:merge", "tag:yaml.org,2002:float"
 # the YAML 1.2 core schema float: 1e-3 and 3E5 need no dot
 FLOAT_12 = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z")
-TAG_WORDS = {"tag:yaml.org,2002:int": "an integer", FLOAT_TAG: "a number", "tag:yaml.org,2002:timestamp": "a date"}
+TAG_WORDS = {
+    "tag:yaml.org,2002:int": "an integer",
+    FLOAT_TAG: "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
 KEY_TYPES = (str, int, float, bool, type(None))
 
 
@@ -200,11 +205,12 @@ class _Builder:
     def _construct(self, node: yaml.Node, path: Path) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, IndexError, KeyError, AttributeError, TypeError):
+            # PyYAML's constructors fail in many ways on a malformed scalar: 0b, !!int '', !!bool '', !!timestamp x
             what = TAG_WORDS.get(node.tag, "a value")
             text = node.value if isinstance(node.value, str) else "this value"
             shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
-            self._report(node, path, f"cannot read '{shown}' as {what}: write a plain number, or quote it to make it a string")
+            self._report(node, path, f"cannot read '{shown}' as {what}: write a plain value, or quote it to make it a string")
             return None
 
     def _report(self, node: yaml.Node, path: Path, message: str) -> None:
