@@ -97,6 +97,8 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
             with open(current, "w", encoding="utf-8") as handle:
                 json.dump({"index": index, "describe": case.describe(), "text": case.text}, handle)
             path = fuzzing.write_case(case_dir, case.text)
+            if os.environ.get("GRAFT_FUZZ_SELFTEST_CRASH") == f"{command}:{index}":  # checks the restart logic
+                os._exit(3)
             # a hang the alarm cannot interrupt (C code holding the GIL) ends the worker, reported by the parent
             faulthandler.dump_traceback_later(seconds * 3 + 30, exit=True, file=watchdog)
             how = "plan-json" if command == "plan" and index % 4 == 3 else command  # every 4th plan as JSON
