@@ -6,8 +6,9 @@ End-to-end runs over damaged or locked run directories are in ``test_runner.py``
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -136,27 +137,28 @@ def test_restart_from_sets_damaged_later_stages_aside_but_checks_earlier_ones(fi
 # -- one run at a time -----------------------------------------------------------------------
 
 
-def _hold(path: str, started, release) -> None:
-    with RunDir(path).locked():
-        started.set()
-        release.wait(30)
+HOLD = """
+import sys
+from graft.rundir import RunDir
+with RunDir(sys.argv[1]).locked():
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_a_second_run_on_the_same_out_says_who_holds_it(tmp_path):
     out = str(tmp_path / "out")
-    context = multiprocessing.get_context("spawn")
-    started, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold, args=(out, started, release))
-    holder.start()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
-        assert started.wait(30)
+        assert holder.stdout.readline() == "locked\n"
         with pytest.raises(RunDirLocked) as caught:
             with RunDir(out).locked():
                 pass
         assert f"pid {holder.pid}" in str(caught.value) and "--wait" in str(caught.value)
     finally:
-        release.set()
-        holder.join(30)
+        holder.communicate("", timeout=30)
     with RunDir(out).locked():  # free again once the holder is gone
         pass
 
