@@ -519,3 +519,11 @@ def test_a_stage_with_no_heads_is_refused_by_validate(load):
         load(TINY_GRU_SPEC.replace("    batch_size: 16\n  - name: transfer", "    batch_size: 16\n    heads: {}\n  - name: transfer"))
     assert [line.split(" (line")[0] for line in caught.value.lines] == ["stages[0].heads"]
     assert caught.value.lines[0].endswith("must not be empty")
+
+
+def test_a_spec_with_too_many_plain_values_stops_while_being_read(tmp_path, registry):
+    path = tmp_path / "big.yaml"
+    path.write_text("model: {input_shape: [" + ", ".join(["1"] * 150_000) + "]}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(str(path), registry)
+    assert caught.value.lines == ["line 1, column 300008: holds more than 100,000 values; a spec needs far fewer"]

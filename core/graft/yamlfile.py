@@ -44,14 +44,19 @@ class YamlProblem(SpecProblem):
 
 
 class SpecLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 floats and a nesting limit checked while composing."""
+    """``yaml.SafeLoader`` with YAML 1.2 floats, and limits of nesting and size checked while composing."""
 
     depth = 0
+    composed = 0
 
     def compose_node(self, parent, index):
         if self.depth >= MAX_DEPTH:
             mark = self.peek_event().start_mark
             raise YamlLimitError(problem=f"nested more than {MAX_DEPTH} levels deep; a spec needs far fewer", problem_mark=mark)
+        self.composed += 1
+        if self.composed > MAX_VALUES:  # stop early: composing a long plain list takes seconds
+            mark = self.peek_event().start_mark
+            raise YamlLimitError(problem=f"holds more than {MAX_VALUES:,} values; a spec needs far fewer", problem_mark=mark)
         self.depth += 1
         try:
             return super().compose_node(parent, index)
