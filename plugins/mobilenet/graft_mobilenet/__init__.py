@@ -81,7 +81,7 @@ import tempfile
 import attrs
 
 import graft
-from graft import accepting_keras_names, validators
+from graft import accepting_keras_names, check_allocation, validators
 from graft.problems import GraftError, did_you_mean
 
 INPUT_NAME = "mobilenet_input"
@@ -98,6 +98,8 @@ IMAGENET_ALPHAS = {
     "v3_small": (0.75, 1.0),
     "v3_large": (0.75, 1.0),
 }
+# parameters of each variant without its top at alpha 1.0 (keras.applications, as built here)
+BASE_PARAMS = {"v2": 2_257_984, "v3_small": 939_120, "v3_large": 2_996_352}
 WEIGHTS_WORDS = ("none", "imagenet")
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".keras")
 
@@ -155,6 +157,12 @@ class MobileNetParams:
     bn_momentum: float | None = attrs.field(default=None, validator=attrs.validators.optional(validators.fraction))
 
     def __attrs_post_init__(self) -> None:
+        # weights grow with alpha squared (channels scale with alpha on both sides of each convolution)
+        check_allocation(
+            int(BASE_PARAMS[self.variant] * max(self.alpha, 1.0) ** 2),
+            f"{CONSTRUCTORS[self.variant]} with alpha {self.alpha}",
+            ("alpha",),
+        )
         allowed = IMAGENET_ALPHAS[self.variant]
         if self.weights == "imagenet" and self.alpha not in allowed:
             raise graft.SpecProblem(

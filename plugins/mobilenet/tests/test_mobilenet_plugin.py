@@ -445,3 +445,10 @@ def test_spec_plans_with_keras_layer_names(tmp_path):
     assert not layers["Conv1"].trainable and not layers["block_16_project"].trainable
     assert layers["Conv_1"].trainable and layers["label"].trainable and layers["label"].part == "label"
     assert plan.outputs == {"label": (3,)}
+
+
+def test_an_alpha_too_large_for_memory_is_refused_at_validate_time():
+    [(path, message)] = problems({"alpha": 1000.0})
+    assert path == ("params", "alpha")
+    assert message.startswith("MobileNetV2 with alpha 1000.0 would allocate") and message.endswith("make it smaller")
+    assert params({"alpha": 1.4}).alpha == 1.4
