@@ -334,7 +334,8 @@ class Mutator:
             parent = _get(data, path[:-1])
             new = self.key() if r.random() < 0.7 else self.inject(r.choice(KEY_SNIPPETS))
             parent[new] = parent.pop(path[-1])
-            return data, f"rename {where} -> {new!r:.40}"
+            shown = self.injections[-1] if isinstance(new, str) and new.startswith("__graft_fuzz_inject_") else repr(new)
+            return data, f"rename {where} -> {shown:.40}"
         if kind == "wrap_list":
             return _set(data, path, [target]), f"wrap {where} in a list"
         if kind == "wrap_dict":

@@ -26,8 +26,7 @@ import fuzzing  # noqa: E402  (tests/fuzzing.py, shared with benchmarks/fuzz_spe
 
 # regression id -> (command, signature as in fuzzing.Outcome.signature, a piece of its output): the findings
 # not fixed yet. Their regression tests are xfail(strict=False); the property tests let exactly these pass.
-KNOWN_OPEN: dict[str, tuple[str, tuple, str]] = {}
-
+KNOWN_OPEN: dict[str, tuple[str, tuple, str]] = {}  # none open as of this commit
 def known_open(command: str, outcome: fuzzing.Outcome) -> bool:
     return any(
         command == known_command and outcome.signature == signature and piece in outcome.output
