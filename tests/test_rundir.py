@@ -15,6 +15,7 @@ import time
 import attrs
 import pytest
 
+from graft.plan import StagePlan
 from graft.report import LayerCheck, LayerLoad, StageReport
 from graft.resume import first_stage_to_run
 from graft.rundir import LOCK, RunDir, RunDirLocked, RunError
@@ -26,7 +27,7 @@ def report(stage: str, fingerprint: str) -> StageReport:
     return StageReport(
         stage=stage,
         fingerprint=fingerprint,
-        plan={"policy": "continue", "init": None, "trainable_params": 3},
+        plan=StagePlan(stage, "continue", None, (), trainable_params=3, total_params=3, outputs={"dense": (1,)}),
         load={"dense": LayerLoad("new")},
         verification={"dense": LayerCheck(trainable=True, changed=True)},
         final_metrics={"loss": 0.5, "val_loss": float("nan")},
@@ -83,6 +84,12 @@ def _damage(path: str, how: str) -> None:
         del data["lineage"]
         with open(path, "w") as handle:
             json.dump(data, handle)
+    elif how == "no-plan-layers":
+        with open(path) as handle:
+            data = json.load(handle)
+        del data["plan"]["layers"]
+        with open(path, "w") as handle:
+            json.dump(data, handle)
     elif how == "not-utf8":
         with open(path, "wb") as handle:
             handle.write(b"\xff\xfe{")
@@ -95,6 +102,7 @@ def _damage(path: str, how: str) -> None:
         ("report.json", "list", "expected a mapping"),
         ("report.json", "no-lineage", "lineage: required key missing"),
         ("report.json", "not-utf8", "cannot be read as a stage report"),
+        ("report.json", "no-plan-layers", "plan: not a stage plan (KeyError: 'layers')"),
         ("weights.graft.npz", "truncated", "is not the file this stage wrote (its digest differs)"),
     ],
 )

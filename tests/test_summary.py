@@ -1,5 +1,6 @@
 """The end-of-run table."""
 
+from graft.plan import StagePlan
 from graft.report import StageReport
 from graft.summary import summary_table
 
@@ -8,7 +9,7 @@ def report(stage, policy, init, trainable, epochs, **final):
     return StageReport(
         stage=stage,
         fingerprint="0" * 16,
-        plan={"policy": policy, "init": init, "trainable_params": trainable},
+        plan=StagePlan(stage, policy, init, (), trainable_params=trainable, total_params=trainable, outputs={}),
         load={},
         verification={},
         final_metrics=final,

@@ -44,7 +44,23 @@ class LayerPlan:
             "trainable": self.trainable,
             "init": self.init,
             "source": self.source,
+            "weight_shapes": [list(shape) for shape in self.shapes],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LayerPlan:
+        shape = data["output_shape"]
+        return cls(
+            name=data["name"],
+            class_name=data["type"],
+            part=data["part"],
+            output_shape=None if shape is None else tuple(shape),
+            params=data["params"],
+            trainable=data["trainable"],
+            init=data["init"],
+            source=data["source"],
+            shapes=[tuple(shape) for shape in data["weight_shapes"]],
+        )
 
 
 @attrs.frozen
@@ -57,6 +73,10 @@ class RoundPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "unfrozen": list(self.unfrozen), "trainable_params": self.trainable_params}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RoundPlan:
+        return cls(data["label"], tuple(data["unfrozen"]), data["trainable_params"])
 
 
 @attrs.frozen
@@ -81,7 +101,22 @@ class StagePlan:
             "total_params": self.total_params,
             "layers": [layer.to_json() for layer in self.layers],
             "rounds": [round_.to_json() for round_ in self.rounds],
+            "outputs": {head: list(shape) for head, shape in self.outputs.items()},
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StagePlan:
+        """The plan ``to_json`` wrote; ``KeyError``/``TypeError``/``ValueError`` if ``data`` is not one."""
+        return cls(
+            name=data["name"],
+            policy=data["policy"],
+            source=data["init"],
+            layers=tuple(LayerPlan.from_json(layer) for layer in data["layers"]),
+            trainable_params=data["trainable_params"],
+            total_params=data["total_params"],
+            outputs={head: tuple(shape) for head, shape in data["outputs"].items()},
+            rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
+        )
 
     def layer(self, name: str) -> LayerPlan:
         return next(layer for layer in self.layers if layer.name == name)

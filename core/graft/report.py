@@ -13,6 +13,7 @@ import attrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.convert import make_converter, structure
+from graft.plan import StagePlan
 from graft.problems import SpecProblem, format_path
 
 FORMAT = 2  # 2: file digests; reports without them (keras-graft 0.1 runs) are not reused
@@ -58,7 +59,7 @@ class StageReport:
 
     stage: str
     fingerprint: str
-    plan: dict[str, Any]
+    plan: StagePlan
     load: dict[str, LayerLoad]
     verification: dict[str, LayerCheck]
     final_metrics: dict[str, float]
@@ -90,21 +91,16 @@ class StageReport:
             raise ValueError(f"report format {report.format}, this keras-graft reads format {FORMAT}")
         return report
 
-    @property
-    def policy(self) -> str:
-        return self.plan["policy"]
-
-    @property
-    def source(self) -> str | None:
-        """``stage pretrain``, ``file ...``, or None for a fresh start."""
-        return self.plan["init"]
-
-    @property
-    def trainable_params(self) -> int:
-        return self.plan["trainable_params"]
-
-
 _CONVERTER = make_converter()
+_CONVERTER.register_unstructure_hook(StagePlan, StagePlan.to_json)
+_CONVERTER.register_structure_hook(StagePlan, lambda data, _: _stage_plan(data))
 _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to report
     LayerLoad, make_dict_unstructure_fn(LayerLoad, _CONVERTER, equal_to_source=override(omit_if_default=True))
 )
+
+
+def _stage_plan(data: Any) -> StagePlan:
+    try:
+        return StagePlan.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecProblem((), f"not a stage plan ({type(exc).__name__}: {exc})") from None

@@ -164,7 +164,7 @@ def run_stage(run: Run, index: int, dataset: Dataset, fingerprint: str) -> Stage
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
-        plan=plan.to_json(),
+        plan=plan,
         load=load,
         verification=changes(start, snapshot(built.layers), trained.ever_trainable),
         final_metrics={key: values[-1] for key, values in kept.items()},

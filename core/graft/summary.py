@@ -19,9 +19,9 @@ def summary_table(reports: list[StageReport]) -> str:
         rows.append(
             [
                 report.stage,
-                report.policy,
-                report.source or "fresh",
-                f"{report.trainable_params:,}",
+                report.plan.policy,
+                report.plan.source or "fresh",
+                f"{report.plan.trainable_params:,}",
                 str(report.epochs_run),
                 *(f"{final[key]:.4f}" if key in final else "-" for key in metrics),
             ]
