@@ -101,13 +101,14 @@ class Registry:
         seen: set[str] = set()
         distributions = importlib.metadata.distributions(**({"path": paths} if paths is not None else {}))
         for dist in distributions:
+            entry_points = [entry_point for entry_point in dist.entry_points if entry_point.group == GROUP]
+            if not entry_points:
+                continue  # most installed distributions: their metadata is not worth parsing
             dist_name = dist.metadata["Name"] or "(unnamed)"
             if _normalise(dist_name) in seen:
                 continue  # the same distribution found twice on sys.path: first wins, as in importlib
             seen.add(_normalise(dist_name))
-            for entry_point in dist.entry_points:
-                if entry_point.group != GROUP:
-                    continue
+            for entry_point in entry_points:
                 info = PluginInfo(entry_point.name, dist_name, dist.version, entry_point.value)
                 if enabled is not None and entry_point.name not in enabled and _normalise(dist_name) != CORE_DISTRIBUTION:
                     info.status = "disabled"
