@@ -99,10 +99,11 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
             path = fuzzing.write_case(case_dir, case.text)
             if os.environ.get("GRAFT_FUZZ_SELFTEST_CRASH") == f"{command}:{index}":  # checks the restart logic
                 os._exit(3)
-            # a hang the alarm cannot interrupt (C code holding the GIL) ends the worker, reported by the parent
+            # a hang the CPU-time alarm cannot catch (blocked, or C code holding the GIL) ends the worker;
+            # the parent reports it as a hang
             faulthandler.dump_traceback_later(seconds * 3 + 30, exit=True, file=watchdog)
             how = "plan-json" if command == "plan" and index % 4 == 3 else command  # every 4th plan as JSON
-            outcome = fuzzing.check_file(path, how, seconds=seconds, memory=memory)
+            outcome = fuzzing.check_file(path, how, seconds=seconds, memory=memory, clock="cpu")
             faulthandler.cancel_dump_traceback_later()
             record = {"index": index, "status": outcome.status, "seconds": round(outcome.seconds, 3)}
             if outcome.status == "accepted":
@@ -126,7 +127,7 @@ def minimise(text, case_dir, command, outcome, seconds, memory) -> str:
 
     def still_fails(candidate: str) -> bool:
         path = fuzzing.write_case(case_dir, candidate, "shrink.yaml")
-        return fuzzing.check_file(path, command, seconds=seconds, memory=memory).signature == outcome.signature
+        return fuzzing.check_file(path, command, seconds=seconds, memory=memory, clock="cpu").signature == outcome.signature
 
     return fuzzing.minimise(text, still_fails)
 
@@ -210,7 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--plan", type=int, default=300, metavar="N", help="plan cases (default 300)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for validate cases (plan uses one)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per validate case (plan: 6x)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="CPU seconds per validate case (plan: 6x); a case still running after 3x that wall time + 30 s is a hang")
     parser.add_argument("--memory", type=float, default=2.0, help="GiB a case may map beyond the worker's start")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (cases and logs)")
     args = parser.parse_args(argv)
