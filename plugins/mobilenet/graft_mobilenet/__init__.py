@@ -136,8 +136,11 @@ class WeightsLoadError(MobileNetError, ValueError):
 # -- params ------------------------------------------------------------------------
 
 
-def _weights_value(_instance, attribute, value) -> None:
-    if value in WEIGHTS_WORDS or (value.endswith(WEIGHTS_SUFFIXES) and os.path.basename(value) not in WEIGHTS_SUFFIXES):
+def _weights_value(instance, attribute, value) -> None:
+    if value in WEIGHTS_WORDS:
+        return
+    if value.endswith(WEIGHTS_SUFFIXES) and os.path.basename(value) not in WEIGHTS_SUFFIXES:
+        validators.existing_file(instance, attribute, value)  # so graft validate reports a missing file
         return
     raise graft.SpecProblem(
         (attribute.name,),

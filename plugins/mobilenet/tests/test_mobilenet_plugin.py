@@ -19,6 +19,7 @@ import yaml
 
 import graft
 import graft_mobilenet
+from graft import validators
 from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
 from graft_mobilenet import MobileNetParams
@@ -104,9 +105,25 @@ def test_weights_typo_did_you_mean():
     assert message.endswith("— did you mean 'imagenet'?")
 
 
-@pytest.mark.parametrize("value", ["none", "imagenet", "w/base.weights.h5", "base.h5", "/abs/model.keras", "~/x.h5"])
-def test_good_weights(value):
-    assert params({"weights": value, "alpha": 1.0}).weights == value
+@pytest.mark.parametrize("value", ["none", "imagenet", "w/base.weights.h5", "base.h5", "{tmp}/model.keras", "~/x.h5"])
+def test_good_weights(value, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    value = value.format(tmp=tmp_path)
+    if value not in ("none", "imagenet"):
+        file = tmp_path / os.path.expanduser(value)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"")
+    with validators.loading_spec_in(str(tmp_path)):
+        assert params({"weights": value, "alpha": 1.0}).weights == value
+
+
+def test_a_missing_weights_file_is_a_params_problem_at_validate_time(tmp_path):
+    (tmp_path / "w").mkdir()
+    with validators.loading_spec_in(str(tmp_path)):
+        assert problems({"weights": "nowhere/base.weights.h5"}) == [
+            (("params", "weights"), f"file not found: {tmp_path / 'nowhere' / 'base.weights.h5'}")
+        ]
+        assert problems({"weights": "w.h5"}) == [(("params", "weights"), f"file not found: {tmp_path / 'w.h5'}")]
 
 
 @pytest.mark.parametrize(
@@ -248,7 +265,8 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     (tmp_path / "w").mkdir()
     save_base(source, str(tmp_path / "w" / f"base{suffix}"))
     monkeypatch.chdir("/")  # a relative path is relative to the spec's folder, not the working directory
-    loaded = graft_mobilenet.base_of(build(seed=2, weights=f"w/base{suffix}", base_dir=str(tmp_path)))
+    with validators.loading_spec_in(str(tmp_path)):
+        loaded = graft_mobilenet.base_of(build(seed=2, weights=f"w/base{suffix}", base_dir=str(tmp_path)))
     fresh = graft_mobilenet.base_of(fresh_seed_2)
     pairs = [(a, b, c) for a, b, c in zip(source.layers, loaded.layers, fresh.layers) if a.weights]
     assert len(pairs) == len([layer for layer in loaded.layers if layer.weights]) > 100
@@ -259,9 +277,14 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     assert kernels and all(g.get_weights()[0].tobytes() != o.get_weights()[0].tobytes() for g, o in kernels)
 
 
-def test_missing_weights_file_names_the_absolute_path(tmp_path):
+def test_a_weights_file_gone_after_validate_names_the_absolute_path(tmp_path):
+    (tmp_path / "nowhere").mkdir()
+    (tmp_path / "nowhere" / "base.weights.h5").write_bytes(b"")
+    with validators.loading_spec_in(str(tmp_path)):
+        checked = params({"weights": "nowhere/base.weights.h5", "alpha": 0.35})
+    (tmp_path / "nowhere" / "base.weights.h5").unlink()
     with pytest.raises(FileNotFoundError) as caught:
-        build(weights="nowhere/base.weights.h5", base_dir=str(tmp_path))
+        graft_mobilenet.build_extractor(params=checked, input_shape=SHAPE, base_dir=str(tmp_path))
     assert isinstance(caught.value, graft_mobilenet.WeightsFileNotFound)
     assert str(caught.value) == (
         f"mobilenet weights file not found: {tmp_path / 'nowhere' / 'base.weights.h5'} "
