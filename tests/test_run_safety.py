@@ -174,3 +174,48 @@ def test_the_run_log_says_which_heads_train_on_logits(load, registry, tmp_path):
     assert header.endswith("; trend trained on logits (linear output)")
     with open(tmp_path / "out" / "pretrain" / "history.json") as handle:
         assert json.load(handle)["trend_loss"][0] < 2.0  # about ln 3, not the ~7 of softmax-less probabilities
+
+
+# -- resuming a finished run ----------------------------------------------------------------------
+
+NPZ_PRETRAIN = PRETRAIN_ONLY.replace(
+    "      source: synthetic\n      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}\n",
+    "      source: npz\n      params: {path: data.npz, targets: {level: y_level, trend: y_trend}, validation_split: 0.25}\n",
+)
+
+
+@pytest.fixture
+def npz_run(tmp_path, registry):
+    """A finished one-stage run that trained on ``data.npz`` beside its spec."""
+    assert NPZ_PRETRAIN != PRETRAIN_ONLY
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.normal(size=(16, 12, 3)).astype(np.float32), "y_level": rng.normal(size=(16, 1)).astype(np.float32)}
+    np.savez(tmp_path / "data.npz", **arrays, y_trend=np.arange(16) % 3)
+    (tmp_path / "spec.yaml").write_text(NPZ_PRETRAIN)
+    out = str(tmp_path / "out")
+    run_spec(load_spec(str(tmp_path / "spec.yaml"), registry), registry, out, log=lambda _: None)
+    return tmp_path, out, arrays
+
+
+def test_a_data_file_edited_after_its_stage_finished_stops_the_run(npz_run, registry):
+    folder, out, arrays = npz_run
+    arrays["x"][3, 4, 1] += 1.0  # one value of one sample
+    np.savez(folder / "data.npz", **arrays, y_trend=np.arange(16) % 3)
+    before, spy = tree(out), FitSpy()
+    with pytest.raises(RunError, match="was run from a different spec .the stage, a file it reads, or a stage before"):
+        run_spec(load_spec(str(folder / "spec.yaml"), registry), registry, out, log=lambda _: None, observer=spy)
+    assert spy.calls == [] and tree(out) == before
+
+
+def test_a_finished_run_is_confirmed_without_tensorflow(npz_run):
+    folder, out, _ = npz_run
+    code = (
+        "import sys; from graft.cli import main; "
+        f"code = main(['run', {str(folder / 'spec.yaml')!r}, '--out', {out!r}]); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
+        "print('HEAVY', heavy[:3]); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"stage 1/1 'pretrain': finished earlier, kept ({os.path.join(out, 'pretrain')})" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY []"

@@ -1,7 +1,8 @@
 """Which stages are finished and still valid, and where a run goes on.
 
 A stage's fingerprint hashes the model, the seed, the stage and every stage before
-it, so editing a stage invalidates it and every later one, never an earlier one.
+it, and the content of every file they read (``graft.inputs``), so editing a stage
+or a file it reads invalidates it and every later one, never an earlier one.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from typing import Any
 
 import attrs
 
+from graft.inputs import input_digests
 from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
 
 
 def stage_fingerprints(spec_file: SpecFile) -> list[str]:
-    """One hash per stage over the model, the seed, the stage and every stage before it."""
+    """One hash per stage over the model, the seed, the stage and every stage before it, with the
+    content of the files they name."""
     spec = spec_file.spec
-    digest = hashlib.sha256(_canonical([spec.seed, attrs.asdict(spec.model)]).encode())
+    model = attrs.asdict(spec.model)
+    digest = hashlib.sha256(_canonical([spec.seed, model, input_digests(model, spec_file.resolve)]).encode())
     prints = []
     for stage in spec.stages:
-        digest.update(_canonical(attrs.asdict(stage)).encode())
+        fields = attrs.asdict(stage)
+        digest.update(_canonical([fields, input_digests(fields, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
 
@@ -47,7 +52,8 @@ def first_stage_to_run(run_dir: RunDir, names: list[str], fingerprints: list[str
             continue
         if run_dir.read_report(name).fingerprint != fingerprints[index]:
             raise RunError(
-                f"{run_dir.stage_path(name)} was run from a different spec (the stage or one before it changed); "
+                f"{run_dir.stage_path(name)} was run from a different spec (the stage, a file it reads, or a stage "
+                "before it changed); "
                 f"nothing was overwritten. Use --restart-from {names[min(first, index)]} to run it again "
                 "(the old results are kept aside) or choose another --out"
             )

@@ -76,16 +76,19 @@ def run_spec(
     ``wait`` waits for another run holding ``out_dir`` instead of failing.
     """
     names = [stage.name for stage in spec_file.spec.stages]
-    plans = plan_spec(spec_file, registry)
     fingerprints = stage_fingerprints(spec_file)
-    datasets = load_and_check_data(spec_file, registry, plans)
     run_dir = RunDir(out_dir)
+    if restart_from is None and all(run_dir.is_finished(name) for name in names):
+        with run_dir.locked(wait):  # every stage finished: no model, no data, no TensorFlow to confirm it
+            _log_kept(run_dir, names, first_stage_to_run(run_dir, names, fingerprints, None), log)
+            return _summary(run_dir, names, log)
+    plans = plan_spec(spec_file, registry)
+    datasets = load_and_check_data(spec_file, registry, plans)
     run_dir.check_writable(names)
     run = Run(spec_file, registry, run_dir, plans, log, observer or RunObserver(), cache_features)
     with run_dir.locked(wait):
         first = first_stage_to_run(run_dir, names, fingerprints, restart_from)
-        for index, name in enumerate(names[:first]):
-            log(f"stage {index + 1}/{len(names)} '{name}': finished earlier, kept ({run_dir.stage_path(name)})")
+        _log_kept(run_dir, names, first, log)
         for index in range(first, len(names)):
             try:
                 run_stage(run, index, datasets[index], fingerprints[index])
@@ -95,8 +98,18 @@ def run_spec(
                     + (f"the finished stages ({', '.join(names[:index])}) are kept in {out_dir}; " if index else "")
                     + "run the same command again to go on from there"
                 ) from None
-        reports = [run_dir.read_report(name) for name in names]
-    log(f"\n{summary_table(reports)}\n\nresults: {out_dir}")
+        return _summary(run_dir, names, log)
+
+
+def _log_kept(run_dir: RunDir, names: list[str], first: int, log: Callable[[str], None]) -> None:
+    for index, name in enumerate(names[:first]):
+        log(f"stage {index + 1}/{len(names)} '{name}': finished earlier, kept ({run_dir.stage_path(name)})")
+
+
+def _summary(run_dir: RunDir, names: list[str], log: Callable[[str], None]) -> list[StageReport]:
+    """Every stage's report, verified, and the table of their held-out metrics logged."""
+    reports = [run_dir.read_report(name) for name in names]
+    log(f"\n{summary_table(reports)}\n\nresults: {run_dir.path}")
     return reports
 
 

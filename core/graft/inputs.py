@@ -1,0 +1,61 @@
+"""The files a spec reads (data, weights), and a digest of their content cheap enough for every run.
+
+Any string in a stage's params (or the model's) that names an existing file,
+relative to the spec's folder, is an input of that stage: a data source's
+``path``, an extractor's weights file, a stage's ``init.weights``.  Its digest
+goes into the stage's fingerprint, so a data file edited after a stage finished
+stops the next ``graft run`` instead of being resumed over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+FULL_HASH_LIMIT = 64 * 2**20  # files up to this size are hashed whole
+SAMPLED_BLOCKS, BLOCK = 64, 64 * 2**10  # larger ones: their size and 64 blocks of 64 KiB spread over the file
+
+
+def named_files(value: Any, resolve: Callable[[str], str]) -> list[str]:
+    """Absolute paths of the existing files that strings inside ``value`` name, sorted, once each."""
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, str):
+            path = resolve(item) if "\0" not in item else ""
+            if path and os.path.isfile(path):
+                found.add(path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                walk(key)
+                walk(child)
+        elif isinstance(item, (list, tuple)):
+            for child in item:
+                walk(child)
+
+    walk(value)
+    return sorted(found)
+
+
+def content_digest(path: str) -> str:
+    """``sha256:<hex>`` of the whole file, or of its size and sampled blocks when it is large."""
+    digest = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        if size <= FULL_HASH_LIMIT:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            digest.update(str(size).encode())
+            step = (size - BLOCK) // (SAMPLED_BLOCKS - 1)
+            for index in range(SAMPLED_BLOCKS):
+                handle.seek(index * step)
+                digest.update(handle.read(BLOCK))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def input_digests(value: Any, resolve: Callable[[str], str]) -> dict[str, str]:
+    """``{path: digest}`` of every file named inside ``value``."""
+    return {path: content_digest(path) for path in named_files(value, resolve)}
