@@ -6,8 +6,6 @@ with line numbers computed from the YAML text each test writes.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import textwrap
 
 import pytest
@@ -17,17 +15,9 @@ from graft.builtins.policies import LayersParams
 from graft.convert import load_yaml
 from graft.problems import SpecError, SpecProblem
 from graft.specfile import load_spec, parse_spec
+from tests.conftest import TINY_GRU_SPEC
 
 
-def _conftest():
-    """tests/conftest.py as a module (pytest's importlib mode puts no test folder on sys.path)."""
-    spec = importlib.util.spec_from_file_location("_graft_tests_conftest", pathlib.Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY_GRU_SPEC = _conftest().TINY_GRU_SPEC
 LOSSES = (
     "mse, mae, mean_squared_error, mean_absolute_error, huber, binary_crossentropy, "
     "categorical_crossentropy, sparse_categorical_crossentropy"

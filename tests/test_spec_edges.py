@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import pathlib
@@ -29,14 +28,7 @@ from tests.conftest import TINY_GRU_SPEC
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _conftest():
-    spec = importlib.util.spec_from_file_location("_graft_tests_conftest", pathlib.Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY = _conftest().TINY_GRU_SPEC
+TINY = TINY_GRU_SPEC
 RAW_PYTHON = ("object is not", "NoneType'", "<class", "Traceback", "positional argument", "unhashable", "has no attribute",
               "not subscriptable", "not iterable", "__init__", "invalid literal")
 
