@@ -75,14 +75,20 @@ a path ending ``.weights.h5``, ``.h5`` or ``.keras``
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 
 import attrs
 
 import graft
 from graft import accepting_keras_names, check_allocation, validators
-from graft.problems import GraftError, did_you_mean
+from graft.problems import did_you_mean
+from graft_mobilenet.errors import (
+    InputShapeError,
+    MobileNetError,
+    WeightsFileNotFound,
+    WeightsLoadError,
+    WeightsUnavailable,
+)
+from graft_mobilenet.imagenet import CONSTRUCTORS, describe, imagenet_error, imagenet_file, keras_cache_folder
 
 INPUT_NAME = "mobilenet_input"
 PREPROCESS_NAME = "mobilenet_preprocess"
@@ -91,7 +97,6 @@ MIN_SIZE = 32
 
 VARIANTS = ("v2", "v3_small", "v3_large")
 POOLINGS = ("avg", "max")
-CONSTRUCTORS = {"v2": "MobileNetV2", "v3_small": "MobileNetV3Small", "v3_large": "MobileNetV3Large"}
 # The alphas Keras has ImageNet weights for (the checks in keras.applications.mobilenet_v2 / _v3).
 IMAGENET_ALPHAS = {
     "v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
@@ -103,34 +108,6 @@ BASE_PARAMS = {"v2": 2_257_984, "v3_small": 939_120, "v3_large": 2_996_352}
 WEIGHTS_WORDS = ("none", "imagenet")
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".keras")
 
-# Where Keras downloads the weights from (BASE_WEIGHT_PATH in keras.applications.mobilenet_v2 / _v3,
-# the same in Keras 2.15 and 3); only used when a download error does not carry the URL itself.
-V2_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
-V3_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
-V2_IMAGENET_SIZES = (96, 128, 160, 192, 224)
-
-
-class MobileNetError(GraftError):
-    """A mobilenet extractor that cannot be built; keras-graft reports it naming the plugin, without a traceback."""
-
-
-class InputShapeError(graft.SpecProblem, ValueError):
-    """``model.input_shape`` does not fit a MobileNet; reported at ``model.extractor.params``."""
-
-    def __init__(self, message: str):
-        super().__init__((), message)
-
-
-class WeightsUnavailable(MobileNetError):
-    """Keras's ImageNet weights are not in its cache and cannot be downloaded."""
-
-
-class WeightsFileNotFound(MobileNetError, FileNotFoundError):
-    """The local weights file does not exist."""
-
-
-class WeightsLoadError(MobileNetError, ValueError):
-    """The weights file exists but does not load into the model."""
 
 
 # -- params ------------------------------------------------------------------------
@@ -253,102 +230,30 @@ def _build_base(keras, params: MobileNetParams, shape, weights):
             return constructor(**options)
     except Exception as exc:
         if weights == "imagenet":
-            error = _imagenet_error(keras, params, shape, exc)
+            error = imagenet_error(keras, params, shape, exc)
             if error is None:
                 raise
             raise error from exc
         if weights is not None:
             raise WeightsLoadError(
-                f"the weights file {weights} does not load into {_describe(params)}: {exc}\n"
+                f"the weights file {weights} does not load into {describe(params)}: {exc}\n"
                 "  It must hold the weights of the bare Keras model of the same variant and alpha, "
                 "e.g. saved with graft_mobilenet.base_of(extractor).save_weights('base.weights.h5')"
             ) from exc
         raise
 
 
-def _describe(params: MobileNetParams) -> str:
-    return f"keras.applications.{CONSTRUCTORS[params.variant]}(alpha={params.alpha}, include_top=False)"
-
-
-# -- imagenet weights offline ------------------------------------------------------------
-
-
-def keras_cache_folder(keras) -> str:
-    """The folder where ``keras.applications`` keeps downloaded weights, computed as Keras does.
-
-    ``keras.utils.get_file(..., cache_subdir="models")`` with its default
-    ``cache_dir``: Keras 3 uses its Keras home (``$KERAS_HOME``, else
-    ``~/.keras``, read when Keras is imported); Keras 2 uses ``~/.keras``.  Both
-    fall back to ``/tmp/.keras`` when that folder is not writable.
-    """
-    if int(keras.__version__.split(".")[0]) >= 3:
-        try:
-            from keras.src.backend.config import keras_home
-
-            base = keras_home()
-        except ImportError:  # pragma: no cover - a Keras 3 without the private accessor
-            base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-        fallback = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    else:
-        base = os.path.join(os.path.expanduser("~"), ".keras")
-        fallback = os.path.join("/tmp", ".keras")
-    base = os.path.expanduser(base)
-    if not os.access(base, os.W_OK):
-        base = fallback
-    return os.path.abspath(os.path.join(base, "models"))
-
-
-def imagenet_file(params: MobileNetParams, shape) -> tuple[str, str, str | None]:
-    """(file name, URL, MD5 Keras checks or None) of the ImageNet no-top weights, named as Keras names them."""
-    if params.variant == "v2":
-        rows = shape[0] if shape[0] == shape[1] and shape[0] in V2_IMAGENET_SIZES else 224
-        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(params.alpha)}_{rows}_no_top.h5"
-        return name, V2_WEIGHTS_URL + name, None
-    model_name = f"{params.variant.split('_')[1]}_224_{params.alpha}_float"
-    name = f"weights_mobilenet_v3_{model_name}_no_top_v2.h5"
-    try:
-        from keras.src.applications.mobilenet_v3 import WEIGHTS_HASHES
-
-        file_hash = WEIGHTS_HASHES[model_name][1]
-    except (ImportError, KeyError):  # pragma: no cover - a Keras that keeps them elsewhere
-        file_hash = None
-    return name, V3_WEIGHTS_URL + name, file_hash
-
-
-URL = re.compile(r"https?://\S+?(?=:?(?:\s|$))")
-
-
-def _imagenet_error(keras, params: MobileNetParams, shape, exc: Exception) -> Exception | None:
-    """A clear error for a failure to get or load the imagenet weights; None if ``exc`` is about something else."""
-    folder = keras_cache_folder(keras)
-    name, url, file_hash = imagenet_file(params, shape)
-    text = str(exc) or type(exc).__name__
-    cached = os.path.join(folder, name)
-    if "URL fetch failure" not in text and os.path.isfile(cached):
-        return WeightsLoadError(
-            f"Keras found the imagenet weights of {_describe(params)} in its cache, {cached}, "
-            f"but could not load them: {text}\n"
-            f"  Delete the file (Keras downloads it again) or replace it with the original from {url}"
-        )
-    if not ("URL fetch failure" in text or "file hash does not match" in text or isinstance(exc, OSError)):
-        return None
-    found = URL.search(text)
-    if found:  # the URL Keras really tried, and so the file name it really wants
-        url = found.group(0)
-        name = url.rsplit("/", 1)[-1]
-    check = (
-        f"\n  Keras checks this file's MD5 ({file_hash}): only the original file works; "
-        "a file that does not match is deleted and downloaded again."
-        if file_hash
-        else ""
-    )
-    return WeightsUnavailable(
-        f"the imagenet weights of {_describe(params)} are not in Keras's cache and could not be downloaded "
-        f"({type(exc).__name__}: {text})\n"
-        f"  Keras wants the file {name}\n"
-        f"  from {url}\n"
-        f"  Download it where there is internet access and put it in the folder {folder} "
-        f"(as {os.path.join(folder, name)}) so it works offline next time."
-        f"{check}\n"
-        "  Or use weights: none, or weights: the path of a local weights file."
-    )
+__all__ = [
+    "InputShapeError",
+    "MobileNetError",
+    "MobileNetParams",
+    "WeightsFileNotFound",
+    "WeightsLoadError",
+    "WeightsUnavailable",
+    "base_of",
+    "build_extractor",
+    "check_input_shape",
+    "imagenet_file",
+    "keras_cache_folder",
+    "weights_argument",
+]
