@@ -39,20 +39,26 @@ def named_files(value: Any, resolve: Callable[[str], str]) -> list[str]:
     return sorted(found)
 
 
-def content_digest(path: str) -> str:
-    """``sha256:<hex>`` of the whole file, or of its size and sampled blocks when it is large."""
+def sha256_of(path: str) -> str:
+    """``sha256:<hex>`` of the whole file."""
     digest = hashlib.sha256()
-    size = os.path.getsize(path)
     with open(path, "rb") as handle:
-        if size <= FULL_HASH_LIMIT:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        else:
-            digest.update(str(size).encode())
-            step = (size - BLOCK) // (SAMPLED_BLOCKS - 1)
-            for index in range(SAMPLED_BLOCKS):
-                handle.seek(index * step)
-                digest.update(handle.read(BLOCK))
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def content_digest(path: str) -> str:
+    """``sha256_of`` the file, or a digest of its size and sampled blocks when it is large."""
+    size = os.path.getsize(path)
+    if size <= FULL_HASH_LIMIT:
+        return sha256_of(path)
+    digest = hashlib.sha256(str(size).encode())
+    step = (size - BLOCK) // (SAMPLED_BLOCKS - 1)
+    with open(path, "rb") as handle:
+        for index in range(SAMPLED_BLOCKS):
+            handle.seek(index * step)
+            digest.update(handle.read(BLOCK))
     return f"sha256:{digest.hexdigest()}"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from graft.inputs import sha256_of
 from graft.problems import GraftError
 from graft.report import StageReport
 
@@ -40,14 +40,6 @@ class RunError(GraftError):
 
 class RunDirLocked(RunError):
     """Another ``graft run`` holds the run directory."""
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def fsync_path(path: str) -> None:
