@@ -1,18 +1,31 @@
-"""Training data as arrays: ``Dataset``, what every data source returns."""
+"""What a data source returns: ``Dataset`` (arrays, in memory or on disk) or ``Stream`` (``tf.data``).
+
+Either way the core batches, shuffles (seeded, every epoch) and prefetches the
+samples itself, the same way for every source (``graft.pipeline``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 import numpy as np
 
+from graft.arrayfile import ArrayFile
 from graft.problems import SpecProblem
+
+Array = np.ndarray | ArrayFile
 
 
 @attrs.frozen
 class Dataset:
     """Inputs and one target array per head name, with optional validation arrays.
+
+    Arrays are numpy arrays or ``graft.ArrayFile`` (rows on disk, read a batch at
+    a time: memory does not grow with the file).
 
     ``description`` names where the data came from (e.g. ``npz data/train.npz``);
     every data error quotes it.
@@ -25,11 +38,11 @@ class Dataset:
     these checks; they report what only they know (missing files, keys).
     """
 
-    x: np.ndarray
-    y: dict[str, np.ndarray]
+    x: Array
+    y: dict[str, Array]
     description: str
-    x_val: np.ndarray | None = None
-    y_val: dict[str, np.ndarray] | None = None
+    x_val: Array | None = None
+    y_val: dict[str, Array] | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -53,14 +66,54 @@ class Dataset:
         train, val = order[:cut], order[cut:]
         return attrs.evolve(
             self,
-            x=x[train],
-            y={head: target[train] for head, target in y.items()},
-            x_val=x[val],
-            y_val={head: target[val] for head, target in y.items()},
+            x=_rows(x, train),
+            y={head: _rows(target, train) for head, target in y.items()},
+            x_val=_rows(x, val),
+            y_val={head: _rows(target, val) for head, target in y.items()},
         )
 
 
-def _by_sample(x, y) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+@attrs.frozen
+class Stream:
+    """Samples read while the model trains, from ``tf.data`` pipelines of single samples.
+
+    ``train`` (and ``validation``) yield one sample at a time as ``(inputs,
+    {head name: target})``, unbatched: the core batches, shuffles, prefetches.
+
+    With ``read``, they yield cheap keys instead (a file name and a label, a row
+    number) and ``read(key)`` (a TensorFlow function) turns a key into a sample:
+    the core shuffles all keys every epoch before reading them, so shuffling
+    costs no memory.  Without ``read``, samples are shuffled in a buffer of
+    ``shuffle_buffer`` samples.
+
+    ``samples``/``validation_samples`` are the counts if known; ``classes`` names
+    class ids ``0..n-1`` in order, for the plan and the report.  Before any stage
+    trains, the core checks the element spec against the model and the values of
+    the first batches (as many as the report says).
+    """
+
+    train: Any
+    description: str
+    validation: Any = None
+    read: Callable[..., Any] | None = None
+    samples: int | None = None
+    validation_samples: int | None = None
+    shuffle_buffer: int = 10_000
+    classes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation is not None
+
+
+Data = Dataset | Stream
+
+
+def _rows(values: Array, indices: np.ndarray) -> Array:
+    return values.take(indices) if isinstance(values, ArrayFile) else values[indices]
+
+
+def _by_sample(x, y) -> tuple[Array, dict[str, Array]]:
     """Inputs and targets as arrays with equally long sample axes, or ``ValueError`` saying why not."""
     if not isinstance(y, Mapping):
         raise ValueError(f"the targets are a {type(y).__name__}, not a mapping of head name to array")
@@ -75,7 +128,9 @@ def _by_sample(x, y) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return x, y
 
 
-def _array(what: str, values) -> np.ndarray:
+def _array(what: str, values) -> Array:
+    if isinstance(values, ArrayFile):
+        return values
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as exc:

@@ -4,7 +4,9 @@ Any string in a stage's params (or the model's) that names an existing file,
 relative to the spec's folder, is an input of that stage: a data source's
 ``path``, an extractor's weights file, a stage's ``init.weights``.  Its digest
 goes into the stage's fingerprint, so a data file edited after a stage finished
-stops the next ``graft run`` instead of being resumed over.
+stops the next ``graft run`` instead of being resumed over.  A folder of data is
+an input when its params field says so (``graft.validators.folder_input``): its
+digest covers the relative name, size and modification time of every file in it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 FULL_HASH_LIMIT = 64 * 2**20  # files up to this size are hashed whole
 SAMPLED_BLOCKS, BLOCK = 64, 64 * 2**10  # larger ones: their size and 64 blocks of 64 KiB spread over the file
@@ -62,6 +66,52 @@ def content_digest(path: str) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def folder_digest(path: str) -> str:
+    """A digest of the relative name, size and modification time of every file under ``path``."""
+    digest = hashlib.sha256()
+    for root, folders, files in os.walk(path):
+        folders.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(full, path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return f"folder-sha256:{digest.hexdigest()}"
+
+
+def named_folders(value: Any, resolve: Callable[[str], str]) -> list[str]:
+    """Absolute paths of the existing folders named by ``folder_input`` fields of attrs objects in ``value``."""
+    from graft.validators import FOLDER_INPUT
+
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if attrs.has(type(item)):
+            for field in attrs.fields(type(item)):
+                child = getattr(item, field.name)
+                if field.metadata.get(FOLDER_INPUT) and isinstance(child, str) and os.path.isdir(resolve(child)):
+                    found.add(resolve(child))
+                else:
+                    walk(child)
+        elif isinstance(item, dict):
+            for child in item.values():
+                walk(child)
+        elif isinstance(item, (list, tuple)):
+            for child in item:
+                walk(child)
+
+    walk(value)
+    return sorted(found)
+
+
 def input_digests(value: Any, resolve: Callable[[str], str]) -> dict[str, str]:
-    """``{path: digest}`` of every file named inside ``value``."""
-    return {path: content_digest(path) for path in named_files(value, resolve)}
+    """``{path: digest}`` of every file named inside ``value`` and every folder a ``folder_input`` names.
+
+    ``value`` is a structured spec object (attrs instances are walked field by field).
+    """
+    plain = attrs.asdict(value) if attrs.has(type(value)) else value
+    digests = {path: content_digest(path) for path in named_files(plain, resolve)}
+    digests.update((path, folder_digest(path)) for path in named_folders(value, resolve))
+    return digests

@@ -23,11 +23,11 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
     content of the files they name."""
     spec = spec_file.spec
     model = attrs.asdict(spec.model)
-    digest = hashlib.sha256(_canonical([spec.seed, model, input_digests(model, spec_file.resolve)]).encode())
+    digest = hashlib.sha256(_canonical([spec.seed, model, input_digests(spec.model, spec_file.resolve)]).encode())
     prints = []
     for stage in spec.stages:
         fields = attrs.asdict(stage)
-        digest.update(_canonical([fields, input_digests(fields, spec_file.resolve)]).encode())
+        digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
 

@@ -189,3 +189,30 @@ def existing_file(_instance, _attribute, value) -> None:
         raise SpecProblem((), f"{path} is a folder; give the path of a file")
     if not os.path.isfile(path):
         raise SpecProblem((), f"file not found: {path}")
+
+
+def existing_folder(_instance, _attribute, value) -> None:
+    """The value is a path to an existing folder, relative to the spec's folder (``~`` expanded)."""
+    path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
+    if os.path.isfile(path):
+        raise SpecProblem((), f"{path} is a file; give the path of a folder")
+    if not os.path.isdir(path):
+        raise SpecProblem((), f"folder not found: {path}")
+
+
+FOLDER_INPUT = "graft.folder_input"  # attrs metadata key: the field names a folder the stage reads
+
+
+def folder_input(**kwargs: Any) -> Any:
+    """An ``attrs.field`` naming a folder of data, relative to the spec's folder::
+
+        directory: str = graft.validators.folder_input()
+
+    It is checked to exist when the spec is loaded, and the names, sizes and
+    modification times of the files in it go into the stage's fingerprint, so
+    a finished stage is not resumed over once a file in the folder changed.
+    """
+    validators = kwargs.pop("validator", [])
+    validators = list(validators) if isinstance(validators, (list, tuple)) else [validators]
+    metadata = {**kwargs.pop("metadata", {}), FOLDER_INPUT: True}
+    return attrs.field(validator=[existing_folder, *validators], metadata=metadata, **kwargs)
