@@ -20,7 +20,8 @@ import pytest
 pytest.importorskip("graft_mobilenet")
 pytest.importorskip("graft_digits")
 
-from graft.plan import plan_spec, render_text  # noqa: E402
+from graft.plan import plan_spec  # noqa: E402
+from graft.planview import render_text  # noqa: E402
 from graft.specfile import load_spec  # noqa: E402
 from graft.stages import run_spec  # noqa: E402
 from graft.weights import FILENAME, read_weights  # noqa: E402

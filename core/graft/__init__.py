@@ -2,14 +2,16 @@
 
 Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
 ``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
-``Dataset`` for data sources, ``SpecProblem`` and ``graft.validators`` to report
+``Dataset`` (arrays, ``ArrayFile`` for arrays on disk) or ``Stream``
+(``tf.data``) for data sources, ``SpecProblem`` and ``graft.validators`` to report
 problems at YAML paths (``Problems`` to collect several), ``check_allocation`` to
 refuse sizes larger than the machine, ``accepting_keras_names`` around Keras
 constructors that name layers themselves.  Importing it does not import TensorFlow.
 """
 
 from graft.autonames import accepting_keras_names
-from graft.data import Dataset
+from graft.arrayfile import ArrayFile
+from graft.data import Dataset, Stream
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
 from graft.memory import check_allocation
@@ -20,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EXTRACTOR",
+    "ArrayFile",
     "Dataset",
     "LayerDecision",
     "LayerInfo",
@@ -28,6 +31,7 @@ __all__ = [
     "Rounds",
     "SpecError",
     "SpecProblem",
+    "Stream",
     "accepting_keras_names",
     "check_allocation",
     "hookimpl",

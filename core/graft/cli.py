@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="check a spec without TensorFlow")
     validate.add_argument("config")
 
-    plan = commands.add_parser("plan", help="build the model of every stage and show each layer's plan")
+    plan = commands.add_parser(
+        "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
+    )
     plan.add_argument("config")
     plan.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -38,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-feature-cache",
         action="store_true",
         help="train the whole model even where the extractor is frozen (slower, same result)",
+    )
+
+    cache = commands.add_parser("cache", help="the feature cache on disk: list its entries, or clear them")
+    cache_commands = cache.add_subparsers(dest="cache_command")
+    cache_commands.add_parser("list", help="where the cache is, and its entries (the default)")
+    clear = cache_commands.add_parser("clear", help="remove entries, and what runs that died left behind")
+    clear.add_argument(
+        "--older-than", metavar="DAYS", type=_days, help="only entries last used more than DAYS days ago (e.g. 30, 0.5)"
     )
 
     args = parser.parse_args(argv)
@@ -78,15 +88,22 @@ def _validate(args) -> int:
 
 
 def _plan(args) -> int:
-    from graft.plan import plan_spec, render_text
+    import attrs
+
+    from graft.plan import plan_spec
+    from graft.planview import render_text
     from graft.specfile import load_spec
+    from graft.stagedata import load_and_check_data
 
     registry = Registry.discover()
-    plans = plan_spec(load_spec(args.config, registry), registry)
+    spec_file = load_spec(args.config, registry)
+    plans = plan_spec(spec_file, registry)
+    data = [loaded.summary for loaded in load_and_check_data(spec_file, registry, plans)]
     if args.format == "json":
-        print(json.dumps({"stages": [plan.to_json() for plan in plans]}, indent=2))
+        stages = [{**plan.to_json(), "data": attrs.asdict(summary)} for plan, summary in zip(plans, data)]
+        print(json.dumps({"stages": stages}, indent=2))
     else:
-        print(render_text(plans), end="")
+        print(render_text(plans, data), end="")
     return 0
 
 
@@ -107,7 +124,54 @@ def _run(args) -> int:
     return 0
 
 
-COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run}
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more (e.g. 30 or 0.5), got {text!r}")
+    return days
+
+
+def _cache(args) -> int:
+    from graft.feature_store import FeatureStore, cache_root
+    from graft.memory import human_bytes
+
+    store = FeatureStore(cache_root())
+    if args.cache_command == "clear":
+        result = store.clear(args.older_than)
+        leftovers = f" and {result.leftovers_removed} left by runs that died" if result.leftovers_removed else ""
+        print(f"removed {result.entries_removed} entries{leftovers} from {store.folder}: {human_bytes(result.bytes_freed)} freed")
+        if result.in_use:
+            print(f"kept {len(result.in_use)} in use by a running graft run: {', '.join(result.in_use)}")
+        return 0
+    entries = store.entries()
+    print(f"feature cache: {store.folder} (GRAFT_CACHE_DIR chooses another root)")
+    if not entries:
+        print("no entries")
+        return 0
+    rows = [("key", "size", "last used", "created", "samples", "description")]
+    for entry in entries:
+        samples = f"{entry.samples:,}" + (f" + {entry.validation_samples:,} val" if entry.validation_samples else "")
+        rows.append((
+            entry.key,
+            human_bytes(entry.size_bytes),
+            _local(entry.last_used),
+            _local(entry.created) if entry.created else "?",
+            samples,
+            f"DAMAGED: {entry.damaged}" if entry.damaged else entry.description,
+        ))
+    print(format_table(rows))
+    print(f"total: {human_bytes(sum(entry.size_bytes for entry in entries))} in {len(entries)} entries")
+    return 0
+
+
+def _local(moment) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": _cache}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 
+from graft.arrayfile import ArrayFile
 from graft.data import Dataset
 from graft.problems import listing
 
@@ -69,7 +70,9 @@ def _numeric(what: str, values: np.ndarray) -> list[str]:
 
 
 def _as_array(what: str, values) -> tuple[np.ndarray | None, list[str]]:
-    """``values`` as an array, or a message saying why they are not one."""
+    """``values`` as an array, or a message saying why they are not one (targets on disk are read: they are small)."""
+    if isinstance(values, ArrayFile):
+        return values.to_array(), []
     try:
         return np.asarray(values), []
     except (ValueError, TypeError) as exc:
@@ -152,16 +155,58 @@ def _check_values(what: str, head: str, values, n: int | None, target: HeadTarge
     return problems
 
 
+def _non_finite_on_disk(what: str, x: ArrayFile) -> list[str]:
+    """``_non_finite`` of inputs on disk, read a chunk at a time."""
+    if x.dtype.kind not in "fc":
+        return []
+    bad_values = bad_rows = 0
+    first = None
+    start = 0
+    for chunk in x.chunks():
+        rows = ~np.isfinite(chunk.reshape(len(chunk), -1))
+        bad_values += int(rows.sum())
+        rows = rows.any(axis=1)
+        bad_rows += int(rows.sum())
+        if first is None and rows.any():
+            first = start + int(np.argmax(rows))
+        start += len(chunk)
+    if not bad_values:
+        return []
+    return [
+        f"{what} contain {bad_values} NaN/inf value(s) in {bad_rows} sample(s), first in sample {first}; "
+        "remove or impute them"
+    ]
+
+
+def _check_inputs_on_disk(split: str, x: ArrayFile, input_shape: tuple[int, ...]) -> list[str]:
+    problems = [f"{split} data has no samples"] if len(x) == 0 else []
+    numeric = _numeric(f"{split} inputs", np.empty(0, x.dtype))
+    problems += numeric
+    if x.sample_shape != tuple(input_shape):
+        problems.append(
+            f"{split} inputs are shaped {_shape(x.sample_shape)} per sample but the model expects "
+            f"{_shape(input_shape)}; make model.input_shape match the data or reshape the data"
+        )
+    if not numeric and len(x):
+        problems += _non_finite_on_disk(f"{split} inputs", x)
+    return problems
+
+
 def _check_split(
     split: str, x, y, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]
 ) -> list[str]:
-    x, problems = _as_array(f"{split} inputs", x)
-    n = None
-    if x is not None and x.ndim == 0:
+    if isinstance(x, ArrayFile):
+        problems, n, x = _check_inputs_on_disk(split, x, input_shape), len(x), None
+    else:
+        x, problems = _as_array(f"{split} inputs", x)
+        n = None
+    if x is None:
+        pass
+    elif x.ndim == 0:
         problems.append(f"{split} inputs are a single value, not an array of samples")
-    elif x is not None and len(x) == 0:
+    elif len(x) == 0:
         problems.append(f"{split} data has no samples")
-    elif x is not None:
+    else:
         n = len(x)
         numeric = _numeric(f"{split} inputs", x)
         problems += numeric

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from graft.data import Dataset
+from graft.data import Data, Dataset, Stream
 from graft.layers import LayerDecision, LayerInfo
 from graft.problems import listing
 from graft.rounds import Round, Rounds
@@ -84,8 +84,15 @@ def _check_decisions(decisions: Any, layers: Sequence[LayerInfo], where: str) ->
         raise WrongAnswer(f"{where}decisions must be graft.LayerDecision: {'; '.join(wrong[:3])}")
 
 
-def dataset(answer: Any) -> Dataset:
-    """A ``graft.Dataset``."""
-    if not isinstance(answer, Dataset):
-        raise WrongAnswer(f"returned {shown(answer)}, not a graft.Dataset")
+def dataset(answer: Any) -> Data:
+    """A ``graft.Dataset`` or a ``graft.Stream``."""
+    if not isinstance(answer, (Dataset, Stream)):
+        raise WrongAnswer(f"returned {shown(answer)}, not a graft.Dataset or graft.Stream")
+    if isinstance(answer, Stream):
+        for field in ("train", "validation"):
+            value = getattr(answer, field)
+            if (value is not None or field == "train") and not hasattr(value, "element_spec"):
+                raise WrongAnswer(f"returned a graft.Stream whose {field} is {shown(value)}, not a tf.data.Dataset")
+        if answer.read is not None and not callable(answer.read):
+            raise WrongAnswer(f"returned a graft.Stream whose read is {shown(answer.read)}, not a function")
     return answer

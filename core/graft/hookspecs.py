@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from graft.data import Dataset
+    from graft.data import Dataset, Stream
     from graft.layers import LayerDecision, LayerInfo
     from graft.rounds import Rounds
 
@@ -139,7 +139,7 @@ def transfer_policy(
 
 
 @hookspec
-def load_data(params: Any, base_dir: str) -> Dataset:
+def load_data(params: Any, base_dir: str) -> Dataset | Stream:
     """Load the data a stage trains on.
 
     Called by ``graft run`` for each stage before any stage trains, so that
@@ -149,9 +149,13 @@ def load_data(params: Any, base_dir: str) -> Dataset:
         class.
     :param base_dir: the folder of the YAML spec; resolve relative paths
         against it.
-    :return: a ``graft.Dataset`` (anything else is an error naming the
-        plugin) with the training inputs and one target array per head name,
-        and optionally validation arrays.  keras-graft checks
-        shapes, class ids, NaN/inf and emptiness against the model before
-        training.
+    :return: a ``graft.Dataset`` (arrays: numpy arrays in memory, or
+        ``graft.ArrayFile`` rows on disk) with the training inputs and one
+        target array per head name, and optionally validation arrays; or a
+        ``graft.Stream`` of ``tf.data`` pipelines for data read while training
+        (import TensorFlow inside this hook, never at module level).  Anything
+        else is an error naming the plugin.  Do not batch, shuffle or
+        prefetch: the core does it, the same way for every source.
+        keras-graft checks shapes, class ids, NaN/inf and emptiness against the
+        model before training (streams on their first batches).
     """

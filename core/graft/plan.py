@@ -11,12 +11,12 @@ from typing import Any
 import attrs
 
 from graft.builder import BuiltModel, ModelBuilder
+from graft.feature_cache import feature_plan
 from graft.layers import LayerDecision
 from graft.problems import Path, Problems, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
 from graft.specfile import SpecFile
-from graft.table import format_table
 from graft.weights import Shapes, WeightsFileError, read_index
 
 NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
@@ -91,6 +91,7 @@ class StagePlan:
     total_params: int
     outputs: dict[str, tuple[int, ...]]
     rounds: tuple[RoundPlan, ...] = ()
+    features: str = ""  # what happens to the extractor's features (graft.feature_cache.feature_plan)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +103,7 @@ class StagePlan:
             "layers": [layer.to_json() for layer in self.layers],
             "rounds": [round_.to_json() for round_ in self.rounds],
             "outputs": {head: list(shape) for head, shape in self.outputs.items()},
+            "features": self.features,
         }
 
     @classmethod
@@ -116,6 +118,7 @@ class StagePlan:
             total_params=data["total_params"],
             outputs={head: tuple(shape) for head, shape in data["outputs"].items()},
             rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
+            features=data.get("features", ""),
         )
 
     def layer(self, name: str) -> LayerPlan:
@@ -207,6 +210,7 @@ def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePla
         total_params=int(model.count_params()),
         outputs=built.output_shapes(),
         rounds=tuple(round_plans),
+        features=feature_plan(built, decisions, bool(getattr(stage.data, "augment", None))),
     )
 
 
@@ -276,26 +280,3 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
     if problems:
         raise spec_file.error(problems.items)
     return plans
-
-
-def render_text(plans: list[StagePlan]) -> str:
-    """The human form of ``graft plan``."""
-    lines = []
-    for number, plan in enumerate(plans, start=1):
-        start = plan.source or "fresh initialisation"
-        lines.append(f"stage {number}/{len(plans)} '{plan.name}': policy {plan.policy}, starts from {start}")
-        rows = [("layer", "type", "output shape", "params", "trains", "starting weights")]
-        for layer in plan.layers:
-            shape = "?" if layer.output_shape is None else str(layer.output_shape).replace("None", "batch")
-            where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
-            rows.append(
-                (layer.name, layer.class_name, shape, f"{layer.params:,}", "yes" if layer.trainable else "FROZEN", where)
-            )
-        lines.append(format_table(rows, indent="  "))
-        lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
-        if len(plan.rounds) > 1:
-            lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")
-            for position, round_ in enumerate(plan.rounds):
-                lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable)")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"

@@ -23,7 +23,7 @@ from graft.plugininfo import PluginInfo, describe  # noqa: F401 - describe: graf
 from graft.problems import GraftError, Path, SpecProblem, did_you_mean, listing
 
 if TYPE_CHECKING:
-    from graft.data import Dataset
+    from graft.data import Data
     from graft.layers import LayerInfo
     from graft.rounds import Rounds
 
@@ -263,8 +263,8 @@ class Registry:
         answer = self._call("policy", name, at, params=params, layers=layers)
         return self._checked("policy", name, hookresults.policy_rounds, answer, layers)
 
-    def load_data(self, name: str, params: Any, base_dir: str, *, at: Path | None = None) -> Dataset:
-        """The stage's ``graft.Dataset``."""
+    def load_data(self, name: str, params: Any, base_dir: str, *, at: Path | None = None) -> Data:
+        """The stage's ``graft.Dataset`` or ``graft.Stream``."""
         answer = self._call("data source", name, at, params=params, base_dir=base_dir)
         return self._checked("data source", name, hookresults.dataset, answer)
 

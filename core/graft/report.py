@@ -50,6 +50,18 @@ class RoundResult:
 
 
 @attrs.frozen
+class DataSummary:
+    """What a stage trained on, as the plan and ``report.json`` show it."""
+
+    description: str
+    samples: int | None
+    validation_samples: int | None
+    checked: str
+    classes: list[str] = attrs.field(factory=list)
+    augment: str = ""
+
+
+@attrs.frozen
 class StageReport:
     """``report.json`` of a finished stage.
 
@@ -71,6 +83,7 @@ class StageReport:
     files: dict[str, str] = attrs.field(factory=dict)
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None
+    data: DataSummary | None = None
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:

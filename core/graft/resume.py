@@ -32,6 +32,15 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
     return prints
 
 
+def data_identity(spec_file: SpecFile, index: int) -> str:
+    """What identifies stage ``index``'s data and its model input: the source, its params, the content of
+    the files and folders they name."""
+    spec = spec_file.spec
+    data = spec.stages[index].data
+    params = attrs.asdict(data.params) if attrs.has(type(data.params)) else data.params
+    return _canonical([data.source, params, input_digests(data.params, spec_file.resolve), spec.model.input_shape])
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 

@@ -16,18 +16,16 @@ from collections.abc import Callable
 import attrs
 
 from graft.backend import import_keras
-from graft.callbacks import configured
-from graft.data import Dataset
-from graft.datacheck import HeadTarget, check_dataset
+from graft.feature_cache import FeatureCache
 from graft.losses import head_losses
 from graft.observer import RunObserver
 from graft.plan import StagePlan, build_stage_model, decide, plan_spec, plan_stage
-from graft.problems import Path, Problems
 from graft.registry import Registry
 from graft.report import StageReport
-from graft.resume import first_stage_to_run, stage_fingerprints
+from graft.resume import data_identity, first_stage_to_run, stage_fingerprints
 from graft.rundir import RunDir, RunError, write_json
 from graft.specfile import SpecFile
+from graft.stagedata import StageData, load_and_check_data
 from graft.summary import summary_table
 from graft.training import StageTraining, train_stage
 from graft.verify import changes, lineage, load_by_name
@@ -83,7 +81,7 @@ def run_spec(
             _log_kept(run_dir, names, first_stage_to_run(run_dir, names, fingerprints, None), log)
             return _summary(run_dir, names, log)
     plans = plan_spec(spec_file, registry)
-    datasets = load_and_check_data(spec_file, registry, plans)
+    stage_data = load_and_check_data(spec_file, registry, plans)
     run_dir.check_writable(names)
     run = Run(spec_file, registry, run_dir, plans, log, observer or RunObserver(), cache_features)
     with run_dir.locked(wait):
@@ -91,7 +89,7 @@ def run_spec(
         _log_kept(run_dir, names, first, log)
         for index in range(first, len(names)):
             try:
-                run_stage(run, index, datasets[index], fingerprints[index])
+                run_stage(run, index, stage_data[index], fingerprints[index])
             except KeyboardInterrupt:
                 raise RunInterrupted(
                     f"interrupted during stage '{names[index]}'; "
@@ -113,44 +111,10 @@ def _summary(run_dir: RunDir, names: list[str], log: Callable[[str], None]) -> l
     return reports
 
 
-# -- before anything trains ------------------------------------------------------
-
-
-def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[StagePlan]) -> list[Dataset]:
-    """Load every stage's data and check it against that stage's model; all problems at once."""
-    spec = spec_file.spec
-    datasets: list[Dataset] = []
-    problems = Problems()
-    for index, (stage, plan) in enumerate(zip(spec.stages, plans)):
-        at: Path = ("stages", index, "data")
-        with problems.collect():
-            dataset = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir, at=at)
-            heads = {name: HeadTarget(plan.outputs[name], head.loss) for name, head in spec.heads_of(stage).items()}
-            for message in check_dataset(dataset, tuple(spec.model.input_shape), heads):
-                problems.add(at, message)
-            for key, callback in configured(stage.callbacks):
-                if callback.monitor.startswith("val_") and not dataset.has_validation:
-                    problems.add(
-                        ("stages", index, "callbacks", key, "monitor"),
-                        f"'{callback.monitor}' needs validation data but {dataset.description} has none; "
-                        "set validation_split in the data params",
-                    )
-            if len(plan.rounds) > 1 and not dataset.has_validation:
-                problems.add(
-                    ("stages", index, "policy"),
-                    f"policy '{plan.policy}' trains in rounds and compares them on validation loss, "
-                    f"but {dataset.description} has no validation data; set a validation split in the data params",
-                )
-            datasets.append(dataset)
-    if problems:
-        raise spec_file.error(problems.items)
-    return datasets
-
-
 # -- one stage -------------------------------------------------------------------
 
 
-def run_stage(run: Run, index: int, dataset: Dataset, fingerprint: str) -> StageReport:
+def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport:
     """Train stage ``index`` from its source and publish it."""
     keras = import_keras()
     spec = run.spec_file.spec
@@ -170,9 +134,12 @@ def run_stage(run: Run, index: int, dataset: Dataset, fingerprint: str) -> Stage
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
     load = load_by_name(built, plan, _source_path(run, index), stage.name)
     start = snapshot(built.layers)
-    keras.utils.set_random_seed(spec.seed + index)
-    job = StageTraining(stage, plan, dataset, losses, run.cache_features)
-    trained = train_stage(keras, built, rounds, job, run.observer, run.log)
+    seed = spec.seed + index
+    keras.utils.set_random_seed(seed)
+    job = StageTraining(
+        stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index)
+    )
+    trained = _train(keras, built, rounds, job, run)
     kept = trained.histories[trained.kept]
     report = StageReport(
         stage=stage.name,
@@ -188,6 +155,7 @@ def run_stage(run: Run, index: int, dataset: Dataset, fingerprint: str) -> Stage
         versions={"keras": keras.__version__, "tensorflow": _tensorflow_version()},
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
+        data=stage_data.summary,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
@@ -200,6 +168,37 @@ def run_stage(run: Run, index: int, dataset: Dataset, fingerprint: str) -> Stage
     run.observer.stage_published(report)
     run.log(f"   stage '{stage.name}' done in {report.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return report
+
+
+def _train(keras, built, rounds, job: StageTraining, run: Run):
+    """``train_stage``; TensorFlow failing to read the data mid-epoch is a ``RunError`` naming the stage."""
+    import tensorflow as tf
+
+    try:
+        return train_stage(keras, built, rounds, job, run.observer, run.log)
+    except tf.errors.OpError as exc:
+        first = (exc.message or type(exc).__name__).strip().splitlines()[0]
+        raise RunError(
+            f"stage '{job.stage.name}' stopped: TensorFlow failed while training on {job.dataset.description}: "
+            f"{first}; nothing of this stage was written (finished stages are kept)"
+        ) from exc
+
+
+def _augmenter(keras, stage, seed: int):
+    entries = getattr(stage.data, "augment", None)
+    if not entries:
+        return None
+    from graft.augment import make_augmenter
+
+    return make_augmenter(keras, entries, seed)
+
+
+def _feature_cache(run: Run, index: int) -> FeatureCache | None:
+    if not run.cache_features:
+        return None
+    from graft.feature_store import FeatureStore, cache_root
+
+    return FeatureCache(FeatureStore(cache_root()), data_identity(run.spec_file, index))
 
 
 def _source_path(run: Run, index: int) -> str | None:

@@ -3,7 +3,8 @@
 A policy's single set of decisions is one round.  A stage with several rounds
 stops on a plateau of the validation loss and keeps the best round's weights.
 While the extractor is frozen and deterministic, the heads train on its features
-computed once (see ``graft.feature_cache``).
+computed once and stored on disk (see ``graft.feature_cache``).  Samples reach
+``fit`` through ``graft.pipeline``, the same way for every source.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import attrs
 
 from graft.builder import BuiltModel
 from graft.callbacks import make_callbacks
-from graft.data import Dataset
-from graft.feature_cache import cache_features, extractor_is_constant
-from graft.losses import HeadLoss, compile_arguments, per_head
+from graft.data import Data
+from graft.feature_cache import FeatureCache, cached_features, extractor_is_constant
+from graft.losses import HeadLoss, compile_arguments
 from graft.observer import RunObserver
 from graft.optimizers import make_optimizer
+from graft.pipeline import Augment, training_batches, validation_batches
 from graft.plan import StagePlan, apply_decisions
 from graft.report import RoundResult
 from graft.rounds import Plateau, Rounds
@@ -52,13 +54,20 @@ class Trained:
 
 @attrs.frozen
 class StageTraining:
-    """Everything ``train_stage`` needs besides the model: the stage, its plan and data, how its heads train."""
+    """Everything ``train_stage`` needs besides the model: the stage, its plan and data, how its heads train.
+
+    ``seed`` shuffles the batches; ``augment`` changes training inputs (never
+    validation inputs); ``feature_cache`` is where a frozen extractor's features
+    are kept, or None to train the whole model every epoch.
+    """
 
     stage: Stage
     plan: StagePlan
-    dataset: Dataset
+    dataset: Data
     losses: Mapping[str, HeadLoss]
-    cache_features: bool = True
+    seed: int
+    augment: Augment | None = None
+    feature_cache: FeatureCache | None = None
 
 
 def train_stage(
@@ -81,15 +90,14 @@ def train_stage(
             log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
         apply_decisions(built, step.decisions)
         model, data = built.model, job.dataset
-        if job.cache_features and extractor_is_constant(built, step.decisions):
+        if job.feature_cache is not None and job.augment is None and extractor_is_constant(built, step.decisions):
             if cached is None:
-                log("   the extractor is frozen: its features are computed once and the heads train on them")
-                cached = cache_features(keras, built, job.dataset, stage.batch_size)
+                cached = cached_features(keras, built, job.dataset, stage.batch_size, job.feature_cache, log)
             model, data = cached.heads, cached.data
         model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
         before = snapshot(built.layers)
         observer.before_fit(stage, number, built)
-        history = fit(keras, model, data, stage, observer)
+        history = fit(keras, model, data, job, observer)
         observer.after_fit(stage, number, built)
         verify_frozen(built, step.decisions, before, stage.name)
         ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
@@ -121,14 +129,14 @@ def train_stage(
     return Trained(tuple(results), tuple(histories), frozenset(ever_trainable))
 
 
-def fit(keras, model: Any, data: Dataset, stage: Stage, observer: RunObserver) -> History:
-    """One ``model.fit`` over the stage's data; the Keras history as plain floats."""
+def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver) -> History:
+    """One ``model.fit`` over the stage's batches; the Keras history as plain floats."""
+    stage = job.stage
     history = model.fit(
-        data.x,
-        per_head(data.y)[0],
-        validation_data=(data.x_val, per_head(data.y_val)[0]) if data.has_validation else None,
+        training_batches(data, stage.batch_size, job.seed, job.augment),
+        validation_data=validation_batches(data, stage.batch_size),
         epochs=stage.epochs,
-        batch_size=stage.batch_size,
+        shuffle=False,  # the pipeline reshuffles every epoch
         callbacks=[*make_callbacks(keras, stage.callbacks), *observer.keras_callbacks()],
         verbose=1 if sys.stdout.isatty() else 2,
     )

@@ -1,0 +1,105 @@
+"""The one way samples reach ``fit``: batched, shuffled every epoch (seeded), augmented, prefetched.
+
+Every source's data goes through here, so arrays in memory, arrays on disk and
+``tf.data`` streams with the same samples and the same seed give the same
+batches in the same order.  Arrays are shuffled as row numbers and read a batch
+at a time; a ``Stream`` with ``read`` is shuffled as keys before they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from graft.arrayfile import rows_of
+from graft.data import Data, Dataset, Stream
+from graft.losses import per_head
+
+Augment = Callable[[Any], Any]
+
+
+def training_batches(data: Data, batch_size: int, seed: int, augment: Augment | None = None) -> Any:
+    """The training samples as a ``tf.data`` pipeline for ``fit``: reshuffled every epoch, augmented if asked."""
+    import tensorflow as tf
+
+    if isinstance(data, Dataset):
+        batches = _array_batches(data.x, data.y, batch_size, seed)
+    else:
+        batches = _stream_batches(data, data.train, data.samples, batch_size, seed)
+    if augment is not None:
+        batches = batches.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def validation_batches(data: Data, batch_size: int) -> Any | None:
+    """The validation samples in order, never augmented; ``None`` without validation data."""
+    import tensorflow as tf
+
+    if not data.has_validation:
+        return None
+    if isinstance(data, Dataset):
+        batches = _array_batches(data.x_val, data.y_val, batch_size, None)
+    else:
+        batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
+    """The training (or validation) samples in order, as numpy ``(inputs, {head: targets})`` batches."""
+    if isinstance(data, Dataset):
+        x, y = (data.x_val, data.y_val) if validation else (data.x, data.y)
+        for start in range(0, len(x), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(x)))
+            yield _native(rows_of(x, rows)), {head: _native(rows_of(values, rows)) for head, values in y.items()}
+        return
+    import tensorflow as tf
+
+    keys = data.validation if validation else data.train
+    samples = keys.map(data.read, num_parallel_calls=tf.data.AUTOTUNE) if data.read is not None else keys
+    for x, y in samples.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+        yield x, y
+
+
+def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
+    """Row numbers, shuffled if ``seed`` is given, batched, then the rows read (from memory or disk)."""
+    import tensorflow as tf
+
+    heads = list(y)
+    columns = [x, *(y[head] for head in heads)]
+    dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
+    order = tf.data.Dataset.range(len(x))
+    if seed is not None:
+        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+
+    def gather(rows: np.ndarray) -> list[np.ndarray]:
+        return [_native(rows_of(column, rows)) for column in columns]
+
+    def read(rows):
+        values = tf.numpy_function(gather, [rows], dtypes, stateful=False)
+        for value, column in zip(values, columns):
+            value.set_shape((None, *column.shape[1:]))
+        return values[0], per_head(dict(zip(heads, values[1:])))[0]
+
+    return order.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _stream_batches(stream: Stream, samples: Any, count: int | None, batch_size: int, seed: int | None) -> Any:
+    """A stream's samples, shuffled if ``seed`` is given (all keys, or a buffer of samples), batched."""
+    import tensorflow as tf
+
+    if seed is not None:
+        known = int(samples.cardinality())
+        size = count or (known if known > 0 else stream.shuffle_buffer)
+        if stream.read is None:
+            size = min(size, stream.shuffle_buffer)
+        samples = samples.shuffle(max(1, size), seed=seed, reshuffle_each_iteration=True)
+    if stream.read is not None:
+        samples = samples.map(stream.read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return samples.batch(batch_size).map(lambda x, y: (x, per_head(y)[0]))
+
+
+def _native(values: np.ndarray) -> np.ndarray:
+    """``values`` in the machine's byte order (TensorFlow has no big-endian dtypes)."""
+    return values if values.dtype.isnative else values.astype(values.dtype.newbyteorder("="))

@@ -1,0 +1,98 @@
+"""Every stage's data, loaded and checked against that stage's model before anything trains.
+
+Arrays (in memory or on disk) are checked whole; streams by their element spec
+and their first batches (``graft.streamcheck``).  What was checked, the class
+names and sample counts go into the plan and the stage's report as a
+``DataSummary``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from graft.callbacks import configured
+from graft.data import Data, Dataset, Stream
+from graft.datacheck import HeadTarget, check_dataset
+from graft.plan import StagePlan
+from graft.problems import Path, Problems
+from graft.registry import Registry
+from graft.report import DataSummary
+from graft.specfile import SpecFile
+
+
+@attrs.frozen
+class StageData:
+    """A stage's data as its source returned it, and its summary."""
+
+    data: Data
+    summary: DataSummary
+
+
+def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[StagePlan]) -> list[StageData]:
+    """Load every stage's data and check it against that stage's model; all problems at once."""
+    spec = spec_file.spec
+    loaded: list[StageData] = []
+    problems = Problems()
+    for index, (stage, plan) in enumerate(zip(spec.stages, plans)):
+        at: Path = ("stages", index, "data")
+        with problems.collect():
+            data = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir, at=at)
+            heads = {name: HeadTarget(plan.outputs[name], head.loss) for name, head in spec.heads_of(stage).items()}
+            messages, checked = _check(data, tuple(spec.model.input_shape), heads)
+            for message in messages:
+                problems.add(at, message)
+            for key, callback in configured(stage.callbacks):
+                if callback.monitor.startswith("val_") and not data.has_validation:
+                    problems.add(
+                        ("stages", index, "callbacks", key, "monitor"),
+                        f"'{callback.monitor}' needs validation data but {data.description} has none; "
+                        "set validation_split in the data params",
+                    )
+            if len(plan.rounds) > 1 and not data.has_validation:
+                problems.add(
+                    ("stages", index, "policy"),
+                    f"policy '{plan.policy}' trains in rounds and compares them on validation loss, "
+                    f"but {data.description} has no validation data; set a validation split in the data params",
+                )
+            loaded.append(StageData(data, _summary(data, checked, _augment_text(stage))))
+    if problems:
+        raise spec_file.error(problems.items)
+    return loaded
+
+
+def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]) -> tuple[list[str], str]:
+    """The problems of ``data`` and a phrase saying how much of it was checked."""
+    if isinstance(data, Stream):
+        from graft.streamcheck import check_stream
+
+        result = check_stream(data, input_shape, heads)
+        checked = f"the first {result.checked:,} training samples"
+        if data.has_validation:
+            checked += f" and the first {result.validation_checked:,} validation samples"
+        return result.problems, checked + " (a stream is checked on its first batches)"
+    messages = check_dataset(data, input_shape, heads)
+    if not isinstance(data, Dataset) or messages:
+        return messages, "none"
+    checked = f"all {len(data.x):,} training samples"
+    if data.has_validation:
+        checked += f" and all {len(data.x_val):,} validation samples"
+    return messages, checked
+
+
+def _summary(data: Data, checked: str, augment: str) -> DataSummary:
+    if isinstance(data, Stream):
+        return DataSummary(
+            data.description, data.samples, data.validation_samples, checked, list(data.classes), augment
+        )
+    samples = len(data.x) if isinstance(data, Dataset) else None
+    validation = len(data.x_val) if isinstance(data, Dataset) and data.has_validation else None
+    return DataSummary(getattr(data, "description", "?"), samples, validation, checked, [], augment)
+
+
+def _augment_text(stage) -> str:
+    entries = getattr(stage.data, "augment", None)
+    if not entries:
+        return ""
+    from graft.augment import describe
+
+    return describe(entries)
