@@ -1,6 +1,11 @@
 """The built-in ``npz`` data source: arrays from numpy ``.npz`` archives, checked before they are read.
 
-Pure numpy; no TensorFlow import.
+Arrays stored uncompressed (``numpy.savez``) of ``MAP_FROM_BYTES`` or more stay
+on disk as ``graft.ArrayFile`` (read a batch at a time while training, so
+memory does not grow with the file); smaller ones, and those that cannot be
+read in place (``numpy.savez_compressed``, Fortran order), are read into
+memory, which the dataset's description says for large ones.  Pure numpy; no
+TensorFlow import.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import attrs
 import numpy as np
 
 import graft
-from graft.data import Dataset
+from graft.builtins.npzfile import Member, array_file, check_crc, read_member
+from graft.data import Array, Dataset
 from graft.memory import check_allocation, human_bytes
 from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.validators import existing_file, fraction, non_empty
@@ -40,6 +46,7 @@ class NpzParams:
             )
 
 
+MAP_FROM_BYTES = 2**20  # arrays this large (or larger) that can be read in place stay on disk
 SAVEZ = "write it with numpy.savez(path, x=inputs, y=targets)"
 SIGNATURES = {  # how files that are not zip archives begin, to say what the file is
     b"\x93NUMPY": "a single .npy array",
@@ -89,25 +96,13 @@ def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return {info.filename.removesuffix(".npy"): info for info in archive.infolist() if not info.is_dir()}
 
 
-def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset a member's .npy header declares; ``ValueError`` if it has none."""
-    with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f".npy format version {version} is not supported")
-        return shape, dtype, member.tell()
-
-
-def _declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> tuple[int, ...]:
-    """The shape of array ``name``, after checking its header against the file and the machine's memory."""
+def _declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> Member:
+    """Array ``name`` as its header declares it, checked against the file and, if it is read, the memory."""
     try:
-        shape, dtype, offset = _header(archive, info)
+        member = read_member(archive, info)
     except READ_ERRORS as exc:
         raise SpecProblem((), f"array '{name}' in {path} is not a readable .npy array ({exc}); {SAVEZ}") from None
+    shape, dtype = member.shape, member.dtype
     if dtype.hasobject:
         raise SpecProblem(
             (),
@@ -118,38 +113,56 @@ def _declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: 
         raise SpecProblem(
             (), f"array '{name}' in {path} declares the impossible shape {shape}: the file is damaged; {SAVEZ}"
         )
-    values = math.prod(shape)
-    if values * dtype.itemsize > info.file_size - offset:
+    if member.nbytes > member.held_bytes:
         raise SpecProblem(
             (),
-            f"array '{name}' in {path} declares shape {shape} of {dtype} ({human_bytes(values * dtype.itemsize)}) "
-            f"but the file holds only {human_bytes(max(0, info.file_size - offset))} of it: the file is damaged "
+            f"array '{name}' in {path} declares shape {shape} of {dtype} ({human_bytes(member.nbytes)}) "
+            f"but the file holds only {human_bytes(member.held_bytes)} of it: the file is damaged "
             f"or truncated; {SAVEZ}",
         )
-    check_allocation(values, f"array '{name}' in {path} (shape {shape}, {dtype})", (), dtype.itemsize)
-    return shape
+    if not _stays_on_disk(member):
+        check_allocation(math.prod(shape), f"array '{name}' in {path} (shape {shape}, {dtype})", (), dtype.itemsize)
+    return member
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> np.ndarray:
+def _stays_on_disk(member: Member) -> bool:
+    """Whether the array is left on disk (an ``ArrayFile``) rather than read into memory."""
+    return member.nbytes >= MAP_FROM_BYTES and member.in_place_blocker is None
+
+
+def _read_although_large(member: Member) -> str | None:
+    """Why a large array is read into memory (``compressed``, ``Fortran-ordered``); ``None`` if it is not."""
+    return member.in_place_blocker if member.nbytes >= MAP_FROM_BYTES else None
+
+
+def _load(archive: zipfile.ZipFile, handle, member: Member, name: str, path: str) -> Array:
+    """The array: on disk if it can stay there (its CRC checked by reading it through), else in memory."""
     try:
-        with archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
+        if not _stays_on_disk(member):
+            with archive.open(member.info) as opened:
+                return np.lib.format.read_array(opened, allow_pickle=False)
+        check_crc(archive, member.info)
+        return array_file(path, handle, member)
     except READ_ERRORS as exc:
         raise SpecProblem((), f"cannot read array '{name}' from {path} ({exc}): the file is damaged; {SAVEZ}") from None
 
 
-def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Inputs and targets from the archive at ``path``, each checked from its header before any is read.
+def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[Array, dict[str, Array], dict[str, str]]:
+    """Inputs, targets and the large arrays read into memory, from the archive at ``path``.
+
+    Each array is checked from its header before any is read.
 
     Problems of the training file (``field == "path"``) are reported at
     ``inputs``/``targets.<head>``, those of any other file at ``field``.
-    Only the arrays used are read; targets must have as many samples as the inputs.
+    Only the arrays used are read; targets must have as many samples as the
+    inputs.  The last result names the large arrays that could not stay on
+    disk, and why (``{"x": "compressed"}``).
     """
     own = field == "path"
     inputs_at = ("inputs",) if own else (field,)
     targets_at = {head: ("targets", head) if own else (field,) for head in params.targets}
     uses = [(inputs_at, params.inputs)] + [(targets_at[head], key) for head, key in params.targets.items()]
-    problems, shapes, first_use = Problems(), {}, {}
+    problems, declared, first_use = Problems(), {}, {}
     with _open_archive(path, field) as archive:
         members = _members(archive)
         for where, key in uses:
@@ -160,15 +173,25 @@ def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[np.ndarray, di
                     raise SpecProblem((), f"no array '{key}' in {path}; arrays: {listing(names)}{hint}")
                 if key not in first_use:
                     first_use[key] = where
-                    shapes[key] = _declared(archive, members[key], key, path)
+                    declared[key] = _declared(archive, members[key], key, path)
         problems.raise_all()
-        _check_samples(params, path, shapes, inputs_at, targets_at)
+        _check_samples(params, path, {key: member.shape for key, member in declared.items()}, inputs_at, targets_at)
         arrays = {}
-        for key, where in first_use.items():
-            with problems.collect(where):
-                arrays[key] = _read(archive, members[key], key, path)
+        with _open_file(path, field) as handle:
+            for key, where in first_use.items():
+                with problems.collect(where):
+                    arrays[key] = _load(archive, handle, declared[key], key, path)
         problems.raise_all()
-    return arrays[params.inputs], {head: arrays[key] for head, key in params.targets.items()}
+    in_memory = {key: why for key, member in declared.items() if (why := _read_although_large(member))}
+    return arrays[params.inputs], {head: arrays[key] for head, key in params.targets.items()}, in_memory
+
+
+def _open_file(path: str, field: str):
+    """The archive file itself, for the offsets of its members; any problem reported at ``field``."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise SpecProblem((field,), f"cannot read {path} ({exc.strerror or exc})") from None
 
 
 def _check_samples(params: NpzParams, path: str, shapes: dict, inputs_at: Path, targets_at: dict) -> None:
@@ -196,7 +219,7 @@ def _resolve(base_dir: str, path: str) -> str:
 
 
 class Npz:
-    """Arrays from a numpy ``.npz`` archive (written with ``numpy.savez``)::
+    """Arrays from a numpy ``.npz`` archive (written with ``numpy.savez``; see the module for what stays on disk)::
 
         data:
           source: npz
@@ -209,9 +232,24 @@ class Npz:
 
     @graft.hookimpl
     def load_data(self, params: NpzParams, base_dir: str) -> Dataset:
-        x, y = _arrays_of(params, _resolve(base_dir, params.path), "path")
-        dataset = Dataset(x=x, y=y, description=f"npz {params.path}")
+        x, y, in_memory = _arrays_of(params, _resolve(base_dir, params.path), "path")
+        notes = _notes(in_memory, "")
         if params.validation_path is not None:
-            x_val, y_val = _arrays_of(params, _resolve(base_dir, params.validation_path), "validation_path")
-            return attrs.evolve(dataset, x_val=x_val, y_val=y_val)
-        return dataset.split(params.validation_split, seed=0)
+            x_val, y_val, in_memory = _arrays_of(params, _resolve(base_dir, params.validation_path), "validation_path")
+            notes += _notes(in_memory, f" in {params.validation_path}")
+            return Dataset(x=x, y=y, description=_description(params.path, notes), x_val=x_val, y_val=y_val)
+        return Dataset(x=x, y=y, description=_description(params.path, notes)).split(params.validation_split, seed=0)
+
+
+def _notes(in_memory: dict[str, str], where: str) -> list[str]:
+    """``x is compressed: read into memory; save it with numpy.savez to stream it``, one per array."""
+    fixes = {"compressed": "with numpy.savez", "Fortran-ordered": "C-ordered (numpy.ascontiguousarray)"}
+    return [
+        f"{key}{where} is {why}: read into memory; save it {fixes[why]} to stream it"
+        for key, why in in_memory.items()
+    ]
+
+
+def _description(path: str, notes: list[str]) -> str:
+    """``npz data/train.npz``, and which large arrays were read into memory: ``(x is compressed: ...)``."""
+    return f"npz {path}" + (f" ({'. '.join(notes)})" if notes else "")
