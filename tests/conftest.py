@@ -49,6 +49,15 @@ stages:
 """
 
 
+@pytest.fixture(autouse=True)
+def feature_cache_dir(tmp_path_factory, monkeypatch):
+    """Every test's feature cache (``GRAFT_CACHE_DIR``) in a folder of its own, never ~/.cache;
+    subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("graft-cache")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """The plugins really installed in this environment (core built-ins, gru, conv1d)."""

@@ -142,7 +142,7 @@ def _cache(args) -> int:
     if args.cache_command == "clear":
         result = store.clear(args.older_than)
         leftovers = f" and {result.leftovers_removed} left by runs that died" if result.leftovers_removed else ""
-        print(f"removed {result.entries_removed} entries{leftovers} from {store.folder}: {human_bytes(result.bytes_freed)} freed")
+        print(f"removed {_entries(result.entries_removed)}{leftovers} from {store.folder}: {human_bytes(result.bytes_freed)} freed")
         if result.in_use:
             print(f"kept {len(result.in_use)} in use by a running graft run: {', '.join(result.in_use)}")
         return 0
@@ -163,8 +163,12 @@ def _cache(args) -> int:
             f"DAMAGED: {entry.damaged}" if entry.damaged else entry.description,
         ))
     print(format_table(rows))
-    print(f"total: {human_bytes(sum(entry.size_bytes for entry in entries))} in {len(entries)} entries")
+    print(f"total: {human_bytes(sum(entry.size_bytes for entry in entries))} in {_entries(len(entries))}")
     return 0
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
 
 
 def _local(moment) -> str:
