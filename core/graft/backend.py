@@ -29,3 +29,19 @@ def import_keras():
 
 def keras_major() -> int:
     return int(import_keras().__version__.split(".")[0])
+
+
+NOISE = ("Graph execution error", "Detected at node", "[[", "<stack traces unavailable>", "File ")
+
+
+def tf_error_text(exc: BaseException) -> str:
+    """The line of a TensorFlow error that says what failed, without graph-execution noise."""
+    import re
+
+    text = getattr(exc, "message", None) or str(exc) or ""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    for line in text.splitlines():
+        if not line.strip() or line[0].isspace() or line.startswith(NOISE):
+            continue
+        return re.sub(r"\s*\[Op:[^\]]*\]$", "", line).strip()
+    return type(exc).__name__

@@ -75,6 +75,10 @@ class CachedFeatures:
     heads: Any
     data: Dataset
     reused: bool
+    stored: Any  # graft.feature_store.StoredFeatures: held (and so kept from `graft cache clear`) until closed
+
+    def close(self) -> None:
+        self.stored.close()
 
 
 def cached_features(
@@ -105,4 +109,4 @@ def cached_features(
     else:
         log("   the extractor is frozen and its features of this data are stored: the heads train on them")
     log(f"   features: {stored.path}")
-    return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused)
+    return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused, stored)

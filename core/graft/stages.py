@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import attrs
 
-from graft.backend import import_keras
+from graft.backend import import_keras, tf_error_text
 from graft.feature_cache import FeatureCache
 from graft.losses import head_losses
 from graft.observer import RunObserver
@@ -177,10 +177,9 @@ def _train(keras, built, rounds, job: StageTraining, run: Run):
     try:
         return train_stage(keras, built, rounds, job, run.observer, run.log)
     except tf.errors.OpError as exc:
-        first = (exc.message or type(exc).__name__).strip().splitlines()[0]
         raise RunError(
             f"stage '{job.stage.name}' stopped: TensorFlow failed while training on {job.dataset.description}: "
-            f"{first}; nothing of this stage was written (finished stages are kept)"
+            f"{tf_error_text(exc)}; nothing of this stage was written (finished stages are kept)"
         ) from exc
 
 

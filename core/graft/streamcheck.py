@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from graft.backend import tf_error_text
 from graft.data import Dataset, Stream
 from graft.datacheck import HeadTarget, check_dataset
 from graft.pipeline import batches_in_order
@@ -43,8 +44,7 @@ def check_stream(stream: Stream, input_shape: tuple[int, ...], heads: dict[str, 
         x, y = _first_samples(stream, validation=False)
         x_val, y_val = _first_samples(stream, validation=True) if stream.has_validation else (None, None)
     except tf.errors.OpError as exc:
-        message = exc.message.strip().splitlines()[0] if exc.message else type(exc).__name__
-        return StreamCheck([f"{stream.description}: reading its first samples failed: {message}"], 0, 0)
+        return StreamCheck([f"{stream.description}: reading its first samples failed: {tf_error_text(exc)}"], 0, 0)
     sample = Dataset(x=x, y=y, description=f"{stream.description} (first {len(x):,} samples)", x_val=x_val, y_val=y_val)
     return StreamCheck(check_dataset(sample, input_shape, heads), len(x), 0 if x_val is None else len(x_val))
 
@@ -76,17 +76,24 @@ def _spec_problems(split: str, spec, input_shape: tuple[int, ...], heads: dict[s
         )
     missing = [head for head in heads if head not in y]
     if missing:
-        problems.append(f"{split} elements have no targets for {listing(missing)} (targets given: {listing(list(y))})")
+        problems.append(
+            f"{split} elements have no targets for {_quoted(missing)} (targets given: {listing(list(y))}); "
+            "give every head a target in the dict"
+        )
     extra = [name for name in y if name not in heads]
     if extra:
-        problems.append(f"{split} elements have targets {listing(extra)} but the model has no head of that name")
+        problems.append(f"{split} elements have targets {_quoted(extra)} but the model has no head of that name")
     return problems
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
 
 
 def _first_samples(stream: Stream, validation: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Up to ``SAMPLE_SAMPLES`` samples and ``SAMPLE_BYTES`` of inputs from the start of a split, in memory."""
     xs, ys, count, size = [], [], 0, 0
-    for x, y in batches_in_order(stream, 32, validation):
+    for x, y in batches_in_order(stream, min(32, SAMPLE_SAMPLES), validation):
         xs.append(x)
         ys.append(y)
         count, size = count + len(x), size + x.nbytes

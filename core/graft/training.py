@@ -85,40 +85,44 @@ def train_stage(
     histories: list[History] = []
     ever_trainable: set[str] = set()
     best = cached = None
-    for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds)):
-        if several:
-            log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
-        apply_decisions(built, step.decisions)
-        model, data = built.model, job.dataset
-        if job.feature_cache is not None and job.augment is None and extractor_is_constant(built, step.decisions):
-            if cached is None:
-                cached = cached_features(keras, built, job.dataset, stage.batch_size, job.feature_cache, log)
-            model, data = cached.heads, cached.data
-        model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
-        before = snapshot(built.layers)
-        observer.before_fit(stage, number, built)
-        history = fit(keras, model, data, job, observer)
-        observer.after_fit(stage, number, built)
-        verify_frozen(built, step.decisions, before, stage.name)
-        ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
-        val_loss = history.get("val_loss", [math.nan])[-1]
-        results.append(
-            RoundResult(
-                round=number,
-                label=step.label,
-                unfrozen=list(step.unfrozen),
-                trainable_params=round_plan.trainable_params,
-                val_loss=val_loss,
-                features_cached=model is not built.model,
-                kept=False,
+    try:
+        for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds)):
+            if several:
+                log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
+            apply_decisions(built, step.decisions)
+            model, data = built.model, job.dataset
+            if job.feature_cache is not None and job.augment is None and extractor_is_constant(built, step.decisions):
+                if cached is None:
+                    cached = cached_features(keras, built, job.dataset, stage.batch_size, job.feature_cache, log)
+                model, data = cached.heads, cached.data
+            model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
+            before = snapshot(built.layers)
+            observer.before_fit(stage, number, built)
+            history = fit(keras, model, data, job, observer)
+            observer.after_fit(stage, number, built)
+            verify_frozen(built, step.decisions, before, stage.name)
+            ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
+            val_loss = history.get("val_loss", [math.nan])[-1]
+            results.append(
+                RoundResult(
+                    round=number,
+                    label=step.label,
+                    unfrozen=list(step.unfrozen),
+                    trainable_params=round_plan.trainable_params,
+                    val_loss=val_loss,
+                    features_cached=model is not built.model,
+                    kept=False,
+                )
             )
-        )
-        histories.append(history)
-        stop = plateau.update(val_loss)
-        if several and plateau.best_index == number:
-            best = snapshot(built.layers)
-        if stop:
-            break
+            histories.append(history)
+            stop = plateau.update(val_loss)
+            if several and plateau.best_index == number:
+                best = snapshot(built.layers)
+            if stop:
+                break
+    finally:
+        if cached is not None:
+            cached.close()
     kept = plateau.best_index if several and plateau.best_index >= 0 else len(results) - 1
     if best is not None and kept != len(results) - 1:
         for info in built.layers:
