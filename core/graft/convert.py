@@ -59,7 +59,18 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(is_union, _union(converter))
     converter.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
     converter.register_structure_hook_factory(attrs.has, lambda cls: lambda data, _: structure_attrs(converter, data, cls))
+    converter.register_structure_hook_func(_structures_itself, _self_structured(converter))
     return converter
+
+
+def _structures_itself(type_) -> bool:
+    """A class that defines ``__graft_structure__(data, structure_record)`` (such as ``graft.augment.Augmentation``)."""
+    return isinstance(type_, type) and "__graft_structure__" in vars(type_)
+
+
+def _self_structured(converter: cattrs.Converter):
+    """Structured by the class's own ``__graft_structure__``, which gets ``structure_attrs`` for its records."""
+    return lambda data, type_: type_.__graft_structure__(data, lambda raw, cls: structure_attrs(converter, raw, cls))
 
 
 def _origin_is(origin: type):

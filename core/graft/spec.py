@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from graft import optimizers
+from graft.augment import Augmentation
 from graft.problems import SpecProblem
 from graft.validators import between, each, finite, is_name, non_empty, non_negative, one_of, positive
 
@@ -98,10 +99,12 @@ class PolicyRef:
 
 @attrs.frozen
 class DataRef:
-    """A stage's ``data``: the ``load_data`` plugin (``source``) and its params."""
+    """A stage's ``data``: the ``load_data`` plugin (``source``), its params, and how training inputs are
+    augmented (``graft.augment``; never validation inputs)."""
 
     source: str
     params: Any = None
+    augment: list[Augmentation] = attrs.field(factory=list)
 
 
 @attrs.frozen
