@@ -197,7 +197,7 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
 
 
 def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
-    """Checks across fields: head and stage names, stage references, files, monitored metrics."""
+    """Checks across fields: head and stage names, stage references, files, monitored metrics, augmentation."""
     spec = spec_file.spec
     items: list[tuple[Path, str]] = []
     items += _check_head_names(spec.model.heads, ("model", "heads"))
@@ -215,6 +215,7 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
             items += _check_head_names(stage.heads, (*at, "heads"))
         items += _check_init(spec_file, stage, list(seen), at)
         items += _check_monitors(spec, stage, at)
+        items += _check_augment(spec, stage, at)
         seen.setdefault(stage.name, index)
         folders.setdefault(stage.name.lower(), index)
     return items
@@ -272,3 +273,19 @@ def _check_monitors(spec: Spec, stage: Stage, at: Path) -> list[tuple[Path, str]
                 )
             )
     return items
+
+
+def _check_augment(spec: Spec, stage: Stage, at: Path) -> list[tuple[Path, str]]:
+    """Image augmentations (all but noise) need image inputs: ``model.input_shape`` [height, width, channels]."""
+    shape = list(spec.model.input_shape)
+    if len(shape) == 3:
+        return []
+    return [
+        (
+            (*at, "data", "augment", index, entry.name),
+            f"'{entry.name}' works on images, but model.input_shape is {shape}, not [height, width, channels]; "
+            "remove this entry (noise works on any input)",
+        )
+        for index, entry in enumerate(stage.data.augment)
+        if entry.images_only
+    ]
