@@ -38,7 +38,7 @@ def data_lines(summary: DataSummary) -> list[str]:
     """A stage's data in a few lines: where from, how many samples, the classes, what was checked, augmentation."""
     counts = [f"{summary.samples:,} training" if summary.samples is not None else "training",
               f"{summary.validation_samples:,} validation" if summary.validation_samples is not None else ""]
-    lines = [f"data: {summary.description} ({', '.join(part for part in counts if part)} samples)"]
+    lines = [f"data: {summary.description}: {', '.join(part for part in counts if part)} samples"]
     if summary.classes:
         named = ", ".join(f"{index}={name}" for index, name in enumerate(summary.classes[:20]))
         more = f", ... ({len(summary.classes)} classes)" if len(summary.classes) > 20 else ""
