@@ -109,7 +109,7 @@ def list_image_folder(root: str, class_names: Sequence[str] | None = None, check
             f"{os.path.join(root, name)} is directly in the image folder, where Keras ignores it: "
             f"move it into the folder of its class, or out of {root}"
         )
-    classes = tuple(folders if class_names is None else class_names)
+    classes = tuple(folders if class_names is None else dict.fromkeys(class_names))  # a name given twice: once
     files: list[str] = []
     labels: list[int] = []
     formats: list[str] = []

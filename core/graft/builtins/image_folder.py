@@ -109,12 +109,13 @@ def _listed(params: ImageFolderParams, root: str, at: Path, problems: Problems, 
         for kind in sorted({kind for kind in found.formats if (params.color_mode, kind) in UNDECODABLE}):
             files = [path for path, of in zip(found.files, found.formats) if of == kind]
             channels = COLOR_MODES[params.color_mode]
-            problems.add(
-                ("color_mode",),
+            message = (
                 f"TensorFlow cannot decode {kind.upper()} images to {channels} channel{'s' * (channels > 1)} "
                 f"(color_mode {params.color_mode}): {len(files)} in {root}, e.g. {files[0]}; use color_mode rgb, "
-                "or convert them to PNG",
+                "or convert them to PNG"
             )
+            if (("color_mode",), message) not in problems.items:  # the same folder given twice
+                problems.add(("color_mode",), message)
     return found
 
 
