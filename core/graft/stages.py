@@ -197,7 +197,7 @@ def _feature_cache(run: Run, index: int) -> FeatureCache | None:
         return None
     from graft.feature_store import FeatureStore, cache_root
 
-    return FeatureCache(FeatureStore(cache_root()), data_identity(run.spec_file, index))
+    return FeatureCache(FeatureStore(cache_root(), warn=run.log), data_identity(run.spec_file, index))
 
 
 def _source_path(run: Run, index: int) -> str | None:
