@@ -120,7 +120,7 @@ def test_the_table_names_each_record_by_its_one_field():
                                          "contrast is scaled by 1 - F to 1 + F), got 1.2"),
         ("{brightness: -0.2}", ".brightness", "must be greater than 0 and at most 1 (Keras's RandomBrightness "
                                               "factor: adds up to ±F × 255 to pixels 0..255), got -0.2"),
-        ("{noise: 0}", ".noise", "must be greater than 0 and below inf (the standard deviation of the noise), got 0"),
+        ("{noise: 0}", ".noise", "must be greater than 0 (the standard deviation of the noise), got 0"),
         ("{noise: .nan}", ".noise", "must be a finite number, got nan"),
         ("{noise: .inf}", ".noise", "must be a finite number, got inf"),
         ("{brightness: 1e999}", ".brightness", "must be a finite number, got inf"),

@@ -34,11 +34,11 @@ def _bounded(low: float, high: float, high_inclusive: bool, meaning: str):
     """A validator: a finite number greater than ``low`` and below (or at most) ``high``, with what it means."""
 
     def check(_instance, _attribute, value) -> None:
-        upper = "at most" if high_inclusive else "below"
         if not math.isfinite(value):
             raise SpecProblem((), f"must be a finite number, got {value}")
         if not (low < value and (value <= high if high_inclusive else value < high)):
-            raise SpecProblem((), f"must be greater than {low:g} and {upper} {high:g} ({meaning}), got {value:g}")
+            upper = "" if math.isinf(high) else f" and {'at most' if high_inclusive else 'below'} {high:g}"
+            raise SpecProblem((), f"must be greater than {low:g}{upper} ({meaning}), got {value:g}")
 
     return check
 
@@ -91,7 +91,9 @@ class Flip(Augmentation):
 class Rotation(Augmentation):
     """``rotation: F``: rotate by a random angle of up to ±F of a full turn (RandomRotation's factor)."""
 
-    rotation: float = attrs.field(validator=_bounded(0, 0.5, True, "a fraction of a full turn: 0.1 rotates by up to ±36°"))
+    rotation: float = attrs.field(
+        validator=_bounded(0, 0.5, True, "a fraction of a full turn: 0.1 rotates by up to ±36°")
+    )
     example: ClassVar[str] = "0.1"
 
     def layer(self, keras, seed, name):
@@ -102,7 +104,9 @@ class Rotation(Augmentation):
 class Zoom(Augmentation):
     """``zoom: F``: zoom in or out by up to F of the image size, keeping its aspect (RandomZoom's height_factor)."""
 
-    zoom: float = attrs.field(validator=_bounded(0, 1, False, "a fraction of the image size: 0.1 zooms in or out by up to 10 %"))
+    zoom: float = attrs.field(
+        validator=_bounded(0, 1, False, "a fraction of the image size: 0.1 zooms in or out by up to 10 %")
+    )
     example: ClassVar[str] = "0.1"
 
     def layer(self, keras, seed, name):
@@ -192,7 +196,9 @@ def structure_entry(data: Any, structure_record: Callable[[Any, type], Any]) -> 
         )
     if len(data) != 1:
         if not data:
-            raise SpecProblem((), f"an empty entry: name one augmentation and its setting, such as {{flip: horizontal}}; {known}")
+            raise SpecProblem(
+                (), f"an empty entry: name one augmentation and its setting, such as {{flip: horizontal}}; {known}"
+            )
         items = ", ".join(f"- {{{key}: {_short(value)}}}" for key, value in data.items())
         raise SpecProblem((), f"one augmentation per entry, got {len(data)} ({listing(list(data))}); "
                               f"write each as its own item of the list: {items}")
