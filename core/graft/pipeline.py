@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from graft.arrayfile import rows_of
+from graft.arrayfile import ArrayFile, rows_of
 from graft.data import Data, Dataset, Stream
 from graft.losses import per_head
 
@@ -63,15 +63,28 @@ def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> I
 
 
 def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
-    """Row numbers, shuffled if ``seed`` is given, batched, then the rows read (from memory or disk)."""
+    """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)."""
     import tensorflow as tf
 
     heads = list(y)
     columns = [x, *(y[head] for head in heads)]
-    dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
     order = tf.data.Dataset.range(len(x))
     if seed is not None:
         order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    order = order.batch(batch_size)
+
+    def pair(values):
+        return values[0], per_head(dict(zip(heads, values[1:])))[0]
+
+    if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
+        tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
+        gathered = tf.data.Dataset.zip((order, tensors))
+        return gathered.map(
+            lambda rows, values: pair([tf.gather(value, rows) for value in values]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
 
     def gather(rows: np.ndarray) -> list[np.ndarray]:
         return [_native(rows_of(column, rows)) for column in columns]
@@ -80,9 +93,9 @@ def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
         values = tf.numpy_function(gather, [rows], dtypes, stateful=False)
         for value, column in zip(values, columns):
             value.set_shape((None, *column.shape[1:]))
-        return values[0], per_head(dict(zip(heads, values[1:])))[0]
+        return pair(values)
 
-    return order.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _stream_batches(stream: Stream, samples: Any, count: int | None, batch_size: int, seed: int | None) -> Any:
