@@ -127,7 +127,8 @@ def test_a_good_folder_validates(images):
         ("cut.jpg", JPEG[:-2], "is a truncated JPEG image (it ends before its end marker FFD9)"),
         ("photo.webp", b"RIFF\0\0\0\0WEBPVP8 ", "is a WebP image, not an image file, so Keras would skip it: convert"),
         ("pic.tif", b"II*\x00" + bytes(20), "is a TIFF image, not an image file"),
-        ("real.jpe", JPEG, "is a JPEG image with an extension Keras does not read, so it would be skipped: rename it to .jpg"),
+        ("real.jpe", JPEG, "is a JPEG image with an extension Keras does not read, so it would be skipped: "
+         "rename it to .jpg"),
     ],
 )
 def test_a_bad_file_in_a_class_folder_is_named(tmp_path, load, name, content, said):
@@ -228,7 +229,8 @@ def read_all(stream, keys) -> list[tuple[np.ndarray, int]]:
 @pytest.mark.parametrize("color_mode, channels", [("grayscale", 1), ("rgb", 3)])
 def test_the_stream_decodes_the_pixels_written(images, load, color_mode, channels):
     root, written = images
-    spec_file = load(spec_text(directory=str(root / "train"), validation_directory=str(root / "val"), color_mode=color_mode))
+    text = spec_text(directory=str(root / "train"), validation_directory=str(root / "val"), color_mode=color_mode)
+    spec_file = load(text)
     stream = stream_of(spec_file)
     assert stream.classes == ("a", "b", "c") and (stream.samples, stream.validation_samples) == (12, 6)
     assert stream.description == f"image_folder {root / 'train'}"

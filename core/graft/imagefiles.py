@@ -83,7 +83,9 @@ def class_folders(root: str) -> list[str]:
         return sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
 
 
-def list_image_folder(root: str, class_names: Sequence[str] | None = None, check_content: bool = True) -> ImageFolderListing:
+def list_image_folder(
+    root: str, class_names: Sequence[str] | None = None, check_content: bool = True
+) -> ImageFolderListing:
     """List ``root`` as ``image_dataset_from_directory(root, class_names=...)`` would, with every problem found.
 
     ``class_names`` chooses and orders the classes (each must be a class
@@ -177,7 +179,10 @@ def check_image_file(path: str) -> tuple[str, str]:
         what, advice = _describe(head)
         return "", f"{path} is {what}, not a PNG, JPEG, GIF or BMP image: {advice}"
     if _truncated(kind, head, tail, size):
-        return kind, f"{path} is a truncated {kind.upper()} image (it ends before its {END[kind]}): replace it with a complete copy, or {MOVE}"
+        return kind, (
+            f"{path} is a truncated {kind.upper()} image (it ends before its {END[kind]}): "
+            f"replace it with a complete copy, or {MOVE}"
+        )
     return kind, ""
 
 

@@ -68,13 +68,15 @@ class ImageFolderParams:
                 f"give either validation_directory or validation_split, not both "
                 f"(validation_split is {self.validation_split})",
             )
-        train = _listed(self, _resolve(spec_folder(), self.directory), ("directory",), problems, True)
+        folder = spec_folder()
+        train = _listed(self, _resolve(folder, self.directory), ("directory",), problems, True)
         if self.validation_directory is not None:
-            val = _listed(self, _resolve(spec_folder(), self.validation_directory), ("validation_directory",), problems, True)
+            val = _listed(self, _resolve(folder, self.validation_directory), ("validation_directory",), problems, True)
             if train is not None and val is not None:
                 _same_classes(train, val, problems)
-        elif train is not None and 0 < self.validation_split < 1 and not split_files(train, self.validation_split, self.seed)[1].size:
-            problems.add(("validation_split",), f"no class in {train.root} has 2 or more images: none can be held out")
+        elif train is not None and train.files and 0 < self.validation_split < 1 and self.seed >= 0:
+            if not split_files(train, self.validation_split, self.seed)[1].size:
+                problems.add(("validation_split",), f"no class in {train.root} has 2 or more images to hold one out")
         problems.raise_all()
 
     @property
@@ -88,7 +90,9 @@ def _resolve(base_dir: str, path: str) -> str:
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
 
 
-def _listed(params: ImageFolderParams, root: str, at: Path, problems: Problems, check: bool) -> ImageFolderListing | None:
+def _listed(
+    params: ImageFolderParams, root: str, at: Path, problems: Problems, check: bool
+) -> ImageFolderListing | None:
     """The listing of ``root``, its problems added at ``at`` (a missing folder is the field validator's to report)."""
     if not os.path.isdir(root):
         return None
@@ -210,7 +214,8 @@ class ImageFolder:
         train = _listed(params, _resolve(base_dir, params.directory), ("directory",), problems, False)
         val = None
         if params.validation_directory is not None:
-            val = _listed(params, _resolve(base_dir, params.validation_directory), ("validation_directory",), problems, False)
+            where = _resolve(base_dir, params.validation_directory)
+            val = _listed(params, where, ("validation_directory",), problems, False)
         if train is None:
             problems.add(("directory",), f"folder not found: {_resolve(base_dir, params.directory)}")
         problems.raise_all()
@@ -247,6 +252,7 @@ def image_reader(params: ImageFolderParams):
 
     channels, size, head = COLOR_MODES[params.color_mode], tuple(params.image_size), params.head
 
+    @tf.autograph.experimental.do_not_convert  # straight-line code: nothing to convert, no source to parse
     def read(path, label):
         image = tf.image.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
         image = tf.image.resize(image, size, method=params.interpolation)  # nearest keeps uint8; cast below

@@ -45,7 +45,8 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8 bits, greyscale, deflate, no filter, no interlace
+    # 8 bits per pixel, greyscale, deflate, adaptive filtering (type 0 used), no interlace
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = np.hstack([np.zeros((height, 1), dtype=np.uint8), pixels]).tobytes()  # filter type 0 before each row
     return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b"")
 
@@ -115,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out", metavar="OUT", help="folder to write (must not exist, or be empty)")
     parser.add_argument("--size", type=int, default=32, help="image side in pixels, a multiple of 8 (default 32)")
-    parser.add_argument("--holdout", type=float, default=0.3, help="fraction of each digit held out in val/ (default 0.3)")
+    parser.add_argument("--holdout", type=float, default=0.3, help="fraction of each digit held out in val/ (0.3)")
     parser.add_argument("--seed", type=int, default=0, help="which images are held out (default 0)")
-    parser.add_argument("--classes", type=int, nargs="+", default=list(DIGITS), metavar="DIGIT", help="digits to write (default all)")
+    parser.add_argument(
+        "--classes", type=int, nargs="+", default=list(DIGITS), metavar="DIGIT", help="digits to write (default all)"
+    )
     args = parser.parse_args(argv)
     if any(digit not in DIGITS for digit in args.classes) or len(set(args.classes)) != len(args.classes):
-        print(f"error: --classes must be digits 0..9, each at most once; got {' '.join(map(str, args.classes))}", file=sys.stderr)
+        given = " ".join(map(str, args.classes))
+        print(f"error: --classes must be digits 0..9, each at most once; got {given}", file=sys.stderr)
         return 1
     if args.seed < 0:
         print(f"error: --seed must be 0 or more, got {args.seed}", file=sys.stderr)
