@@ -324,9 +324,6 @@ def test_importing_augment_does_not_import_tensorflow():
     assert augment.__doc__
 
 
-@pytest.mark.xfail(reason="graft.pipeline maps the augmenter with num_parallel_calls=AUTOTUNE: parallel calls race for the "
-                          "layers' random state, so the same seed augments differently; a sequential map is reproducible",
-                   strict=False)
 def test_the_pipeline_augments_the_same_way_for_the_same_seed(keras):
     import graft
     from graft.pipeline import training_batches

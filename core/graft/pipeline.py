@@ -29,7 +29,8 @@ def training_batches(data: Data, batch_size: int, seed: int, augment: Augment | 
     else:
         batches = _stream_batches(data, data.train, data.samples, batch_size, seed)
     if augment is not None:
-        batches = batches.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # sequential: parallel calls would race for the layers' random state, and the same seed must augment alike
+        batches = batches.map(lambda x, y: (augment(x), y))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 

@@ -27,6 +27,8 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
     prints = []
     for stage in spec.stages:
         fields = attrs.asdict(stage)
+        if not fields["data"]["augment"]:  # runs from before augment existed stay resumable
+            del fields["data"]["augment"]
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
