@@ -103,7 +103,7 @@ def test_a_stream_and_arrays_of_the_same_samples_train_to_the_same_weights(train
 def test_the_report_says_how_much_of_the_data_was_checked(trained):
     assert trained["arrays_report"]["data"]["checked"] == "all 38 training samples and all 10 validation samples"
     stream = trained["keyed_report"]["data"]
-    assert stream["checked"].startswith("the first 38 training samples and the first 10 validation samples")
+    assert stream["checked"].startswith("all 38 training samples and all 10 validation samples (a stream")
     assert (stream["samples"], stream["validation_samples"]) == (38, 10)
 
 

@@ -66,9 +66,9 @@ def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget
         from graft.streamcheck import check_stream
 
         result = check_stream(data, input_shape, heads)
-        checked = f"the first {result.checked:,} training samples"
+        checked = _portion(result.checked, data.samples, "training")
         if data.has_validation:
-            checked += f" and the first {result.validation_checked:,} validation samples"
+            checked += " and " + _portion(result.validation_checked, data.validation_samples, "validation")
         return result.problems, checked + " (a stream is checked on its first batches)"
     messages = check_dataset(data, input_shape, heads)
     if not isinstance(data, Dataset) or messages:
@@ -77,6 +77,12 @@ def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget
     if data.has_validation:
         checked += f" and all {len(data.x_val):,} validation samples"
     return messages, checked
+
+
+def _portion(checked: int, total: int | None, split: str) -> str:
+    if total is not None and checked >= total:
+        return f"all {total:,} {split} samples"
+    return f"the first {checked:,}" + (f" of {total:,}" if total is not None else "") + f" {split} samples"
 
 
 def _summary(data: Data, checked: str, augment: str) -> DataSummary:
