@@ -1,12 +1,15 @@
 """An array that stays on disk: rows are read a batch at a time, so memory does not grow with the file.
 
-The file is memory-mapped only while a batch is read and unmapped right after,
-so the pages read count against the page cache, not the process.  Pure numpy.
+Rows are read with ``os.preadv`` straight into the batch, in file order: the
+pages read stay in the system's page cache and never count against the process
+(a memory map of rows scattered over the file made all of it resident while a
+chunk was checked).  Pure numpy.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import attrs
@@ -21,10 +24,11 @@ def _optional_rows(value) -> np.ndarray | None:
 
 @attrs.frozen(eq=False)
 class ArrayFile:
-    """Rows of a C-ordered array of ``shape`` and ``dtype`` stored at byte ``offset`` of ``path``.
+    """Rows of a C-ordered array of ``shape`` (as stored) and ``dtype`` at byte ``offset`` of ``path``.
 
     ``rows`` keeps a subset of the stored rows, in that order (a validation split
-    takes rows without copying the data).  ``len`` is the number of rows kept.
+    takes rows without copying the data).  ``len`` is the number of rows kept;
+    ``sample_shape`` the shape of one row.
     """
 
     path: str
@@ -63,18 +67,38 @@ class ArrayFile:
         return attrs.evolve(self, rows=indices if self.rows is None else self.rows[indices])
 
     def read(self, indices) -> np.ndarray:
-        """The rows at ``indices`` as an array in memory, in the order given."""
+        """The rows at ``indices`` as an array in memory, in the order given.
+
+        ``ValueError`` if the file is shorter than when it was opened (changed since).
+        """
         stored = np.asarray(indices, dtype=np.int64)
         if self.rows is not None:
             stored = self.rows[stored]
-        order = np.argsort(stored, kind="stable")  # read the file front to back
-        mapped = self._map()
-        try:
-            values = np.empty((len(stored), *self.sample_shape), self.dtype)
-            values[order] = mapped[stored[order]]
+        row_bytes = math.prod(self.sample_shape) * self.dtype.itemsize
+        values = np.empty((len(stored), *self.sample_shape), self.dtype)
+        if row_bytes == 0 or len(stored) == 0:
             return values
-        finally:
-            del mapped
+        buffer = values.reshape(len(stored), row_bytes // self.dtype.itemsize).view(np.uint8)
+        with open(self.path, "rb", buffering=0) as handle:
+            if np.array_equal(stored, np.arange(stored[0], stored[0] + len(stored))):  # one block
+                self._read_at(handle, buffer.reshape(-1), int(stored[0]) * row_bytes)
+            else:
+                for position in np.argsort(stored, kind="stable"):  # front to back
+                    self._read_at(handle, buffer[position], int(stored[position]) * row_bytes)
+        return values
+
+    def _read_at(self, handle, target: np.ndarray, start: int) -> None:
+        done = os.preadv(handle.fileno(), [target], self.offset + start)
+        while 0 < done < target.nbytes:  # a short read: go on where it stopped
+            more = os.preadv(handle.fileno(), [target[done:]], self.offset + start + done)
+            done = done + more if more else done
+            if not more:
+                break
+        if done != target.nbytes:
+            raise ValueError(
+                f"{self.path} ended before byte {self.offset + start + target.nbytes:,}: the file changed since it "
+                "was loaded; run again"
+            )
 
     def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
         """Every row kept, in order, a chunk of at most ``chunk_bytes`` at a time."""
@@ -86,11 +110,6 @@ class ArrayFile:
     def to_array(self) -> np.ndarray:
         """Every row kept, in memory."""
         return self.read(np.arange(len(self)))
-
-    def _map(self) -> np.ndarray:
-        if math.prod(self.shape) == 0:
-            return np.empty(self.shape, self.dtype)
-        return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
 
 
 def rows_of(values, indices) -> np.ndarray:
