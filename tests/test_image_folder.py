@@ -20,6 +20,7 @@ from graft.builtins.image_folder import ImageFolder, split_files  # noqa: E402
 from graft.cli import main  # noqa: E402
 from graft.imagefiles import EXTENSIONS, list_image_folder  # noqa: E402
 from graft.problems import SpecError  # noqa: E402
+from graft.rundir import RunError  # noqa: E402
 from graft.specfile import load_spec  # noqa: E402
 from graft_digits.folder import png_bytes, write_png  # noqa: E402
 
@@ -280,3 +281,7 @@ def test_a_run_on_an_image_folder_reports_its_classes(tmp_path, registry):
         data = json.load(handle)["data"]
     assert data["classes"] == ["circle", "square"]
     assert (data["description"], data["samples"], data["validation_samples"]) == ("image_folder train", 16, 4)
+    # an image replaced after the stage finished: the next run stops instead of resuming over it
+    write_png(str(tmp_path / "train" / "circle" / "003.png"), pixels(999, 32))
+    with pytest.raises(RunError, match="was run from a different spec .the stage, a file it reads"):
+        run_spec(load_spec(str(tmp_path / "spec.yaml"), registry), registry, str(tmp_path / "out"), log=lambda _: None)

@@ -72,7 +72,8 @@ def _spec_problems(split: str, spec, input_shape: tuple[int, ...], heads: dict[s
         given = "unknown" if shape is None else str(shape).replace("None", "?")
         problems.append(
             f"{split} inputs are shaped {given} per sample but the model expects {wanted}; "
-            "yield unbatched samples shaped like model.input_shape"
+            "make model.input_shape match the data, or change what shapes the data in the source's params "
+            "(e.g. image_size and color_mode of image_folder)"
         )
     missing = [head for head in heads if head not in y]
     if missing:

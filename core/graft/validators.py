@@ -203,10 +203,11 @@ def existing_folder(_instance, _attribute, value) -> None:
 FOLDER_INPUT = "graft.folder_input"  # attrs metadata key: the field names a folder the stage reads
 
 
-def folder_input(**kwargs: Any) -> Any:
+def folder_input(optional: bool = False, **kwargs: Any) -> Any:
     """An ``attrs.field`` naming a folder of data, relative to the spec's folder::
 
         directory: str = graft.validators.folder_input()
+        validation_directory: str | None = graft.validators.folder_input(optional=True, default=None)
 
     It is checked to exist when the spec is loaded, and the names, sizes and
     modification times of the files in it go into the stage's fingerprint, so
@@ -215,4 +216,5 @@ def folder_input(**kwargs: Any) -> Any:
     validators = kwargs.pop("validator", [])
     validators = list(validators) if isinstance(validators, (list, tuple)) else [validators]
     metadata = {**kwargs.pop("metadata", {}), FOLDER_INPUT: True}
-    return attrs.field(validator=[existing_folder, *validators], metadata=metadata, **kwargs)
+    check = attrs.validators.optional(existing_folder) if optional else existing_folder
+    return attrs.field(validator=[check, *validators], metadata=metadata, **kwargs)

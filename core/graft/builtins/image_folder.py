@@ -19,7 +19,7 @@ from graft.data import Stream
 from graft.imagefiles import ImageFolderListing, list_image_folder
 from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.validators import (
-    FOLDER_INPUT, between, each, existing_folder, folder_input, fraction, identifier, non_negative, one_of, spec_folder
+    between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
 )
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
@@ -54,9 +54,7 @@ class ImageFolderParams:
     color_mode: str = attrs.field(default="rgb", validator=one_of(COLOR_MODES))
     class_names: list[str | int] | None = attrs.field(default=None, validator=_class_names)
     validation_split: float = attrs.field(default=0.0, validator=fraction)
-    validation_directory: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(existing_folder), metadata={FOLDER_INPUT: True}
-    )
+    validation_directory: str | None = folder_input(optional=True, default=None)
     seed: int = attrs.field(default=0, validator=non_negative)
     interpolation: str = attrs.field(default="bilinear", validator=one_of(INTERPOLATIONS))
 
