@@ -519,3 +519,12 @@ def test_a_spec_with_too_many_plain_values_stops_while_being_read(tmp_path, regi
     with pytest.raises(SpecError) as caught:
         load_spec(str(path), registry)
     assert caught.value.lines == ["line 1, column 300008: holds more than 100,000 values; a spec needs far fewer"]
+
+
+def test_a_merge_override_used_through_an_alias_is_not_a_duplicate_key():
+    from graft.yamlfile import load_yaml
+
+    text = "base: &b {x: 1, y: 2}\nagain: &c {<<: *b, x: 5}\nthree: *c\nfour: *c\ndup: {a: 1, a: 2}\n"
+    document = load_yaml(text)
+    assert document.data["three"] == document.data["four"] == {"x": 5, "y": 2}
+    assert document.duplicates == [(("dup", "a"), "key 'a' appears twice (lines 5 and 5)")]

@@ -157,6 +157,7 @@ class _Builder:
         self.duplicates: list[tuple[Path, str]] = []
         self.problems = Problems()
         self.reported: set[int] = set()
+        self.checked: set[int] = set()  # ids of mapping nodes whose keys were compared
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode) and node.tag == MAP_TAG:
@@ -171,15 +172,12 @@ class _Builder:
         return self._construct(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self._key(key_node, path)
-            if key is _UNREADABLE or key_node.tag == MERGE_TAG:
-                continue
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                self.duplicates.append(((*path, key), f"key '{key}' appears twice (lines {seen[key]} and {line})"))
-            seen[key] = line
+        # flatten_mapping rewrites merged (<<) nodes in place, and an alias builds the same node again:
+        # keys are compared as written, once per node, before it (or a mapping merging it) is flattened
+        self._merged(node, path)
+        if id(node) not in self.checked:
+            self.checked.add(id(node))
+            self._duplicates(node, path)
         self.loader.flatten_mapping(node)
         result = {}
         for key_node, value_node in node.value:
@@ -190,6 +188,28 @@ class _Builder:
             self.lines[(*path, key)] = key_node.start_mark.line + 1
             result[key] = self.build(value_node, (*path, key))
         return result
+
+    def _duplicates(self, node: yaml.MappingNode, path: Path) -> None:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self._key(key_node, path)
+            if key is _UNREADABLE or key_node.tag == MERGE_TAG:
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append(((*path, key), f"key '{key}' appears twice (lines {seen[key]} and {line})"))
+            seen[key] = line
+
+    def _merged(self, node: yaml.MappingNode, path: Path) -> None:
+        """Compare the keys of the mappings ``node`` merges (``<<: *a``, ``<<: [*a, *b]``), before flattening."""
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                continue
+            for merged in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                if isinstance(merged, yaml.MappingNode) and id(merged) not in self.checked:
+                    self.checked.add(id(merged))
+                    self._duplicates(merged, path)
+                    self._merged(merged, path)
 
     def _key(self, key_node: yaml.Node, path: Path) -> Any:
         """The key, or ``_UNREADABLE`` (reported once) if it is not a name or a number."""
