@@ -22,15 +22,24 @@ FULL_HASH_LIMIT = 64 * 2**20  # files up to this size are hashed whole
 SAMPLED_BLOCKS, BLOCK = 64, 64 * 2**10  # larger ones: their size and 64 blocks of 64 KiB spread over the file
 
 
-def named_files(value: Any, resolve: Callable[[str], str]) -> list[str]:
-    """Absolute paths of the existing files that strings inside ``value`` name, sorted, once each."""
-    found: set[str] = set()
+def named_inputs(value: Any, resolve: Callable[[str], str]) -> tuple[list[str], list[str]]:
+    """Absolute paths of the existing files that strings inside ``value`` name, and of the folders its
+    ``folder_input`` fields name; sorted, once each.  ``value`` may hold attrs objects, dicts and lists."""
+    from graft.validators import FOLDER_INPUT
 
-    def walk(item: Any) -> None:
+    files: set[str] = set()
+    folders: set[str] = set()
+
+    def walk(item: Any, folder_field: bool = False) -> None:
         if isinstance(item, str):
             path = resolve(item) if "\0" not in item else ""
-            if path and os.path.isfile(path):
-                found.add(path)
+            if path and folder_field and os.path.isdir(path):
+                folders.add(path)
+            elif path and os.path.isfile(path):
+                files.add(path)
+        elif attrs.has(type(item)):
+            for field in attrs.fields(type(item)):
+                walk(getattr(item, field.name), bool(field.metadata.get(FOLDER_INPUT)))
         elif isinstance(item, dict):
             for key, child in item.items():
                 walk(key)
@@ -40,7 +49,7 @@ def named_files(value: Any, resolve: Callable[[str], str]) -> list[str]:
                 walk(child)
 
     walk(value)
-    return sorted(found)
+    return sorted(files), sorted(folders)
 
 
 def sha256_of(path: str) -> str:
@@ -81,37 +90,10 @@ def folder_digest(path: str) -> str:
     return f"folder-sha256:{digest.hexdigest()}"
 
 
-def named_folders(value: Any, resolve: Callable[[str], str]) -> list[str]:
-    """Absolute paths of the existing folders named by ``folder_input`` fields of attrs objects in ``value``."""
-    from graft.validators import FOLDER_INPUT
-
-    found: set[str] = set()
-
-    def walk(item: Any) -> None:
-        if attrs.has(type(item)):
-            for field in attrs.fields(type(item)):
-                child = getattr(item, field.name)
-                if field.metadata.get(FOLDER_INPUT) and isinstance(child, str) and os.path.isdir(resolve(child)):
-                    found.add(resolve(child))
-                else:
-                    walk(child)
-        elif isinstance(item, dict):
-            for child in item.values():
-                walk(child)
-        elif isinstance(item, (list, tuple)):
-            for child in item:
-                walk(child)
-
-    walk(value)
-    return sorted(found)
-
-
 def input_digests(value: Any, resolve: Callable[[str], str]) -> dict[str, str]:
     """``{path: digest}`` of every file named inside ``value`` and every folder a ``folder_input`` names.
 
     ``value`` is a structured spec object (attrs instances are walked field by field).
     """
-    plain = attrs.asdict(value) if attrs.has(type(value)) else value
-    digests = {path: content_digest(path) for path in named_files(plain, resolve)}
-    digests.update((path, folder_digest(path)) for path in named_folders(value, resolve))
-    return digests
+    files, folders = named_inputs(value, resolve)
+    return {**{path: content_digest(path) for path in files}, **{path: folder_digest(path) for path in folders}}
