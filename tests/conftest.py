@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -47,6 +48,18 @@ stages:
       plugin: layers
       params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}
 """
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_feature_cache(tmp_path_factory):
+    """``GRAFT_CACHE_DIR`` for fixtures of a wider scope than a test, which run before ``feature_cache_dir``."""
+    before = os.environ.get("GRAFT_CACHE_DIR")
+    os.environ["GRAFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("graft-cache-session"))
+    yield
+    if before is None:
+        del os.environ["GRAFT_CACHE_DIR"]
+    else:
+        os.environ["GRAFT_CACHE_DIR"] = before
 
 
 @pytest.fixture(autouse=True)
