@@ -199,7 +199,11 @@ def test_plan_text_shows_frozen_rows(capsys):
     assert "FROZEN" not in first
     frozen = [row.split()[0] for row in second.splitlines() if "FROZEN" in row]
     assert frozen == ["gru_1", "gru_2"]
-    rows = {row.split()[0]: row for row in second.splitlines()[2:-1]}
+    lines = second.splitlines()
+    assert lines[1].strip().startswith("data: synthetic (seed 2): ")
+    assert lines[2].strip().startswith("checked: all ")
+    header = next(index for index, line in enumerate(lines) if line.split()[:2] == ["layer", "type"])
+    rows = {row.split()[0]: row for row in lines[header + 1 : -1]}
     assert set(rows) == {"gru_1", "gru_2", "gru_3", "level", "trend"}
     assert all(row.endswith("loaded from stage pretrain") for row in rows.values())
     assert re.search(r"\s yes\s+loaded from stage pretrain$", rows["gru_3"])
