@@ -17,6 +17,7 @@ import attrs
 
 from graft.backend import import_keras, tf_error_text
 from graft.feature_cache import FeatureCache
+from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
 from graft.plan import StagePlan, build_stage_model, decide, plan_spec, plan_stage
@@ -56,6 +57,7 @@ class Run:
     log: Callable[[str], None] = print
     observer: RunObserver = attrs.field(factory=RunObserver)
     cache_features: bool = True
+    interrupts: InterruptWatch = attrs.field(factory=InterruptWatch)
 
 
 def run_spec(
@@ -84,11 +86,12 @@ def run_spec(
     stage_data = load_and_check_data(spec_file, registry, plans)
     run_dir.check_writable(names)
     run = Run(spec_file, registry, run_dir, plans, log, observer or RunObserver(), cache_features)
-    with run_dir.locked(wait):
+    with run_dir.locked(wait), run.interrupts.watching():
         first = first_stage_to_run(run_dir, names, fingerprints, restart_from)
         _log_kept(run_dir, names, first, log)
         for index in range(first, len(names)):
             try:
+                run.interrupts.check()
                 run_stage(run, index, stage_data[index], fingerprints[index])
             except KeyboardInterrupt:
                 raise RunInterrupted(
@@ -137,7 +140,8 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
     seed = spec.seed + index
     keras.utils.set_random_seed(seed)
     job = StageTraining(
-        stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index)
+        stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
+        callbacks=(run.interrupts.keras_callback(keras),),
     )
     trained = _train(keras, built, rounds, job, run)
     kept = trained.histories[trained.kept]

@@ -68,6 +68,7 @@ class StageTraining:
     seed: int
     augment: Augment | None = None
     feature_cache: FeatureCache | None = None
+    callbacks: tuple[Any, ...] = ()  # Keras callbacks of the runner's own, added to every fit
 
 
 def train_stage(
@@ -141,7 +142,7 @@ def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver
         validation_data=validation_batches(data, stage.batch_size),
         epochs=stage.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch
-        callbacks=[*make_callbacks(keras, stage.callbacks), *observer.keras_callbacks()],
+        callbacks=[*make_callbacks(keras, stage.callbacks), *job.callbacks, *observer.keras_callbacks()],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return {key: [float(value) for value in values] for key, values in history.history.items()}
