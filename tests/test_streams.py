@@ -186,3 +186,15 @@ def test_tensorflow_failing_mid_epoch_is_a_run_error_and_nothing_is_published(tm
     with pytest.raises(RunError, match="stage 'pretrain' stopped: TensorFlow failed while training on keyed: .*sample 36 is unreadable"):
         run_spec(load_spec(spec_with(tmp_path, "keyed"), registry), registry, str(tmp_path / "out"), log=lambda _: None)
     assert not (tmp_path / "out" / "pretrain").exists()
+
+
+def test_a_dataset_of_single_values_is_a_problem_not_a_traceback(tmp_path):
+    class Scalars:
+        @graft.hookimpl
+        def load_data(self, params: StreamParams, base_dir: str):
+            return graft.Dataset(np.float32(5.0), {"level": np.float32(1.0), "trend": np.int64(0)}, "scalars")
+
+    registry = Registry.discover()
+    registry.register(Scalars(), "test_source", distribution="graft-scalars", version="0.1")
+    with pytest.raises(graft.SpecError, match=r"stages\[0\]\.data .*scalars: training inputs are a single value"):
+        run_spec(load_spec(spec_with(tmp_path, "keyed"), registry), registry, str(tmp_path / "out"), log=print)

@@ -210,7 +210,7 @@ def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePla
         total_params=int(model.count_params()),
         outputs=built.output_shapes(),
         rounds=tuple(round_plans),
-        features=feature_plan(built, decisions, bool(getattr(stage.data, "augment", None))),
+        features=feature_plan(built, decisions, bool(stage.data.augment)),
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import attrs
 
 from graft.callbacks import configured
-from graft.data import Data, Dataset, Stream
+from graft.data import Data, Stream
+from graft.augment import describe
 from graft.datacheck import HeadTarget, check_dataset
 from graft.plan import StagePlan
 from graft.problems import Path, Problems
@@ -54,7 +55,8 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
                     f"policy '{plan.policy}' trains in rounds and compares them on validation loss, "
                     f"but {data.description} has no validation data; set a validation split in the data params",
                 )
-            loaded.append(StageData(data, _summary(data, checked, _augment_text(stage))))
+            if not messages:  # data with problems has no summary (its arrays may not even have a length)
+                loaded.append(StageData(data, _summary(data, checked, describe(stage.data.augment))))
     if problems:
         raise spec_file.error(problems.items)
     return loaded
@@ -71,7 +73,7 @@ def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget
             checked += " and " + _portion(result.validation_checked, data.validation_samples, "validation")
         return result.problems, checked + " (a stream is checked on its first batches)"
     messages = check_dataset(data, input_shape, heads)
-    if not isinstance(data, Dataset) or messages:
+    if messages:
         return messages, "none"
     checked = f"all {len(data.x):,} training samples"
     if data.has_validation:
@@ -90,15 +92,5 @@ def _summary(data: Data, checked: str, augment: str) -> DataSummary:
         return DataSummary(
             data.description, data.samples, data.validation_samples, checked, list(data.classes), augment
         )
-    samples = len(data.x) if isinstance(data, Dataset) else None
-    validation = len(data.x_val) if isinstance(data, Dataset) and data.has_validation else None
-    return DataSummary(getattr(data, "description", "?"), samples, validation, checked, [], augment)
-
-
-def _augment_text(stage) -> str:
-    entries = getattr(stage.data, "augment", None)
-    if not entries:
-        return ""
-    from graft.augment import describe
-
-    return describe(entries)
+    validation = len(data.x_val) if data.has_validation else None
+    return DataSummary(data.description, len(data.x), validation, checked, [], augment)

@@ -188,12 +188,11 @@ def _train(keras, built, rounds, job: StageTraining, run: Run):
 
 
 def _augmenter(keras, stage, seed: int):
-    entries = getattr(stage.data, "augment", None)
-    if not entries:
+    if not stage.data.augment:
         return None
     from graft.augment import make_augmenter
 
-    return make_augmenter(keras, entries, seed)
+    return make_augmenter(keras, stage.data.augment, seed)
 
 
 def _feature_cache(run: Run, index: int) -> FeatureCache | None:
