@@ -74,7 +74,10 @@ class ModelBuilder:
         the hook contract raises ``PluginError``.
         """
         keras = import_keras()
-        keras.backend.clear_session()  # Keras's own names restart, so they are stable across builds
+        import tensorflow as tf
+
+        if not tf.distribute.has_strategy():  # inside a strategy's scope the runner cleared it before entering
+            keras.backend.clear_session()  # Keras's own names restart, so they are stable across builds
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape=self.input_shape, name=INPUT_NAME)
         with recording_auto_names(keras) as generated:

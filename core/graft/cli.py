@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 
+from graft.cluster import Cluster
 from graft.problems import GraftError
 from graft.registry import DEBUG_VARIABLE, Registry, debug_enabled, describe
 from graft.table import format_table
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train the whole model even where the extractor is frozen (slower, same result)",
     )
+    workers = run.add_argument_group("multi_worker (the spec says distribute: {strategy: multi_worker})")
+    workers.add_argument("--local-workers", metavar="N", type=_worker_count,
+                         help="start N worker processes on this machine (to try it, and for tests)")
+    workers.add_argument("--workers", metavar="HOST:PORT,...",
+                         help="every worker's address, the same list on every machine (else TF_CONFIG)")
+    workers.add_argument("--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)")
 
     cache = commands.add_parser("cache", help="the feature cache on disk: list its entries, or clear them")
     cache_commands = cache.add_subparsers(dest="cache_command")
@@ -108,20 +115,54 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
+    from graft.distribute import check_cluster
     from graft.specfile import load_spec
     from graft.stages import default_out_dir, run_spec
 
     registry = Registry.discover()
     spec_file = load_spec(args.config, registry)
+    out = args.out or default_out_dir(args.config)
+    cluster = _cluster(args)
+    if args.local_workers:
+        from graft.launcher import run_local_workers
+
+        check_cluster(spec_file.spec.distribute, args.local_workers)
+        forwarded = [args.config, "--out", out, *(["--restart-from", args.restart_from] if args.restart_from else []),
+                     *(["--wait"] if args.wait else []), *(["--no-feature-cache"] if args.no_feature_cache else [])]
+        return run_local_workers(forwarded, args.local_workers)
     run_spec(
         spec_file,
         registry,
-        args.out or default_out_dir(args.config),
+        out,
         restart_from=args.restart_from,
         cache_features=not args.no_feature_cache,
         wait=args.wait,
+        cluster=cluster,
     )
     return 0
+
+
+def _cluster(args) -> Cluster | None:
+    """The cluster from --workers/--worker-index, else TF_CONFIG; None for a single process."""
+    from graft.cluster import ClusterError, from_arguments, from_environment
+
+    if args.local_workers and (args.workers or args.worker_index is not None):
+        raise ClusterError("--local-workers starts its own workers: leave out --workers and --worker-index")
+    if args.workers:
+        return from_arguments(args.workers, args.worker_index)
+    if args.worker_index is not None:
+        raise ClusterError("--worker-index needs --workers host:port,...: every worker's address")
+    return None if args.local_workers else from_environment(os.environ)
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of workers from 1 to 64, got {text!r}")
+    return count
 
 
 def _days(text: str) -> float:

@@ -41,7 +41,9 @@ def extractor_is_constant(built: BuiltModel, decisions: dict[str, LayerDecision]
     return True
 
 
-def feature_plan(built: BuiltModel, decisions: dict[str, LayerDecision], augmented: bool) -> str:
+def feature_plan(
+    built: BuiltModel, decisions: dict[str, LayerDecision], augmented: bool, multi_worker: bool = False
+) -> str:
     """What happens to the extractor's features in a stage with these decisions, for the plan."""
     if any(decisions[info.name].trainable for info in built.layers if info.in_extractor):
         return ""
@@ -50,6 +52,8 @@ def feature_plan(built: BuiltModel, decisions: dict[str, LayerDecision], augment
         return f"not cached: {stochastic[0]} is random in training, so the features differ every epoch"
     if augmented:
         return "not cached: augment changes the extractor's inputs every epoch"
+    if multi_worker:
+        return "not cached: under multi_worker every worker trains the whole model on its share of each batch"
     return "the extractor is frozen: computed once, stored on disk, reused by later runs on the same data"
 
 

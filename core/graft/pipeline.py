@@ -20,14 +20,20 @@ from graft.losses import per_head
 Augment = Callable[[Any], Any]
 
 
-def training_batches(data: Data, batch_size: int, seed: int, augment: Augment | None = None) -> Any:
-    """The training samples as a ``tf.data`` pipeline for ``fit``: reshuffled every epoch, augmented if asked."""
+def training_batches(
+    data: Data, batch_size: int, seed: int, augment: Augment | None = None, whole_batches: bool = False
+) -> Any:
+    """The training samples as a ``tf.data`` pipeline for ``fit``: reshuffled every epoch, augmented if asked.
+
+    ``whole_batches`` leaves out each epoch's last, partial batch (a different one
+    every epoch): a distributed run splits every batch evenly over its replicas.
+    """
     import tensorflow as tf
 
     if isinstance(data, Dataset):
-        batches = _array_batches(data.x, data.y, batch_size, seed)
+        batches = _array_batches(data.x, data.y, batch_size, seed, whole_batches)
     else:
-        batches = _stream_batches(data, data.train, data.samples, batch_size, seed)
+        batches = _stream_batches(data, data.train, data.samples, batch_size, seed, whole_batches)
     if augment is not None:
         # sequential: parallel calls would race for the layers' random state, and the same seed must augment alike
         batches = batches.map(lambda x, y: (augment(x), y))
@@ -63,7 +69,7 @@ def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> I
         yield x, y
 
 
-def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
+def _array_batches(x, y: dict, batch_size: int, seed: int | None, whole_batches: bool = False) -> Any:
     """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)."""
     import tensorflow as tf
 
@@ -72,7 +78,7 @@ def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
     order = tf.data.Dataset.range(len(x))
     if seed is not None:
         order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    order = order.batch(batch_size)
+    order = order.batch(batch_size, drop_remainder=whole_batches)
 
     def pair(values):
         return values[0], per_head(dict(zip(heads, values[1:])))[0]
@@ -99,7 +105,9 @@ def _array_batches(x, y: dict, batch_size: int, seed: int | None) -> Any:
     return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _stream_batches(stream: Stream, samples: Any, count: int | None, batch_size: int, seed: int | None) -> Any:
+def _stream_batches(
+    stream: Stream, samples: Any, count: int | None, batch_size: int, seed: int | None, whole_batches: bool = False
+) -> Any:
     """A stream's samples, shuffled if ``seed`` is given (all keys, or a buffer of samples), batched."""
     import tensorflow as tf
 
@@ -111,7 +119,7 @@ def _stream_batches(stream: Stream, samples: Any, count: int | None, batch_size:
         samples = samples.shuffle(max(1, size), seed=seed, reshuffle_each_iteration=True)
     if stream.read is not None:
         samples = samples.map(stream.read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return samples.batch(batch_size).map(lambda x, y: (x, per_head(y)[0]))
+    return samples.batch(batch_size, drop_remainder=whole_batches).map(lambda x, y: (x, per_head(y)[0]))
 
 
 def _native(values: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from graft.layers import LayerDecision
 from graft.problems import Path, Problems, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
+from graft.spec import Spec
 from graft.specfile import SpecFile
 from graft.weights import Shapes, WeightsFileError, read_index
 
@@ -92,6 +93,7 @@ class StagePlan:
     outputs: dict[str, tuple[int, ...]]
     rounds: tuple[RoundPlan, ...] = ()
     features: str = ""  # what happens to the extractor's features (graft.feature_cache.feature_plan)
+    distribute: str = ""  # the tf.distribute strategy, replicas and per-replica batch (graft.distribute)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,7 @@ class StagePlan:
             "rounds": [round_.to_json() for round_ in self.rounds],
             "outputs": {head: list(shape) for head, shape in self.outputs.items()},
             "features": self.features,
+            "distribute": self.distribute,
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class StagePlan:
             outputs={head: tuple(shape) for head, shape in data["outputs"].items()},
             rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
             features=data.get("features", ""),
+            distribute=data.get("distribute", ""),
         )
 
     def layer(self, name: str) -> LayerPlan:
@@ -171,10 +175,11 @@ def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Round
     Leaves the model with the first round's decisions applied.
     """
     label, source_shapes = source_of(spec_file, index, plans)
-    return _plan(spec_file.spec.stages[index], index, built, rounds, label, source_shapes)
+    return _plan(spec_file.spec, index, built, rounds, label, source_shapes)
 
 
-def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePlan:
+def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> StagePlan:
+    stage = spec.stages[index]
     problems = Problems()
     layers = []
     round_plans = []
@@ -210,8 +215,13 @@ def _plan(stage, index, built, rounds: Rounds, label, source_shapes) -> StagePla
         total_params=int(model.count_params()),
         outputs=built.output_shapes(),
         rounds=tuple(round_plans),
-        features=feature_plan(built, decisions, bool(stage.data.augment)),
+        features=feature_plan(built, decisions, bool(stage.data.augment), _strategy(spec) == "multi_worker"),
+        distribute=spec.distribute.planned(stage.batch_size) if spec.distribute else "",
     )
+
+
+def _strategy(spec: Spec) -> str | None:
+    return spec.distribute.strategy if spec.distribute else None
 
 
 def _init_of(name, shapes, decision, label, source_shapes, problems: Problems, index) -> tuple[str, str | None]:
@@ -276,7 +286,7 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
             problems.extend(problem)
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
-            plans.append(_plan(spec_file.spec.stages[index], index, built, everything, None, None))
+            plans.append(_plan(spec_file.spec, index, built, everything, None, None))
     if problems:
         raise spec_file.error(problems.items)
     return plans

@@ -30,6 +30,8 @@ def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None) -
                 lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable)")
         if plan.features:
             lines.append(f"  extractor features: {plan.features}")
+        if plan.distribute:
+            lines.append(f"  distributed: {plan.distribute}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -34,6 +34,7 @@ METRICS = (
     "sparse_categorical_accuracy",
 )
 OPTIMIZERS = optimizers.NAMES
+STRATEGIES = ("mirrored", "multi_worker")
 CLASS_LOSSES = ("sparse_categorical_crossentropy",)
 
 MAX_SEED = 2**31 - 1  # the runner seeds keras.utils.set_random_seed(seed + stage index): a 32-bit seed
@@ -167,10 +168,31 @@ class Stage:
 
 
 @attrs.frozen
+class Distribute:
+    """``distribute``: train on TensorFlow's ``tf.distribute``.
+
+    ``mirrored``: every local GPU (or the CPU), one process.  ``multi_worker``: one
+    process per machine, started with ``graft run --local-workers N``,
+    ``--workers``/``--worker-index`` or ``TF_CONFIG``.  ``batch_size`` stays the
+    global batch, split across the replicas.
+    """
+
+    strategy: str = attrs.field(validator=one_of(STRATEGIES))
+
+    def planned(self, batch_size: int) -> str:
+        """What the plan says before any device or worker is known (the run reports the real numbers)."""
+        if self.strategy == "mirrored":
+            return f"mirrored: one replica per local GPU (else the CPU), global batch {batch_size} split across them"
+        return (f"multi_worker: one replica per worker (per GPU on GPU machines), global batch {batch_size} split "
+                f"across them ({-(-batch_size // 2)} per replica with 2 workers)")
+
+
+@attrs.frozen
 class Spec:
     model: ModelSpec
     stages: list[Stage] = attrs.field(validator=non_empty)
     seed: int = attrs.field(default=0, validator=between(0, MAX_SEED))
+    distribute: Distribute | None = None
 
     def heads_of(self, stage: Stage) -> dict[str, HeadSpec]:
         """The heads a stage trains: its own ``heads`` or the model's."""

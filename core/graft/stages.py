@@ -9,17 +9,24 @@ Then per stage: build, decide, load by name (proven bitwise), train
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 
 import attrs
 
 from graft.backend import import_keras, tf_error_text
+from graft.cluster import Cluster
+from graft.distribute import Distribution, check_batches, check_cluster, check_identical, chief_says, lost_peer, peers_watched
+from graft.distribute import start as start_distribution
 from graft.feature_cache import FeatureCache
 from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
+from graft.problems import GraftError
 from graft.plan import StagePlan, build_stage_model, decide, plan_spec, plan_stage
 from graft.registry import Registry
 from graft.report import StageReport
@@ -58,6 +65,15 @@ class Run:
     observer: RunObserver = attrs.field(factory=RunObserver)
     cache_features: bool = True
     interrupts: InterruptWatch = attrs.field(factory=InterruptWatch)
+    distribution: Distribution | None = None
+
+    @property
+    def is_chief(self) -> bool:
+        return self.distribution is None or self.distribution.is_chief
+
+    def scope(self):
+        """Where the stage's variables are made: the strategy's scope, if the run is distributed."""
+        return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
 
 
 def run_spec(
@@ -69,37 +85,72 @@ def run_spec(
     cache_features: bool = True,
     observer: RunObserver | None = None,
     wait: bool = False,
+    cluster: Cluster | None = None,
 ) -> list[StageReport]:
-    """Run every unfinished stage of the spec; return the report of every stage.
+    """Run every unfinished stage of the spec; return the report of every stage (none on a non-chief worker).
 
     ``cache_features=False`` trains the whole model even where the extractor is frozen;
-    ``wait`` waits for another run holding ``out_dir`` instead of failing.
+    ``wait`` waits for another run holding ``out_dir`` instead of failing; ``cluster``
+    makes this process one worker of a ``multi_worker`` run (``graft.distribute``).
     """
     names = [stage.name for stage in spec_file.spec.stages]
     fingerprints = stage_fingerprints(spec_file)
     run_dir = RunDir(out_dir)
-    if restart_from is None and all(run_dir.is_finished(name) for name in names):
+    if cluster is None and restart_from is None and all(run_dir.is_finished(name) for name in names):
         with run_dir.locked(wait):  # every stage finished: no model, no data, no TensorFlow to confirm it
             _log_kept(run_dir, names, first_stage_to_run(run_dir, names, fingerprints, None), log)
             return _summary(run_dir, names, log)
+    check_cluster(spec_file.spec.distribute, cluster.size if cluster is not None else None)
+    distribution = start_distribution(import_keras(), spec_file.spec.distribute, cluster, log)
+    chief = distribution is None or distribution.is_chief
+    if not chief:
+        log(f"{cluster.me}: the chief reports progress and writes {out_dir}; this worker writes nothing there")
     plans = plan_spec(spec_file, registry)
     stage_data = load_and_check_data(spec_file, registry, plans)
-    run_dir.check_writable(names)
-    run = Run(spec_file, registry, run_dir, plans, log, observer or RunObserver(), cache_features)
-    with run_dir.locked(wait), run.interrupts.watching():
-        first = first_stage_to_run(run_dir, names, fingerprints, restart_from)
-        _log_kept(run_dir, names, first, log)
+    if distribution is not None:
+        check_batches(distribution, spec_file, [loaded.summary.samples for loaded in stage_data])
+    run = Run(spec_file, registry, run_dir, plans, log if chief else _quiet, observer or RunObserver(),
+              cache_features and not (distribution and distribution.multi_worker), distribution=distribution)
+    with contextlib.ExitStack() as held, run.interrupts.watching():
+        first = _first_stage(run, held, names, fingerprints, restart_from, wait)
+        _log_kept(run_dir, names, first, run.log)
         for index in range(first, len(names)):
             try:
                 run.interrupts.check()
-                run_stage(run, index, stage_data[index], fingerprints[index])
+                with peers_watched(distribution, names[index]):
+                    run_stage(run, index, stage_data[index], fingerprints[index])
             except KeyboardInterrupt:
                 raise RunInterrupted(
                     f"interrupted during stage '{names[index]}'; "
                     + (f"the finished stages ({', '.join(names[:index])}) are kept in {out_dir}; " if index else "")
                     + "run the same command again to go on from there"
                 ) from None
+        if not chief:
+            log(f"{cluster.me}: every stage done; the chief published them in {out_dir}")
+            return []
         return _summary(run_dir, names, log)
+
+
+def _first_stage(run: Run, held: contextlib.ExitStack, names, fingerprints, restart_from, wait) -> int:
+    """The chief locks the run directory and finds the first stage to run; every worker learns it from the chief."""
+    distribution = run.distribution
+    if distribution is not None and not distribution.is_chief:
+        first = chief_says(distribution, 0)
+        if first < 0:
+            raise RunError(f"{distribution.cluster.me}: the chief stopped before training; see its output")
+        return first
+    try:
+        run.run_dir.check_writable(names)
+        held.enter_context(run.run_dir.locked(wait))
+        first = first_stage_to_run(run.run_dir, names, fingerprints, restart_from)
+    except GraftError:
+        chief_says(distribution, -1)  # the other workers stop too, instead of waiting for a chief that left
+        raise
+    return chief_says(distribution, first)
+
+
+def _quiet(_line: str) -> None:
+    """A non-chief worker's log: the chief reports progress."""
 
 
 def _log_kept(run_dir: RunDir, names: list[str], first: int, log: Callable[[str], None]) -> None:
@@ -117,8 +168,15 @@ def _summary(run_dir: RunDir, names: list[str], log: Callable[[str], None]) -> l
 # -- one stage -------------------------------------------------------------------
 
 
-def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport:
-    """Train stage ``index`` from its source and publish it."""
+def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport | None:
+    """Train stage ``index`` from its source and publish it (the chief; other workers train alongside)."""
+    if run.distribution is not None:
+        import_keras().backend.clear_session()  # as the builder does, but outside the scope it would drop
+    with run.scope():
+        return _run_stage(run, index, stage_data, fingerprint)
+
+
+def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport | None:
     keras = import_keras()
     spec = run.spec_file.spec
     stage = spec.stages[index]
@@ -126,6 +184,8 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
     built = build_stage_model(run.spec_file, run.registry, index)
     rounds = decide(run.spec_file, run.registry, index, built)
     plan = plan_stage(run.spec_file, index, built, rounds, run.plans)
+    if run.distribution is not None:
+        plan = attrs.evolve(plan, distribute=run.distribution.describe(stage.batch_size, stage_data.summary.samples))
     losses = head_losses(built.model, spec.heads_of(stage))
     logits = [name for name, head in losses.items() if head.from_logits]
     run.log(
@@ -134,6 +194,8 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
         f"{plan.trainable_params:,} of {plan.total_params:,} parameters trainable"
         + (f"; {', '.join(logits)} trained on logits (linear output)" if logits else "")
     )
+    if plan.distribute:
+        run.log(f"   distributed: {plan.distribute}")
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
     load = load_by_name(built, plan, _source_path(run, index), stage.name)
     start = snapshot(built.layers)
@@ -141,16 +203,19 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
     keras.utils.set_random_seed(seed)
     job = StageTraining(
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
-        callbacks=(run.interrupts.keras_callback(keras),),
+        callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
+        whole_batches=run.distribution is not None,
     )
     trained = _train(keras, built, rounds, job, run)
+    end = snapshot(built.layers)
+    check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
         plan=plan,
         load=load,
-        verification=changes(start, snapshot(built.layers), trained.ever_trainable),
+        verification=changes(start, end, trained.ever_trainable),
         final_metrics={key: values[-1] for key, values in kept.items()},
         epochs_run=trained.epochs_run,
         features_cached=any(result.features_cached for result in trained.rounds),
@@ -168,7 +233,16 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
         write_json(os.path.join(folder, HISTORY), history)
 
+    if not run.is_chief:  # saving reads every variable, which on Keras 2 needs every worker: write, then discard
+        scratch = tempfile.mkdtemp(prefix="graft-worker-")
+        try:
+            write(scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        chief_says(run.distribution, 1)  # the chief has published: the next stage may load from it
+        return None
     report = run.run_dir.publish(stage.name, write, report)
+    chief_says(run.distribution, 1)
     run.observer.stage_published(report)
     run.log(f"   stage '{stage.name}' done in {report.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return report
@@ -181,6 +255,8 @@ def _train(keras, built, rounds, job: StageTraining, run: Run):
     try:
         return train_stage(keras, built, rounds, job, run.observer, run.log)
     except tf.errors.OpError as exc:
+        if run.distribution is not None and run.distribution.multi_worker and lost_peer(exc):
+            raise  # graft.distribute.peers_watched says which worker was lost
         raise RunError(
             f"stage '{job.stage.name}' stopped: TensorFlow failed while training on {job.dataset.description}: "
             f"{tf_error_text(exc)}; nothing of this stage was written (finished stages are kept)"
@@ -196,7 +272,7 @@ def _augmenter(keras, stage, seed: int):
 
 
 def _feature_cache(run: Run, index: int) -> FeatureCache | None:
-    if not run.cache_features:
+    if not run.cache_features:  # off by request, or under multi_worker
         return None
     from graft.feature_store import FeatureStore, cache_root
 

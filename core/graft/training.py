@@ -69,6 +69,8 @@ class StageTraining:
     augment: Augment | None = None
     feature_cache: FeatureCache | None = None
     callbacks: tuple[Any, ...] = ()  # Keras callbacks of the runner's own, added to every fit
+    quiet: bool = False  # no progress lines (a worker that is not the chief)
+    whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
 
 
 def train_stage(
@@ -138,11 +140,11 @@ def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver
     """One ``model.fit`` over the stage's batches; the Keras history as plain floats."""
     stage = job.stage
     history = model.fit(
-        training_batches(data, stage.batch_size, job.seed, job.augment),
+        training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches),
         validation_data=validation_batches(data, stage.batch_size),
         epochs=stage.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch
         callbacks=[*make_callbacks(keras, stage.callbacks), *job.callbacks, *observer.keras_callbacks()],
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=0 if job.quiet else 1 if sys.stdout.isatty() else 2,
     )
     return {key: [float(value) for value in values] for key, values in history.history.items()}
