@@ -193,7 +193,7 @@ def test_invalid_metric_is_reported_at_its_index(problems):
 
 def test_not_a_mapping_at_the_top(problems):
     assert problems("- model\n- stages\n") == [
-        "(top level) (line 1): expected a mapping with keys model, stages, seed, got list"
+        "(top level) (line 1): expected a mapping with keys model, stages, seed, distribute, got list"
     ]
 
 

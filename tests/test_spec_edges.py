@@ -148,7 +148,7 @@ def test_mapping_keys_must_be_names_or_numbers(problems, yaml_text, kind):
 
 def test_non_string_keys_are_reported_in_words(problems):
     lines = problems("seed: 3\n", "seed: 3\n1: x\n")
-    assert lines == ["[1] (line 2): unknown key '1'; expected one of: model, stages, seed"]
+    assert lines == ["[1] (line 2): unknown key '1'; expected one of: model, stages, seed, distribute"]
 
 
 BOMB = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"] + [

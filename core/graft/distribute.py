@@ -152,21 +152,29 @@ def chief_says(distribution: Distribution | None, value: int) -> int:
     return int(gather(distribution, [value])[0, 0])
 
 
-def check_identical(distribution: Distribution | None, weights: dict[str, list[np.ndarray]], stage: str) -> None:
-    """Stop if the workers' weights differ in any bit after ``stage``."""
-    if distribution is None or not distribution.multi_worker:
-        return
+def weights_digest(weights: dict[str, list[np.ndarray]]) -> str:
+    """SHA-256 over every layer's weights (layers by name, weights in order): equal digests, equal bits."""
     digest = hashlib.sha256()
     for name in sorted(weights):
         for value in weights[name]:
             digest.update(np.ascontiguousarray(value).tobytes())
-    words = [int.from_bytes(digest.digest()[i : i + 8], "little", signed=True) for i in range(0, 32, 8)]
+    return digest.hexdigest()
+
+
+def check_identical(distribution: Distribution | None, weights: dict[str, list[np.ndarray]], stage: str) -> list[str]:
+    """Every replica's weights digest after ``stage`` (none in one process); stop if they differ in any bit."""
+    if distribution is None or not distribution.multi_worker:
+        return []
+    digest = bytes.fromhex(weights_digest(weights))
+    words = [int.from_bytes(digest[i : i + 8], "little", signed=True) for i in range(0, 32, 8)]
     rows = gather(distribution, words)
-    if not (rows == rows[0]).all():
+    digests = [b"".join(int(word).to_bytes(8, "little", signed=True) for word in row).hex() for row in rows]
+    if len(set(digests)) > 1:
         raise WorkersDiverged(
             f"stage '{stage}': the workers ended with different weights, so nothing of it was published. "
             "This Keras/TensorFlow does not keep workers in step; train in one process or report it"
         )
+    return digests
 
 
 def lost_peer(exc: BaseException) -> bool:

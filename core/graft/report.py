@@ -84,12 +84,15 @@ class StageReport:
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None
     data: DataSummary | None = None
+    worker_digests: list[str] = attrs.field(factory=list)  # multi_worker: each replica's weights, equal (graft.distribute)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
         data = _CONVERTER.unstructure(self)
         if len(self.rounds) <= 1:  # one round: nothing to say beyond the stage itself
             del data["rounds"], data["kept_round"]
+        if not self.worker_digests:
+            del data["worker_digests"]
         return data
 
     @classmethod

@@ -208,7 +208,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)
-    check_identical(run.distribution, end, stage.name)
+    worker_digests = check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
     report = StageReport(
         stage=stage.name,
@@ -225,6 +225,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
         data=stage_data.summary,
+        worker_digests=worker_digests,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
