@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -20,13 +18,12 @@ import attrs
 
 from graft.backend import import_keras, tf_error_text
 from graft.cluster import Cluster
-from graft.distribute import Distribution, check_batches, check_cluster, check_identical, chief_says, lost_peer, peers_watched
+from graft.distribute import Distribution, check_batches, check_cluster, check_identical, lost_peer, peers_watched
 from graft.distribute import start as start_distribution
 from graft.feature_cache import FeatureCache
 from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
-from graft.problems import GraftError
 from graft.plan import StagePlan, build_stage_model, decide, plan_spec, plan_stage
 from graft.registry import Registry
 from graft.report import StageReport
@@ -39,6 +36,7 @@ from graft.training import StageTraining, train_stage
 from graft.verify import changes, lineage, load_by_name
 from graft.weights import FILENAME as WEIGHTS_FILENAME
 from graft.weights import save_weights, snapshot
+from graft.workers import check_source_shared, first_stage, publish
 
 HISTORY, MODEL = "history.json", "model.keras"
 
@@ -112,7 +110,7 @@ def run_spec(
     run = Run(spec_file, registry, run_dir, plans, log if chief else _quiet, observer or RunObserver(),
               cache_features and not (distribution and distribution.multi_worker), distribution=distribution)
     with contextlib.ExitStack() as held, run.interrupts.watching():
-        first = _first_stage(run, held, names, fingerprints, restart_from, wait)
+        first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
         _log_kept(run_dir, names, first, run.log)
         for index in range(first, len(names)):
             try:
@@ -129,24 +127,6 @@ def run_spec(
             log(f"{cluster.me}: every stage done; the chief published them in {out_dir}")
             return []
         return _summary(run_dir, names, log)
-
-
-def _first_stage(run: Run, held: contextlib.ExitStack, names, fingerprints, restart_from, wait) -> int:
-    """The chief locks the run directory and finds the first stage to run; every worker learns it from the chief."""
-    distribution = run.distribution
-    if distribution is not None and not distribution.is_chief:
-        first = chief_says(distribution, 0)
-        if first < 0:
-            raise RunError(f"{distribution.cluster.me}: the chief stopped before training; see its output")
-        return first
-    try:
-        run.run_dir.check_writable(names)
-        held.enter_context(run.run_dir.locked(wait))
-        first = first_stage_to_run(run.run_dir, names, fingerprints, restart_from)
-    except GraftError:
-        chief_says(distribution, -1)  # the other workers stop too, instead of waiting for a chief that left
-        raise
-    return chief_says(distribution, first)
 
 
 def _quiet(_line: str) -> None:
@@ -197,7 +177,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
-    load = load_by_name(built, plan, _source_path(run, index), stage.name)
+    source = _source_path(run, index)
+    check_source_shared(run.distribution, source)
+    load = load_by_name(built, plan, source, stage.name)
     start = snapshot(built.layers)
     seed = spec.seed + index
     keras.utils.set_random_seed(seed)
@@ -234,16 +216,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
         write_json(os.path.join(folder, HISTORY), history)
 
-    if not run.is_chief:  # saving reads every variable, which on Keras 2 needs every worker: write, then discard
-        scratch = tempfile.mkdtemp(prefix="graft-worker-")
-        try:
-            write(scratch)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        chief_says(run.distribution, 1)  # the chief has published: the next stage may load from it
+    report = publish(run.distribution, run.run_dir, stage.name, write, report)
+    if report is None:  # a worker other than the chief
         return None
-    report = run.run_dir.publish(stage.name, write, report)
-    chief_says(run.distribution, 1)
     run.observer.stage_published(report)
     run.log(f"   stage '{stage.name}' done in {report.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return report
