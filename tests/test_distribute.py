@@ -150,7 +150,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_com
                 os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
     assert chief.returncode == 1, rest[-3000:]
-    assert "error: worker 0 of 2: stage 'transfer' stopped because another worker stopped" in rest
+    assert "error: worker 0 of 2: another worker stopped or cannot be reached during stage 'transfer'" in rest
     assert "Traceback" not in rest
     assert stopped_after < 60
     run_dir = RunDir(str(out))
@@ -186,3 +186,16 @@ def test_plan_shows_the_strategy_and_that_features_are_not_cached_across_workers
     assert text.count("distributed: multi_worker: one replica per worker") == 2
     assert "16 per replica with 2 workers" in text
     assert "extractor features: not cached: under multi_worker" in text
+
+
+def test_a_chief_that_stops_before_training_stops_every_worker_and_changes_nothing(two_workers, tmp_path):
+    out, _ = two_workers
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(CONFIG.read_text().replace("seed: 7", "seed: 8"))
+    result = _graft("run", str(changed), "--local-workers", "2", "--out", str(out), timeout=180)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "pretrain was run from a different spec" in result.stdout
+    assert "[worker 1] error: worker 1 of 2: the chief stopped before training; see its output" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before

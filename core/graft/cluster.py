@@ -80,10 +80,11 @@ def from_environment(environ: Mapping[str, str]) -> Cluster | None:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ClusterError(f"{where} is not JSON: {exc.msg} at character {exc.pos}") from None
+        raise ClusterError(f"{where} is not JSON: {exc.msg} at character {exc.pos}; fix it, or unset "
+                           f"{TF_CONFIG} to train in one process") from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not isinstance(config.get("task"), dict):
         raise ClusterError(f'{where} needs "cluster" and "task" objects, e.g. '
-                           '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}')
+                           '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}')
     cluster, task = config["cluster"], config["task"]
     unsupported = sorted(set(cluster) - {"worker", "chief"})
     if unsupported:
@@ -94,9 +95,12 @@ def from_environment(environ: Mapping[str, str]) -> Cluster | None:
         raise ClusterError(f'{where}: "cluster" needs a list of "worker" addresses and at most one "chief"')
     for address in [*workers, *chiefs]:
         _check_address(address, where)
+    if len(set(workers + chiefs)) != len(workers + chiefs):
+        raise ClusterError(f"{where} names an address twice; every task needs its own host:port")
     task_type, index = task.get("type"), task.get("index", 0)
     tasks = {"worker": workers, "chief": chiefs}
-    if task_type not in tasks or not isinstance(index, int) or not 0 <= index < len(tasks[task_type]):
+    if (not isinstance(task_type, str) or task_type not in tasks or type(index) is not int
+            or not 0 <= index < len(tasks[task_type])):
         raise ClusterError(f'{where}: "task" {json.dumps(task)} is not one of the cluster\'s tasks')
     return Cluster(tuple(workers), task_type, index, chiefs[0] if chiefs else None)
 

@@ -75,7 +75,8 @@ def check_cluster(distribute: Distribute | None, workers: int | None) -> None:
         said = f"says distribute: {{strategy: {wants}}}" if wants else "has no distribute key"
         raise ClusterError(
             f"this run is a cluster of {workers} worker{'s' if workers > 1 else ''} but the spec {said}; "
-            "add distribute: {strategy: multi_worker} to it, or start one process without --workers/TF_CONFIG"
+            "add distribute: {strategy: multi_worker} to it, or run it as one process "
+            "(without --local-workers, --workers or TF_CONFIG)"
         )
     if wants == "multi_worker" and workers is None:
         raise ClusterError(
@@ -191,8 +192,8 @@ def lost_peer(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def peers_watched(distribution: Distribution | None, stage: str) -> Iterator[None]:
-    """A collective that fails because another worker stopped is a ``WorkerLost`` naming the stage."""
+def peers_watched(distribution: Distribution | None, during: str) -> Iterator[None]:
+    """A collective that fails because another worker stopped is a ``WorkerLost`` saying ``during`` what."""
     if distribution is None or not distribution.multi_worker:
         yield
         return
@@ -206,7 +207,7 @@ def peers_watched(distribution: Distribution | None, stage: str) -> Iterator[Non
         if not lost_peer(exc):
             raise
         raise WorkerLost(
-            f"{distribution.cluster.me}: stage '{stage}' stopped because another worker stopped or cannot be "
-            f"reached ({tf_error_text(exc)}); nothing of this stage was published, finished stages are kept. "
+            f"{distribution.cluster.me}: another worker stopped or cannot be reached during {during} "
+            f"({tf_error_text(exc)}); nothing unfinished was published, finished stages are kept. "
             "See the other workers' output, then start every worker again: the run goes on from there"
         ) from exc

@@ -110,12 +110,13 @@ def run_spec(
     run = Run(spec_file, registry, run_dir, plans, log if chief else _quiet, observer or RunObserver(),
               cache_features and not (distribution and distribution.multi_worker), distribution=distribution)
     with contextlib.ExitStack() as held, run.interrupts.watching():
-        first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
+        with peers_watched(distribution, "the start of the run"):
+            first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
         _log_kept(run_dir, names, first, run.log)
         for index in range(first, len(names)):
             try:
                 run.interrupts.check()
-                with peers_watched(distribution, names[index]):
+                with peers_watched(distribution, f"stage '{names[index]}'"):
                     run_stage(run, index, stage_data[index], fingerprints[index])
             except KeyboardInterrupt:
                 raise RunInterrupted(
