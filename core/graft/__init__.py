@@ -6,7 +6,10 @@ Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
 (``tf.data``) for data sources, ``SpecProblem`` and ``graft.validators`` to report
 problems at YAML paths (``Problems`` to collect several), ``check_allocation`` to
 refuse sizes larger than the machine, ``accepting_keras_names`` around Keras
-constructors that name layers themselves.  Importing it does not import TensorFlow.
+constructors that name layers themselves, ``GraftError`` as the base of a
+plugin's own errors that keras-graft prints without a traceback, ``did_you_mean``
+for the same "did you mean" hint the core gives.  Importing it does not import
+TensorFlow.
 """
 
 from graft.autonames import accepting_keras_names
@@ -15,7 +18,7 @@ from graft.data import Dataset, Stream
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
 from graft.memory import check_allocation
-from graft.problems import Problems, SpecError, SpecProblem
+from graft.problems import GraftError, Problems, SpecError, SpecProblem, did_you_mean
 from graft.rounds import Round, Rounds
 
 __version__ = "0.1.0"
@@ -24,6 +27,7 @@ __all__ = [
     "EXTRACTOR",
     "ArrayFile",
     "Dataset",
+    "GraftError",
     "LayerDecision",
     "LayerInfo",
     "Problems",
@@ -34,6 +38,7 @@ __all__ = [
     "Stream",
     "accepting_keras_names",
     "check_allocation",
+    "did_you_mean",
     "hookimpl",
     "match_layers",
     "match_pattern",

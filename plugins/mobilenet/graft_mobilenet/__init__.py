@@ -79,8 +79,7 @@ import os
 import attrs
 
 import graft
-from graft import accepting_keras_names, check_allocation, validators
-from graft.problems import did_you_mean
+from graft import accepting_keras_names, check_allocation, did_you_mean, validators
 from graft_mobilenet.errors import (
     InputShapeError,
     MobileNetError,

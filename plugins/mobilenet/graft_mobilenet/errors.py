@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import graft
-from graft.problems import GraftError
+from graft import GraftError
 
 
 class MobileNetError(GraftError):
