@@ -8,29 +8,64 @@ import os
 import sys
 import traceback
 
+from graft import cache_command
 from graft.cluster import Cluster
 from graft.problems import GraftError
-from graft.registry import DEBUG_VARIABLE, Registry, debug_enabled, describe
+from graft.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
 from graft.table import format_table
+
+VERBOSE_VARIABLE = "GRAFT_VERBOSE"
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"  # before anything imports TensorFlow: its own log lines are then shown
+    if args.debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # plugin errors keep their cause for the traceback
+    if not args.version and args.command is None:
+        parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
+    try:
+        return _version() if args.version else COMMANDS[args.command](args)
+    except GraftError as exc:
+        return _report(exc)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was trained or written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `graft plan ... | head`
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graft", description="Transfer learning on Keras from a vetted YAML spec.")
+    parser.add_argument(
+        "--version", action="store_true",
+        help="versions of keras-graft, TensorFlow, Keras and the installed plugins (without importing TensorFlow)",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback behind an error (for plugin authors); or GRAFT_DEBUG=1"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--verbose", action="store_true", help=f"show TensorFlow's own log lines; or {VERBOSE_VARIABLE}=1")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    commands.add_parser("plugins", help="list installed plugins: name, what they provide, distribution, status")
+    plugins = commands.add_parser("plugins", help="list installed plugins: name, what they provide, distribution, status")
+    plugins.add_argument("--format", choices=("text", "json"), default="text", help="json: a list of rows, for scripts")
 
-    validate = commands.add_parser("validate", help="check a spec without TensorFlow")
-    validate.add_argument("config")
+    validate = commands.add_parser("validate", help="check specs without TensorFlow")
+    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid")
 
     plan = commands.add_parser(
         "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
     )
     plan.add_argument("config")
-    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.add_argument("--format", choices=("text", "json"), default="text", help="json: every layer, for scripts")
+    plan.add_argument(
+        "--all", action="store_true",
+        help="a row for every layer (by default a stage of more than 30 layers shows runs of layers "
+        "with the same fate as one row)",
+    )
 
     run = commands.add_parser("run", help="train the stages of a spec, resuming after the last finished one")
     run.add_argument("config")
@@ -49,49 +84,54 @@ def main(argv: list[str] | None = None) -> int:
                          help="every worker's address, the same list on every machine (else TF_CONFIG)")
     workers.add_argument("--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)")
 
-    cache = commands.add_parser("cache", help="the feature cache on disk: list its entries, or clear them")
-    cache_commands = cache.add_subparsers(dest="cache_command")
-    cache_commands.add_parser("list", help="where the cache is, and its entries (the default)")
-    clear = cache_commands.add_parser("clear", help="remove entries, and what runs that died left behind")
-    clear.add_argument(
-        "--older-than", metavar="DAYS", type=_days, help="only entries last used more than DAYS days ago (e.g. 30, 0.5)"
-    )
-
-    args = parser.parse_args(argv)
-    if args.debug:
-        os.environ[DEBUG_VARIABLE] = "1"  # plugin errors keep their cause for the traceback
-    try:
-        return COMMANDS[args.command](args)
-    except GraftError as exc:
-        if debug_enabled() and (exc.__cause__ or exc.__context__):
-            traceback.print_exception(exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
-    except KeyboardInterrupt:
-        print("interrupted; nothing was trained or written", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `graft plan ... | head`
-        sys.stderr.close()
-        return 0
+    cache_command.add_parser(commands)
+    return parser
 
 
-def _plugins(_args) -> int:
-    rows = describe(Registry.discover().infos)
+def _report(exc: GraftError) -> int:
+    """Print ``error: ...`` (and, with --debug, the traceback behind it); the exit code."""
+    if debug_enabled() and (exc.__cause__ or exc.__context__):
+        traceback.print_exception(exc)
+    print(f"error: {exc}", file=sys.stderr)
+    return getattr(exc, "exit_code", 1)
+
+
+def _version() -> int:
+    print("\n".join(version_lines()))
+    return 0
+
+
+def _plugins(args) -> int:
     columns = ("name", "provides", "distribution", "status")
-    print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
+    rows = [{key: row[key] for key in columns} for row in describe(Registry.discover().infos)]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
     return 0
 
 
 def _validate(args) -> int:
+    """Every spec is checked, whatever the others' problems: a line for each valid one, the errors of the others."""
     from graft.specfile import load_spec
 
-    spec = load_spec(args.config, Registry.discover()).spec
-    stages = ", ".join(stage.name for stage in spec.stages)
-    print(
-        f"{args.config}: valid — extractor {spec.model.extractor.plugin}, "
-        f"heads {', '.join(spec.model.heads)}, stages {stages}"
-    )
-    return 0
+    registry = Registry.discover()
+    failed = []
+    for config in args.configs:
+        try:
+            spec = load_spec(config, registry).spec
+        except GraftError as exc:
+            _report(exc)
+            failed.append(config)
+            continue
+        stages = ", ".join(stage.name for stage in spec.stages)
+        print(
+            f"{config}: valid — extractor {spec.model.extractor.plugin}, "
+            f"heads {', '.join(spec.model.heads)}, stages {stages}"
+        )
+    if failed and len(args.configs) > 1:
+        print(f"{len(failed)} of {len(args.configs)} specs invalid: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _plan(args) -> int:
@@ -110,7 +150,7 @@ def _plan(args) -> int:
         stages = [{**plan.to_json(), "data": attrs.asdict(summary)} for plan, summary in zip(plans, data)]
         print(json.dumps({"stages": stages}, indent=2))
     else:
-        print(render_text(plans, data), end="")
+        print(render_text(plans, data, compact=not args.all), end="")
     return 0
 
 
@@ -165,58 +205,44 @@ def _worker_count(text: str) -> int:
     return count
 
 
-def _days(text: str) -> float:
-    try:
-        days = float(text)
-    except ValueError:
-        days = -1.0
-    if not 0 <= days < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more (e.g. 30 or 0.5), got {text!r}")
-    return days
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tf-nightly")
+NO_PLUGINS = "none installed (only the built-ins of keras-graft; graft plugins lists them)"
+INSTALL_TENSORFLOW = "pip install 'keras-graft[cpu]' (CPU-only) or 'keras-graft[gpu]' (NVIDIA GPU)"
 
 
-def _cache(args) -> int:
-    from graft.feature_store import FeatureStore, cache_root
-    from graft.memory import human_bytes
+def version_lines(paths: list[str] | None = None) -> list[str]:
+    """keras-graft, TensorFlow, Keras and the plugin distributions, from their metadata: nothing heavy is imported.
 
-    store = FeatureStore(cache_root())
-    if args.cache_command == "clear":
-        result = store.clear(args.older_than)
-        leftovers = f" and {result.leftovers_removed} left by runs that died" if result.leftovers_removed else ""
-        print(f"removed {_entries(result.entries_removed)}{leftovers} from {store.folder}: {human_bytes(result.bytes_freed)} freed")
-        if result.in_use:
-            print(f"kept {len(result.in_use)} in use by a running graft run: {', '.join(result.in_use)}")
-        return 0
-    entries = store.entries()
-    print(f"feature cache: {store.folder} (GRAFT_CACHE_DIR chooses another root)")
-    if not entries:
-        print("no entries")
-        return 0
-    rows = [("key", "size", "last used", "created", "samples", "description")]
-    for entry in entries:
-        samples = f"{entry.samples:,}" + (f" + {entry.validation_samples:,} val" if entry.validation_samples else "")
-        rows.append((
-            entry.key,
-            human_bytes(entry.size_bytes),
-            _local(entry.last_used),
-            _local(entry.created) if entry.created else "?",
-            samples,
-            f"DAMAGED: {entry.damaged}" if entry.damaged else entry.description,
-        ))
-    print(format_table(rows))
-    print(f"total: {human_bytes(sum(entry.size_bytes for entry in entries))} in {_entries(len(entries))}")
-    return 0
+    ``paths`` limits the search to those folders (as ``sys.path`` entries).
+    """
+    import importlib.metadata
 
+    from graft import __version__
 
-def _entries(count: int) -> str:
-    return f"{count} entry" if count == 1 else f"{count} entries"
+    where = {"path": paths} if paths is not None else {}
+
+    def installed(*names: str) -> str | None:
+        """``name version`` of the first of ``names`` installed."""
+        for name in names:
+            found = next(iter(importlib.metadata.distributions(name=name, **where)), None)
+            if found is not None:
+                return f"{name} {found.version}"
+        return None
+
+    # enabled=set(): every third-party plugin is listed with its distribution but not loaded
+    infos = Registry.discover(paths, enabled=set()).infos
+    plugins = sorted({f"{info.distribution} {info.version}".strip() for info in infos
+                      if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION})
+    return [
+        f"keras-graft {__version__}",
+        installed(*TENSORFLOW_DISTRIBUTIONS)
+        or f"tensorflow not installed (graft plan and graft run need it): {INSTALL_TENSORFLOW}",
+        installed("keras") or f"keras not installed (it comes with TensorFlow): {INSTALL_TENSORFLOW}",
+        f"plugins: {', '.join(plugins) or NO_PLUGINS}",
+    ]
 
 
-def _local(moment) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": _cache}
+COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,28 +1,37 @@
-"""The human form of ``graft plan``: per stage, its data, each layer's fate, what happens to the features."""
+"""The human form of ``graft plan``: per stage, its data, each layer's fate, what happens to the features.
+
+Compacted, a stage of more than ``SHOWN_IN_FULL`` layers folds each run of consecutive
+layers with the same fate (same part, trainable or frozen, same starting weights)
+that holds at least ``MIN_GROUP`` layers with weights into one row.  A layer without
+weights has no fate of its own: it joins the run it sits in (of its own part).
+"""
 
 from __future__ import annotations
 
-from graft.plan import LOADED, StagePlan
+from collections.abc import Sequence
+
+from graft.plan import LOADED, NO_WEIGHTS, LayerPlan, StagePlan
 from graft.report import DataSummary
 from graft.table import format_table
 
+SHOWN_IN_FULL = 30  # a stage of this many layers or fewer keeps a row for every layer
+MIN_GROUP = 3  # layers with weights a run needs to fold into one row
+HEADER = ("layer", "type", "output shape", "params", "trains", "starting weights")
 
-def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None) -> str:
-    """The human form of ``graft plan``; with ``data``, each stage's data summary too."""
+
+def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None, compact: bool = False) -> str:
+    """The human form of ``graft plan``; with ``data``, each stage's data summary too; ``compact``: runs of
+    layers with the same fate in one row (in stages of more than ``SHOWN_IN_FULL`` layers)."""
     lines = []
     for number, plan in enumerate(plans, start=1):
         start = plan.source or "fresh initialisation"
         lines.append(f"stage {number}/{len(plans)} '{plan.name}': policy {plan.policy}, starts from {start}")
         if data is not None:
             lines.extend(f"  {line}" for line in data_lines(data[number - 1]))
-        rows = [("layer", "type", "output shape", "params", "trains", "starting weights")]
-        for layer in plan.layers:
-            shape = "?" if layer.output_shape is None else str(layer.output_shape).replace("None", "batch")
-            where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
-            rows.append(
-                (layer.name, layer.class_name, shape, f"{layer.params:,}", "yes" if layer.trainable else "FROZEN", where)
-            )
-        lines.append(format_table(rows, indent="  "))
+        rows, grouped = layer_rows(plan.layers, compact)
+        lines.append(format_table([HEADER, *rows], indent="  "))
+        if grouped:
+            lines.append(f"  ({grouped} layers in groups; graft plan --all shows every layer)")
         lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
         if len(plan.rounds) > 1:
             lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")
@@ -34,6 +43,71 @@ def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None) -
             lines.append(f"  distributed: {plan.distribute}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def layer_rows(layers: Sequence[LayerPlan], compact: bool = False) -> tuple[list[tuple[str, ...]], int]:
+    """The table rows of ``layers`` and how many layers share a row: with ``compact``, in a stage of more
+    than ``SHOWN_IN_FULL`` layers, one row for each run of ``MIN_GROUP`` or more layers with weights
+    and the same fate (and the layers without weights among them)."""
+    if not compact or len(layers) <= SHOWN_IN_FULL:
+        return [_row(layer) for layer in layers], 0
+    rows: list[tuple[str, ...]] = []
+    grouped = 0
+    for run in _runs(layers):
+        if sum(layer.init != NO_WEIGHTS for layer in run) >= MIN_GROUP:
+            rows.append(_group_row(run))
+            grouped += len(run)
+        else:
+            rows.extend(_row(layer) for layer in run)
+    return rows, grouped
+
+
+def _fate(layer: LayerPlan) -> tuple | None:
+    """What happens to the layer's weights; None for a layer without weights."""
+    return None if layer.init == NO_WEIGHTS else (layer.trainable, layer.init, layer.source)
+
+
+def _runs(layers: Sequence[LayerPlan]) -> list[list[LayerPlan]]:
+    """``layers`` cut where the part or the fate of the layers with weights changes."""
+    runs: list[list[LayerPlan]] = []
+    fate = None
+    for layer in layers:
+        own = _fate(layer)
+        if runs and runs[-1][0].part == layer.part and (own is None or fate is None or own == fate):
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+            fate = None
+        fate = fate if fate is not None else own
+    return runs
+
+
+def _row(layer: LayerPlan) -> tuple[str, ...]:
+    return (layer.name, layer.class_name, _shape(layer), f"{layer.params:,}", *_fate_cells(layer))
+
+
+def _group_row(run: list[LayerPlan]) -> tuple[str, ...]:
+    """One row for ``run``: its first and last names, its types (or ``mixed``), the last layer's output
+    shape, the summed params and the fate of its layers with weights."""
+    types = list(dict.fromkeys(layer.class_name for layer in run))
+    weighted = next(layer for layer in run if layer.init != NO_WEIGHTS)
+    return (
+        f"{run[0].name} … {run[-1].name} ({len(run)} layers)",
+        ", ".join(types) if len(types) <= 2 else "mixed",
+        _shape(run[-1]),
+        f"{sum(layer.params for layer in run):,}",
+        *_fate_cells(weighted),
+    )
+
+
+def _shape(layer: LayerPlan) -> str:
+    return "?" if layer.output_shape is None else str(layer.output_shape).replace("None", "batch")
+
+
+def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
+    """The ``trains`` and ``starting weights`` cells."""
+    where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
+    return ("yes" if layer.trainable else "FROZEN", where)
 
 
 def data_lines(summary: DataSummary) -> list[str]:
