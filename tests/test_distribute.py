@@ -199,3 +199,51 @@ def test_a_chief_that_stops_before_training_stops_every_worker_and_changes_nothi
     assert "[worker 1] error: worker 1 of 2: the chief stopped before training; see its output" in result.stdout
     assert "Traceback" not in result.stdout
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
+
+
+BATCH_NORM_SPEC = """\
+seed: 4
+distribute: {strategy: multi_worker}
+model:
+  input_shape: [20, 3]
+  extractor:
+    plugin: conv1d
+    params:
+      layers: [{name: conv_1, filters: 8, kernel_size: 3}, {name: conv_2, filters: 8, kernel_size: 3}]
+      batch_norm: true
+  heads:
+    level: {plugin: dense, loss: mse, params: {units: 1}}
+stages:
+  - name: pretrain
+    data:
+      source: synthetic
+      params: {samples: 160, timesteps: 20, channels: 3, seed: 1, targets: {level: level}}
+    epochs: 2
+    batch_size: 32
+    optimizer: {name: sgd, learning_rate: 0.05}
+  - name: transfer
+    init: {stage: pretrain}
+    data:
+      source: synthetic
+      params: {samples: 160, timesteps: 20, channels: 3, seed: 2, frequency: 2.0, targets: {level: level}}
+    epochs: 2
+    batch_size: 32
+    optimizer: {name: sgd, learning_rate: 0.05}
+    policy: {plugin: layers, params: {freeze: ["conv_1*"], train: ["conv_2*", level], freeze_batch_norm: false}}
+"""
+
+
+def test_batch_normalization_moving_statistics_agree_across_workers_and_frozen_ones_stay(tmp_path):
+    """Each replica updates the moving averages from its share of the batch; the workers must still end
+    bitwise equal (Keras 3 keeps each worker's apart unless averaged), and a frozen layer's stay as loaded."""
+    spec = tmp_path / "batch_norm.yaml"
+    spec.write_text(BATCH_NORM_SPEC)
+    out = tmp_path / "run"
+    result = _graft("run", str(spec), "--local-workers", "2", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-4000:]
+    pretrain, transfer = _weights(out, "pretrain"), _weights(out, "transfer")
+    for stage, weights in (("pretrain", pretrain), ("transfer", transfer)):
+        digests = RunDir(str(out)).read_report(stage).worker_digests
+        assert len(set(digests)) == 1 and digests[0] == weights_digest(weights)
+    assert all(np.array_equal(a, b) for a, b in zip(pretrain["conv_1_bn"], transfer["conv_1_bn"]))
+    assert not all(np.array_equal(a, b) for a, b in zip(pretrain["conv_2_bn"], transfer["conv_2_bn"]))

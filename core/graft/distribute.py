@@ -107,6 +107,39 @@ def start(keras, distribute: Distribute | None, cluster: Cluster | None, log) ->
     return Distribution(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", cluster)
 
 
+def average_moving_statistics(distribution: Distribution | None, keras, model: Any) -> int:
+    """Average BatchNormalization's moving statistics over the replicas; how many variables differed.
+
+    A layer that trains normalizes with each replica's share of the batch, as Keras does under
+    tf.distribute, and updates its moving averages from that share.  Keras 2 averages them
+    over the replicas whenever they are read; Keras 3 keeps each worker's apart, so the workers'
+    weights would differ.  Called after every ``fit`` on every worker: values equal on every
+    replica (a frozen layer's) are kept bit for bit.
+    """
+    if distribution is None or not distribution.multi_worker or keras.__version__.startswith("2."):
+        return 0
+    variables = [variable for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+                 for variable in (layer.moving_mean, layer.moving_variance)]
+    if not variables:
+        return 0
+    local = [np.asarray(variable.numpy()) for variable in variables]
+    rows = gather(distribution, np.concatenate([value.ravel() for value in local]))
+    same = (rows == rows[0]).all(axis=0)
+    averaged = np.where(same, rows[0], rows.astype(np.float64).mean(axis=0).astype(rows.dtype))
+    start = 0
+    for variable, value in zip(variables, local):
+        variable.assign(averaged[start : start + value.size].reshape(value.shape))
+        start += value.size
+    offsets = np.cumsum([value.size for value in local])[:-1]
+    return sum(not part.all() for part in np.split(same, offsets))
+
+
+def _all_layers(model: Any) -> Iterator[Any]:
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
+
+
 def check_batches(distribution: Distribution, spec_file, samples: list[int | None]) -> None:
     """Every stage's global batch splits evenly over the replicas and fits its training samples at least once.
 
@@ -128,8 +161,8 @@ def check_batches(distribution: Distribution, spec_file, samples: list[int | Non
         raise spec_file.error(problems)
 
 
-def gather(distribution: Distribution, values: list[int]) -> np.ndarray:
-    """Every replica's ``values`` (int64), one row per replica; the chief's replica is row 0."""
+def gather(distribution: Distribution, values: list[int] | np.ndarray) -> np.ndarray:
+    """Every replica's ``values`` (a list of ints: int64), one row per replica; the chief's replica is row 0."""
     import tensorflow as tf
 
     strategy = distribution.strategy
@@ -143,7 +176,8 @@ def gather(distribution: Distribution, values: list[int]) -> np.ndarray:
             return strategy.experimental_local_results(strategy.run(one_replica, args=(tensor,)))[0]
 
         distribution._functions["gather"] = all_gather
-    return distribution._functions["gather"](tf.constant(values, dtype=tf.int64)).numpy()
+    tensor = tf.constant(values, dtype=tf.int64) if isinstance(values, list) else tf.constant(values)
+    return distribution._functions["gather"](tensor).numpy()
 
 
 def chief_says(distribution: Distribution | None, value: int) -> int:

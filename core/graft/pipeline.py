@@ -37,7 +37,7 @@ def training_batches(
     if augment is not None:
         # sequential: parallel calls would race for the layers' random state, and the same seed must augment alike
         batches = batches.map(lambda x, y: (augment(x), y))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def validation_batches(data: Data, batch_size: int) -> Any | None:
@@ -50,7 +50,17 @@ def validation_batches(data: Data, batch_size: int) -> Any | None:
         batches = _array_batches(data.x_val, data.y_val, batch_size, None)
     else:
         batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
+
+
+def _sharded_by_data(batches: Any) -> Any:
+    """Under ``multi_worker``, each worker keeps its share of every batch (never whole files of a stream):
+    every global batch holds the samples one process would train on.  Inert in one process."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return batches.with_options(options)
 
 
 def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> Iterator[tuple[np.ndarray, dict]]:

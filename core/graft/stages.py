@@ -18,7 +18,15 @@ import attrs
 
 from graft.backend import import_keras, tf_error_text
 from graft.cluster import Cluster
-from graft.distribute import Distribution, check_batches, check_cluster, check_identical, lost_peer, peers_watched
+from graft.distribute import (
+    Distribution,
+    average_moving_statistics,
+    check_batches,
+    check_cluster,
+    check_identical,
+    lost_peer,
+    peers_watched,
+)
 from graft.distribute import start as start_distribution
 from graft.feature_cache import FeatureCache
 from graft.interrupts import InterruptWatch
@@ -188,6 +196,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
+        after_fit=lambda model: average_moving_statistics(run.distribution, keras, model),
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)

@@ -71,6 +71,7 @@ class StageTraining:
     callbacks: tuple[Any, ...] = ()  # Keras callbacks of the runner's own, added to every fit
     quiet: bool = False  # no progress lines (a worker that is not the chief)
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
+    after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
 
 
 def train_stage(
@@ -102,6 +103,8 @@ def train_stage(
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
             history = fit(keras, model, data, job, observer)
+            if job.after_fit is not None:
+                job.after_fit(built.model)
             observer.after_fit(stage, number, built)
             verify_frozen(built, step.decisions, before, stage.name)
             ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
