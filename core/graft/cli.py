@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from graft import cache_command
+from graft import cache_command, schema_command
 from graft.cluster import Cluster
 from graft.problems import GraftError
 from graft.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_argument("--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)")
 
     cache_command.add_parser(commands)
+    schema_command.add_parser(commands)
     return parser
 
 
@@ -242,7 +243,8 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
     ]
 
 
-COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run}
+COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
+            "schema": schema_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())
