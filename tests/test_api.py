@@ -114,11 +114,10 @@ def test_a_policy_naming_a_missing_layer_is_a_spec_error_from_plan():
         graft.plan(data)
 
 
-def test_graft_plan_is_still_the_module_too():
-    from graft.plan import StagePlan, plan_spec
+def test_graft_plan_stays_the_api_function_after_the_planner_module_is_imported():
+    import graft.planning  # noqa: F401 - a submodule import sets an attribute of the package
 
-    assert graft.plan.StagePlan is StagePlan and graft.plan.plan_spec is plan_spec
-    assert callable(graft.plan)
+    assert graft.plan is graft.api.plan
 
 
 # -- run and load_stage ----------------------------------------------------------------------

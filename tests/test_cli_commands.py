@@ -19,7 +19,7 @@ import pytest
 
 import graft
 from graft.cli import TENSORFLOW_DISTRIBUTIONS, main, version_lines
-from graft.plan import LOADED, NEW, NO_WEIGHTS, LayerPlan
+from graft.planning import LOADED, NEW, NO_WEIGHTS, LayerPlan
 from graft.planview import SHOWN_IN_FULL, layer_rows
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from graft.plan import plan_spec
+from graft.planning import plan_spec
 from graft.specfile import load_spec
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))

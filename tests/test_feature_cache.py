@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graft.layers import LayerDecision
-from graft.plan import build_stage_model
+from graft.planning import build_stage_model
 from graft.stages import run_spec
 from graft.weights import read_weights
 

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("graft_mobilenet")
 pytest.importorskip("graft_digits")
 
-from graft.plan import plan_spec  # noqa: E402
+from graft.planning import plan_spec  # noqa: E402
 from graft.planview import render_text  # noqa: E402
 from graft.specfile import load_spec  # noqa: E402
 from graft.stages import run_spec  # noqa: E402

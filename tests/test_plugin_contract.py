@@ -18,7 +18,7 @@ import pytest
 
 import graft
 from graft.builder import ModelBuilder
-from graft.plan import plan_spec
+from graft.planning import plan_spec
 from graft.problems import SpecError
 from graft.registry import PluginError, Registry, debug_enabled
 from graft.spec import ExtractorRef, HeadSpec

@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pytest
 
-from graft.plan import build_stage_model, plan_spec
+from graft.planning import build_stage_model, plan_spec
 from graft.problems import SpecError
 from graft.specfile import load_spec
 from graft.stages import run_spec

@@ -25,7 +25,7 @@ import graft
 from graft.backend import import_keras
 from graft.builtins.progressive import Progressive, ProgressiveParams
 from graft.layers import LayerDecision, LayerInfo
-from graft.plan import build_stage_model, plan_spec
+from graft.planning import build_stage_model, plan_spec
 from graft.problems import SpecError, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Plateau, Rounds, as_rounds

@@ -15,7 +15,7 @@ import pytest
 
 from graft.backend import import_keras
 from graft.losses import compile_arguments, head_losses
-from graft.plan import build_stage_model
+from graft.planning import build_stage_model
 from graft.rundir import RunDir, RunDirLocked, RunError
 from graft.specfile import load_spec
 from graft.stages import run_spec

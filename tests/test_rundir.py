@@ -15,7 +15,7 @@ import time
 import attrs
 import pytest
 
-from graft.plan import StagePlan
+from graft.planning import StagePlan
 from graft.report import LayerCheck, LayerLoad, StageReport
 from graft.resume import first_stage_to_run
 from graft.rundir import LOCK, RunDir, RunDirLocked, RunError

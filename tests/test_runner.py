@@ -20,7 +20,7 @@ import pytest
 import graft.stages
 from graft.backend import import_keras
 from graft.builder import leaf_layers
-from graft.plan import build_stage_model
+from graft.planning import build_stage_model
 from graft.problems import SpecError
 from graft.specfile import load_spec
 from graft.resume import first_stage_to_run, stage_fingerprints

@@ -1,6 +1,6 @@
 """The end-of-run table."""
 
-from graft.plan import StagePlan
+from graft.planning import StagePlan
 from graft.report import StageReport
 from graft.summary import summary_table
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import graft.weights
-from graft.plan import build_stage_model, decide, plan_spec, plan_stage
+from graft.planning import build_stage_model, decide, plan_spec, plan_stage
 from graft.problems import SpecError
 from graft.specfile import load_spec
 from graft.verify import load_by_name

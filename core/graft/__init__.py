@@ -17,8 +17,6 @@ first use, and import TensorFlow only when they build or load a model.
 """
 
 import importlib
-import sys
-import types
 
 from graft.autonames import accepting_keras_names
 from graft.arrayfile import ArrayFile
@@ -58,34 +56,11 @@ __all__ = [
     "run",
 ]
 
-_API = frozenset({"FinishedStage", "RunResult", "load_spec", "load_stage", "run"})
+_API = frozenset({"FinishedStage", "RunResult", "load_spec", "load_stage", "plan", "run"})
 
 
 def __getattr__(name: str):
     """The Python API (graft.api), imported on first use so that ``import graft`` stays light."""
     if name in _API:
         return getattr(importlib.import_module("graft.api"), name)
-    if name == "plan":  # the module graft.plan, callable as the API's plan (see _Package)
-        return importlib.import_module("graft.plan")
     raise AttributeError(f"module 'graft' has no attribute {name!r}")
-
-
-class _CallablePlanModule(types.ModuleType):
-    """``graft.plan`` is both the planner's module (``graft.plan.StagePlan``) and the API's
-    ``graft.plan(spec)``: the names clash, and importing a submodule sets the package's attribute."""
-
-    def __call__(self, spec):
-        """Every stage's plan (graft.api.plan)."""
-        return importlib.import_module("graft.api").plan(spec)
-
-
-class _Package(types.ModuleType):
-    """The ``graft`` package: when the import system sets ``graft.plan`` to the submodule, it becomes callable."""
-
-    def __setattr__(self, name, value):
-        if name == "plan" and type(value) is types.ModuleType:
-            value.__class__ = _CallablePlanModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

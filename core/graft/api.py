@@ -26,7 +26,7 @@ from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
 
 if TYPE_CHECKING:
-    from graft.plan import StagePlan
+    from graft.planning import StagePlan
 
 SpecLike = Union[str, "os.PathLike[str]", Mapping[str, Any], SpecFile]
 DICT_SOURCE = "spec (a dict)"  # what errors of a spec given as a dict name as its source
@@ -101,7 +101,7 @@ def plan(spec: SpecLike) -> list[StagePlan]:
     Builds each stage's model (this imports TensorFlow); the data is loaded and checked by
     ``graft plan`` and ``run``, not here.  ``plans[i].layer("gru_1").trainable``.
     """
-    from graft.plan import plan_spec
+    from graft.planning import plan_spec
     from graft.registry import Registry
 
     registry = Registry.discover()

@@ -138,7 +138,7 @@ def _validate(args) -> int:
 def _plan(args) -> int:
     import attrs
 
-    from graft.plan import plan_spec
+    from graft.planning import plan_spec
     from graft.planview import render_text
     from graft.specfile import load_spec
     from graft.stagedata import load_and_check_data

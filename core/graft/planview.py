@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graft.plan import LOADED, NO_WEIGHTS, LayerPlan, StagePlan
+from graft.planning import LOADED, NO_WEIGHTS, LayerPlan, StagePlan
 from graft.report import DataSummary
 from graft.table import format_table
 

@@ -13,7 +13,7 @@ import attrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.convert import make_converter, structure
-from graft.plan import StagePlan
+from graft.planning import StagePlan
 from graft.problems import SpecProblem, format_path
 
 FORMAT = 2  # 2: file digests; reports without them (keras-graft 0.1 runs) are not reused

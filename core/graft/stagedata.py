@@ -14,7 +14,7 @@ from graft.callbacks import configured
 from graft.data import Data, Stream
 from graft.augment import describe
 from graft.datacheck import HeadTarget, check_dataset
-from graft.plan import StagePlan
+from graft.planning import StagePlan
 from graft.problems import Path, Problems
 from graft.registry import Registry
 from graft.report import DataSummary

@@ -32,7 +32,7 @@ from graft.feature_cache import FeatureCache
 from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
-from graft.plan import StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.planning import StagePlan, build_stage_model, decide, plan_spec, plan_stage
 from graft.registry import Registry
 from graft.report import StageReport
 from graft.resume import data_identity, first_stage_to_run, stage_fingerprints

@@ -24,7 +24,7 @@ from graft.losses import HeadLoss, compile_arguments
 from graft.observer import RunObserver
 from graft.optimizers import make_optimizer
 from graft.pipeline import Augment, training_batches, validation_batches
-from graft.plan import StagePlan, apply_decisions
+from graft.planning import StagePlan, apply_decisions
 from graft.report import RoundResult
 from graft.rounds import Plateau, Rounds
 from graft.spec import Stage

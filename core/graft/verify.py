@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from graft.builder import BuiltModel
 from graft.layers import LayerDecision
-from graft.plan import LOADED, StagePlan
+from graft.planning import LOADED, StagePlan
 from graft.report import LayerCheck, LayerLoad, StageReport
 from graft.rundir import RunError
 from graft.weights import Weights, bitwise_equal, read_weights, snapshot

@@ -107,7 +107,7 @@ def set_pattern(layers) -> None:
 
 def main() -> None:
     from graft.backend import import_keras, keras_major
-    from graft.plan import build_stage_model
+    from graft.planning import build_stage_model
     from graft.registry import Registry
     from graft.specfile import parse_spec
     from graft.weights import save_weights

@@ -457,7 +457,7 @@ stages:
 
 
 def test_spec_plans_with_keras_layer_names(tmp_path):
-    from graft.plan import plan_spec
+    from graft.planning import plan_spec
     from graft.specfile import parse_spec
 
     np.savez(tmp_path / "data.npz", x=np.zeros((4, *SHAPE), "float32"), y=np.zeros(4, "int64"))
