@@ -9,12 +9,11 @@ import sys
 import traceback
 
 from graft import cache_command, schema_command
+from graft.backend import VERBOSE_VARIABLE
 from graft.cluster import Cluster
 from graft.problems import GraftError
 from graft.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
 from graft.table import format_table
-
-VERBOSE_VARIABLE = "GRAFT_VERBOSE"
 
 
 def main(argv: list[str] | None = None) -> int:
