@@ -49,7 +49,8 @@ def no_strategy(monkeypatch):
     """Fail at once if a run gets as far as making a tf.distribute strategy: every run here must stop first
     (a multi_worker strategy would wait for its peers for ever)."""
 
-    def start(*args, **kwargs):
+    def start(distribute, cluster, log):
+        check_cluster(distribute, cluster.size if cluster is not None else None)  # what start does first
         raise AssertionError("graft run went on to start a tf.distribute strategy")
 
     monkeypatch.setattr("graft.stages.start_distribution", start)

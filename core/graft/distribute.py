@@ -86,11 +86,17 @@ def check_cluster(distribute: Distribute | None, workers: int | None) -> None:
         )
 
 
-def start(keras, distribute: Distribute | None, cluster: Cluster | None, log) -> Distribution | None:
-    """The run's strategy, made before any model is built (TensorFlow needs collectives set up first)."""
+def start(distribute: Distribute | None, cluster: Cluster | None, log) -> Distribution | None:
+    """The run's strategy, made before any model is built (TensorFlow needs collectives set up first).
+
+    The cluster is checked against the spec first, before TensorFlow is imported.
+    """
     check_cluster(distribute, cluster.size if cluster is not None else None)
     if distribute is None:
         return None
+    from graft.backend import import_keras
+
+    keras = import_keras()
     import tensorflow as tf
 
     from graft.keras_distribute import check_keras, repair_fit
@@ -107,8 +113,8 @@ def start(keras, distribute: Distribute | None, cluster: Cluster | None, log) ->
     return Distribution(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", cluster)
 
 
-def average_moving_statistics(distribution: Distribution | None, keras, model: Any) -> int:
-    """Average BatchNormalization's moving statistics over the replicas; how many variables differed.
+def average_moving_statistics(distribution: Distribution | None, keras, model: Any) -> None:
+    """Average BatchNormalization's moving statistics over the replicas.
 
     A layer that trains normalizes with each replica's share of the batch, as Keras does under
     tf.distribute, and updates its moving averages from that share.  Keras 2 averages them
@@ -117,11 +123,11 @@ def average_moving_statistics(distribution: Distribution | None, keras, model: A
     replica (a frozen layer's) are kept bit for bit.
     """
     if distribution is None or not distribution.multi_worker or keras.__version__.startswith("2."):
-        return 0
+        return
     variables = [variable for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
                  for variable in (layer.moving_mean, layer.moving_variance)]
     if not variables:
-        return 0
+        return
     local = [np.asarray(variable.numpy()) for variable in variables]
     rows = gather(distribution, np.concatenate([value.ravel() for value in local]))
     same = (rows == rows[0]).all(axis=0)
@@ -130,8 +136,6 @@ def average_moving_statistics(distribution: Distribution | None, keras, model: A
     for variable, value in zip(variables, local):
         variable.assign(averaged[start : start + value.size].reshape(value.shape))
         start += value.size
-    offsets = np.cumsum([value.size for value in local])[:-1]
-    return sum(not part.all() for part in np.split(same, offsets))
 
 
 def _all_layers(model: Any) -> Iterator[Any]:

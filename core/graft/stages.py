@@ -22,7 +22,6 @@ from graft.distribute import (
     Distribution,
     average_moving_statistics,
     check_batches,
-    check_cluster,
     check_identical,
     lost_peer,
     peers_watched,
@@ -106,8 +105,7 @@ def run_spec(
         with run_dir.locked(wait):  # every stage finished: no model, no data, no TensorFlow to confirm it
             _log_kept(run_dir, names, first_stage_to_run(run_dir, names, fingerprints, None), log)
             return _summary(run_dir, names, log)
-    check_cluster(spec_file.spec.distribute, cluster.size if cluster is not None else None)
-    distribution = start_distribution(import_keras(), spec_file.spec.distribute, cluster, log)
+    distribution = start_distribution(spec_file.spec.distribute, cluster, log)  # checks the cluster first
     chief = distribution is None or distribution.is_chief
     if not chief:
         log(f"{cluster.me}: the chief reports progress and writes {out_dir}; this worker writes nothing there")
