@@ -10,7 +10,6 @@ from graft.convert import make_converter, structure
 from graft.data import Dataset
 from graft.problems import SpecProblem
 from graft.validators import loading_spec_in
-from graft.validators import loading_spec_in
 
 
 def items(tmp_path, **raw) -> list[tuple[tuple, str]]:

@@ -25,11 +25,11 @@ import graft
 from graft.backend import import_keras
 from graft.builtins.progressive import Progressive, ProgressiveParams
 from graft.layers import LayerDecision, LayerInfo
+from graft.observer import RunObserver
 from graft.planning import build_stage_model, plan_spec
 from graft.problems import SpecError, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Plateau, Rounds, as_rounds
-from graft.observer import RunObserver
 from graft.specfile import load_spec
 from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights

@@ -89,9 +89,8 @@ def test_out_that_cannot_be_created_is_refused_before_training(finished, registr
 def test_a_second_run_on_a_busy_out_trains_nothing(finished, damaged_copy, registry):
     out = damaged_copy()
     spy = FitSpy()
-    with RunDir(out).locked():
-        with pytest.raises(RunDirLocked, match=f"pid {os.getpid()}"):
-            run_spec(finished[0], registry, out, log=lambda _: None, observer=spy)
+    with RunDir(out).locked(), pytest.raises(RunDirLocked, match=f"pid {os.getpid()}"):
+        run_spec(finished[0], registry, out, log=lambda _: None, observer=spy)
     assert spy.calls == []
 
 

@@ -161,9 +161,8 @@ def test_a_second_run_on_the_same_out_says_who_holds_it(tmp_path):
     )
     try:
         assert holder.stdout.readline() == "locked\n"
-        with pytest.raises(RunDirLocked) as caught:
-            with RunDir(out).locked():
-                pass
+        with pytest.raises(RunDirLocked) as caught, RunDir(out).locked():
+            pass
         assert f"pid {holder.pid}" in str(caught.value) and "--wait" in str(caught.value)
     finally:
         holder.communicate("", timeout=30)

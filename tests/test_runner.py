@@ -22,9 +22,9 @@ from graft.backend import import_keras
 from graft.builder import leaf_layers
 from graft.planning import build_stage_model
 from graft.problems import SpecError
-from graft.specfile import load_spec
 from graft.resume import first_stage_to_run, stage_fingerprints
 from graft.rundir import RunDir, RunError
+from graft.specfile import load_spec
 from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights
 from tests.conftest import TINY_GRU_SPEC

@@ -17,7 +17,6 @@ from graft.problems import SpecError, SpecProblem
 from graft.specfile import load_spec, parse_spec
 from tests.conftest import TINY_GRU_SPEC
 
-
 LOSSES = (
     "mse, mae, mean_squared_error, mean_absolute_error, huber, binary_crossentropy, "
     "categorical_crossentropy, sparse_categorical_crossentropy"

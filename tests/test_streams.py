@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import graft
-from tests.conftest import TINY_GRU_SPEC
 from graft.builtins.synthetic import SyntheticParams, generate
 from graft.registry import PluginError, Registry
 from graft.rundir import RunError
 from graft.specfile import load_spec
 from graft.stages import run_spec
 from graft.weights import read_weights
+from tests.conftest import TINY_GRU_SPEC
 
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
 

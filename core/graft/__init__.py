@@ -18,8 +18,8 @@ first use, and import TensorFlow only when they build or load a model.
 
 import importlib
 
-from graft.autonames import accepting_keras_names
 from graft.arrayfile import ArrayFile
+from graft.autonames import accepting_keras_names
 from graft.data import Dataset, Stream
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern

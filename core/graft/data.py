@@ -6,9 +6,7 @@ samples itself, the same way for every source (``graft.pipeline``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs

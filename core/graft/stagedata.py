@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import attrs
 
+from graft.augment import describe
 from graft.callbacks import configured
 from graft.data import Data, Stream
-from graft.augment import describe
 from graft.datacheck import HeadTarget, check_dataset
 from graft.planning import StagePlan
 from graft.problems import Path, Problems

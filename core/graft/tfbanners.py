@@ -10,7 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 # What TensorFlow's C++ code writes straight to file descriptor 2 when it is imported,
 # on some builds whatever TF_CPP_MIN_LOG_LEVEL says: notes about the build, not about

@@ -18,9 +18,7 @@ import graft
 from graft.data import Stream
 from graft.imagefiles import ImageFolderListing, list_image_folder
 from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
-from graft.validators import (
-    between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
-)
+from graft.validators import between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")

@@ -11,10 +11,10 @@ import yaml
 
 import graft
 import graft_digits
-from graft.testing import installed_plugin, params_problems, structure_params
 from graft.datacheck import HeadTarget, check_dataset
 from graft.registry import Registry
 from graft.specfile import parse_spec
+from graft.testing import installed_plugin, params_problems, structure_params
 from graft_digits import DigitsParams, SklearnDigits, digit_images, split_indices
 
 TOP = [5, 6, 7, 8, 9]

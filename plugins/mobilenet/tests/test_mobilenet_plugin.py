@@ -20,8 +20,8 @@ import yaml
 import graft
 import graft_mobilenet
 from graft import validators
-from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft.registry import Registry
+from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft_mobilenet import MobileNetParams
 
 SHAPE = (32, 32, 3)
