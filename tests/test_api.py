@@ -159,7 +159,7 @@ def test_layer_gru_1_holds_the_published_weights(seed_run, stage):
     for name, weights in saved.items():
         found = finished.layer(name).get_weights()
         assert len(found) == len(weights)
-        assert all(np.array_equal(a, b) for a, b in zip(found, weights)), name
+        assert all(np.array_equal(a, b) for a, b in zip(found, weights, strict=True)), name
     assert type(finished.layer("gru_1")).__name__ == "GRU"
 
 

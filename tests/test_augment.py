@@ -219,9 +219,9 @@ def test_flip_horizontal_mirrors_some_images_and_keeps_the_others(keras):
     batch = images(16)
     out = np.asarray(make_augmenter(keras, [Flip("horizontal")], seed=5)(batch))
 
-    mirrored = [np.array_equal(image, original[:, ::-1, :]) for image, original in zip(out, batch)]
-    kept = [np.array_equal(image, original) for image, original in zip(out, batch)]
-    assert all(m != k for m, k in zip(mirrored, kept)), "each image is exactly the original or its mirror"
+    mirrored = [np.array_equal(image, original[:, ::-1, :]) for image, original in zip(out, batch, strict=True)]
+    kept = [np.array_equal(image, original) for image, original in zip(out, batch, strict=True)]
+    assert all(m != k for m, k in zip(mirrored, kept, strict=True)), "each image is exactly the original or its mirror"
     assert any(mirrored) and any(kept)
 
 
@@ -229,7 +229,7 @@ def test_flip_vertical_mirrors_top_to_bottom(keras):
     batch = images(16)
     out = np.asarray(make_augmenter(keras, [Flip("vertical")], seed=5)(batch))
 
-    assert all(np.array_equal(image, original) or np.array_equal(image, original[::-1]) for image, original in zip(out, batch))
+    assert all(np.array_equal(image, original) or np.array_equal(image, original[::-1]) for image, original in zip(out, batch, strict=True))
     assert not np.array_equal(out, batch)
 
 
@@ -283,7 +283,7 @@ ALL = [Flip("horizontal_and_vertical"), Rotation(0.1), Zoom(0.1), Translation(0.
 def test_inside_a_tf_data_map_every_epoch_is_augmented_anew(keras):
     first, second = augmented_epochs(keras, ALL, seed=9)
 
-    assert not any(np.allclose(a, b) for a, b in zip(first, second))
+    assert not any(np.allclose(a, b) for a, b in zip(first, second, strict=True))
     assert not np.allclose(first[0], images(6)[:2])
 
 
@@ -292,7 +292,7 @@ def test_the_same_seed_augments_the_same_way_and_another_seed_differently(keras)
     again = augmented_epochs(keras, ALL, seed=9)  # fresh layers, as in a fresh process
     other = augmented_epochs(keras, ALL, seed=10)
 
-    assert all(np.array_equal(a, b) for epoch, epoch_again in zip(run, again) for a, b in zip(epoch, epoch_again))
+    assert all(np.array_equal(a, b) for epoch, epoch_again in zip(run, again, strict=True) for a, b in zip(epoch, epoch_again, strict=True))
     assert not np.allclose(run[0][0], other[0][0])
 
 
@@ -336,4 +336,4 @@ def test_the_pipeline_augments_the_same_way_for_the_same_seed(keras):
         return [np.concatenate([inputs for inputs, _ in batches.as_numpy_iterator()]) for _ in range(2)]
 
     first, second = run(), run()
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))

@@ -102,7 +102,7 @@ def test_two_workers_match_one_process_within_1e_5(two_workers, single_run):
     for stage in STAGES:
         distributed, single = _weights(out, stage), _weights(single_run, stage)
         assert distributed.keys() == single.keys()
-        worst = max(float(np.max(np.abs(a - b))) for name in single for a, b in zip(distributed[name], single[name]))
+        worst = max(float(np.max(np.abs(a - b))) for name in single for a, b in zip(distributed[name], single[name], strict=True))
         assert worst < 1e-5, f"{stage}: {worst}"
 
 
@@ -116,8 +116,8 @@ def test_published_stages_pass_the_checks_of_a_single_process_run(two_workers, s
         assert distributed.epochs_run == single.epochs_run
     pretrain, transfer = _weights(out, "pretrain"), _weights(out, "transfer")
     for frozen in ("gru_1", "gru_2"):  # frozen in transfer: bitwise the pretrained weights
-        assert all(np.array_equal(a, b) for a, b in zip(pretrain[frozen], transfer[frozen]))
-    assert not all(np.array_equal(a, b) for a, b in zip(pretrain["gru_3"], transfer["gru_3"]))
+        assert all(np.array_equal(a, b) for a, b in zip(pretrain[frozen], transfer[frozen], strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(pretrain["gru_3"], transfer["gru_3"], strict=True))
 
 
 def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_completes(tmp_path):
@@ -163,7 +163,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_com
     assert "stage 1/2 'pretrain': finished earlier, kept" in again.stdout
     assert RunDir(str(out)).read_report("transfer").worker_digests
     after = _weights(out, "pretrain")
-    assert all(np.array_equal(a, b) for name in after for a, b in zip(after[name], pretrain_before[name]))
+    assert all(np.array_equal(a, b) for name in after for a, b in zip(after[name], pretrain_before[name], strict=True))
 
 
 def test_mirrored_in_this_process_equals_no_strategy_bitwise(tmp_path, registry, single_run):
@@ -174,7 +174,7 @@ def test_mirrored_in_this_process_equals_no_strategy_bitwise(tmp_path, registry,
     assert reports[0].plan.distribute.startswith("mirrored: ")
     for stage in STAGES:
         mirrored, single = _weights(tmp_path / "run", stage), _weights(single_run, stage)
-        assert all(np.array_equal(a, b) for name in single for a, b in zip(mirrored[name], single[name])), stage
+        assert all(np.array_equal(a, b) for name in single for a, b in zip(mirrored[name], single[name], strict=True)), stage
 
 
 def test_plan_shows_the_strategy_and_that_features_are_not_cached_across_workers(tmp_path, capsys):
@@ -245,5 +245,5 @@ def test_batch_normalization_moving_statistics_agree_across_workers_and_frozen_o
     for stage, weights in (("pretrain", pretrain), ("transfer", transfer)):
         digests = RunDir(str(out)).read_report(stage).worker_digests
         assert len(set(digests)) == 1 and digests[0] == weights_digest(weights)
-    assert all(np.array_equal(a, b) for a, b in zip(pretrain["conv_1_bn"], transfer["conv_1_bn"]))
-    assert not all(np.array_equal(a, b) for a, b in zip(pretrain["conv_2_bn"], transfer["conv_2_bn"]))
+    assert all(np.array_equal(a, b) for a, b in zip(pretrain["conv_1_bn"], transfer["conv_1_bn"], strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(pretrain["conv_2_bn"], transfer["conv_2_bn"], strict=True))

@@ -238,7 +238,7 @@ def test_the_stream_decodes_the_pixels_written(images, load, color_mode, channel
     samples = read_all(stream, stream.train)
     expected = sorted(written.items())
     assert [label for _, label in samples] == [0] * 4 + [1] * 3 + [2] * 5
-    for (x, _), (_, values) in zip(samples, expected):
+    for (x, _), (_, values) in zip(samples, expected, strict=True):
         assert x.dtype == np.float32 and x.shape == (SIDE, SIDE, channels)
         np.testing.assert_array_equal(x, np.repeat(values[..., None], channels, axis=-1).astype(np.float32))
     assert len(read_all(stream, stream.validation)) == 6

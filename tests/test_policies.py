@@ -308,7 +308,7 @@ def test_fine_tune_top_without_freeze_batch_norm_updates_the_statistics(conv_run
     trains = {"conv_3", "conv_3_bn", "level", "trend"}
     assert conv_run.spy.trainable(call) == {name: name in trains for name in CONV_WEIGHTED}
     moved = _statistics(variable_names, "conv_3_bn", final["conv_3_bn"])
-    for before, after in zip(_statistics(variable_names, "conv_3_bn", source["conv_3_bn"]), moved):
+    for before, after in zip(_statistics(variable_names, "conv_3_bn", source["conv_3_bn"]), moved, strict=True):
         assert not np.array_equal(before, after), "a training BatchNormalization must update its statistics"
     for name in ["conv_1_bn", "conv_2_bn", "conv_1", "conv_2"]:
         assert bitwise(final[name], source[name]), f"{name} is outside the top 2 and must stay frozen"

@@ -92,7 +92,7 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 def bitwise(left, right) -> bool:
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
     )
 
 
@@ -271,7 +271,7 @@ def test_progressive_bad_groups_are_spec_problems_at_their_index(registry, built
         registry.transfer_policy("progressive", ProgressiveParams(groups=groups), built["conv"])
     items = caught.value.items
     assert [path for path, _ in items] == [path for path, _ in problems]
-    for (_, message), (_, expected) in zip(items, problems):
+    for (_, message), (_, expected) in zip(items, problems, strict=True):
         assert message.startswith(expected), message
 
 
@@ -506,7 +506,7 @@ def test_history_json_holds_every_round_run(progressive_run):
     history = progressive_run.history
     assert list(history) == ["rounds"]
     assert [row["val_loss"] for row in history["rounds"]] == [[1.0], [0.5], [0.6]]
-    for row, call in zip(history["rounds"], progressive_run.rounds):
+    for row, call in zip(history["rounds"], progressive_run.rounds, strict=True):
         assert {"loss", "level_loss", "trend_loss", "trend_accuracy", "val_trend_accuracy"} <= set(row)
         assert all(len(values) == 1 and math.isfinite(values[0]) for values in row.values())
         assert math.isfinite(call["real_val_loss"][0])  # there was a real validation loss to overwrite

@@ -54,7 +54,7 @@ def finished(tmp_path) -> RunDir:
     """A run directory with both stages finished."""
     run_dir = RunDir(str(tmp_path / "out"))
     with run_dir.locked():
-        for stage, fingerprint in zip(["pretrain", "transfer"], FINGERPRINTS):
+        for stage, fingerprint in zip(["pretrain", "transfer"], FINGERPRINTS, strict=True):
             publish(run_dir, stage, fingerprint)
     return run_dir
 

@@ -172,7 +172,7 @@ def test_model_keras_predicts_like_the_graft_model_with_the_saved_weights(seed_r
     loaded = keras.models.load_model(os.path.join(seed_run.out, "transfer", "model.keras"))
     found = loaded.predict(x, verbose=0)
     assert len(found) == len(expected) == 2
-    for head_found, head_expected in zip(found, expected):
+    for head_found, head_expected in zip(found, expected, strict=True):
         np.testing.assert_allclose(head_found, head_expected, rtol=0, atol=1e-6)
 
 

@@ -96,7 +96,7 @@ def test_a_stream_and_arrays_of_the_same_samples_train_to_the_same_weights(train
     arrays, streamed = trained["arrays"], trained[mode]
     assert arrays.keys() == streamed.keys()
     for name in arrays:
-        for a, b in zip(arrays[name], streamed[name]):
+        for a, b in zip(arrays[name], streamed[name], strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"{mode}: {name}")
 
 
@@ -148,7 +148,7 @@ def test_batches_are_reshuffled_every_epoch_and_the_same_for_the_same_seed():
 
     first, second = epochs(7)
     assert sorted(first) == list(range(32)) and not np.array_equal(first, second)
-    assert all(np.array_equal(a, b) for a, b in zip(epochs(7), (first, second)))
+    assert all(np.array_equal(a, b) for a, b in zip(epochs(7), (first, second), strict=True))
 
 
 def test_a_stream_whose_train_is_not_a_tf_dataset_is_an_error_naming_the_plugin(tmp_path):

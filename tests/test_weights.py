@@ -90,7 +90,7 @@ def distinct(built, seed: int = 0) -> dict[str, list[np.ndarray]]:
 
 def bitwise(left, right) -> bool:
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
     )
 
 
@@ -290,7 +290,7 @@ def test_weights_written_under_either_keras_load_by_name_under_this_one(major, v
     assert len(names) >= 4
     checked = 0
     for info in built.layers:
-        for position, (variable, value) in enumerate(zip(info.layer.weights, info.layer.get_weights())):
+        for position, (variable, value) in enumerate(zip(info.layer.weights, info.layer.get_weights(), strict=True)):
             expected = fixture.pattern(names, info.name, position, tuple(value.shape))
             assert np.array_equal(np.asarray(variable), expected), f"{info.name} weight {position} ({variable.name})"
             checked += 1

@@ -38,7 +38,7 @@ class BuiltModel:
         """Head name -> shape of one output sample."""
         return {
             name: tuple(int(d) for d in tensor.shape[1:])
-            for name, tensor in zip(self.model.output_names, self.model.outputs)
+            for name, tensor in zip(self.model.output_names, self.model.outputs, strict=True)
         }
 
 

@@ -147,7 +147,7 @@ def _plan(args) -> int:
     plans = plan_spec(spec_file, registry)
     data = [loaded.summary for loaded in load_and_check_data(spec_file, registry, plans)]
     if args.format == "json":
-        stages = [{**plan.to_json(), "data": attrs.asdict(summary)} for plan, summary in zip(plans, data)]
+        stages = [{**plan.to_json(), "data": attrs.asdict(summary)} for plan, summary in zip(plans, data, strict=True)]
         print(json.dumps({"stages": stages}, indent=2))
     else:
         print(render_text(plans, data, compact=not args.all), end="")

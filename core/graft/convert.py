@@ -118,7 +118,7 @@ def _strict_tuple(converter: cattrs.Converter):
         if args and args[-1] is not Ellipsis and len(value) != len(args):
             raise SpecProblem((), f"expected a list of {len(args)} items, got {len(value)}")
         item_types = [args[0] if args and args[-1] is Ellipsis else (args[i] if args else Any) for i in range(len(value))]
-        return tuple(_structure_each(converter, list(zip(value, item_types))))
+        return tuple(_structure_each(converter, list(zip(value, item_types, strict=True))))
 
     return structure_tuple
 

@@ -133,7 +133,7 @@ def average_moving_statistics(distribution: Distribution | None, keras, model: A
     same = (rows == rows[0]).all(axis=0)
     averaged = np.where(same, rows[0], rows.astype(np.float64).mean(axis=0).astype(rows.dtype))
     start = 0
-    for variable, value in zip(variables, local):
+    for variable, value in zip(variables, local, strict=True):
         variable.assign(averaged[start : start + value.size].reshape(value.shape))
         start += value.size
 
@@ -151,7 +151,7 @@ def check_batches(distribution: Distribution, spec_file, samples: list[int | Non
     a share of another size would weigh its samples differently than one process does.
     """
     replicas, problems = distribution.replicas, []
-    for index, (stage, count) in enumerate(zip(spec_file.spec.stages, samples)):
+    for index, (stage, count) in enumerate(zip(spec_file.spec.stages, samples, strict=True)):
         at = ("stages", index, "batch_size")
         if stage.batch_size % replicas:
             lower, upper = stage.batch_size // replicas * replicas, -(-stage.batch_size // replicas) * replicas

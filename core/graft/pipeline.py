@@ -91,7 +91,7 @@ def _array_batches(x, y: dict, batch_size: int, seed: int | None, whole_batches:
     order = order.batch(batch_size, drop_remainder=whole_batches)
 
     def pair(values):
-        return values[0], per_head(dict(zip(heads, values[1:])))[0]
+        return values[0], per_head(dict(zip(heads, values[1:], strict=True)))[0]
 
     if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
         tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
@@ -108,7 +108,7 @@ def _array_batches(x, y: dict, batch_size: int, seed: int | None, whole_batches:
 
     def read(rows):
         values = tf.numpy_function(gather, [rows], dtypes, stateful=False)
-        for value, column in zip(values, columns):
+        for value, column in zip(values, columns, strict=True):
             value.set_shape((None, *column.shape[1:]))
         return pair(values)
 

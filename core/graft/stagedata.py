@@ -34,7 +34,7 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
     spec = spec_file.spec
     loaded: list[StageData] = []
     problems = Problems()
-    for index, (stage, plan) in enumerate(zip(spec.stages, plans)):
+    for index, (stage, plan) in enumerate(zip(spec.stages, plans, strict=True)):
         at: Path = ("stages", index, "data")
         with problems.collect():
             data = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir, at=at)

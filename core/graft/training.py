@@ -90,7 +90,7 @@ def train_stage(
     ever_trainable: set[str] = set()
     best = cached = None
     try:
-        for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds)):
+        for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds, strict=True)):
             if several:
                 log(f"   round {number}: {step.label} ({round_plan.trainable_params:,} parameters trainable)")
             apply_decisions(built, step.decisions)

@@ -62,7 +62,7 @@ def check_weights(params: DenseHeadParams, features: int | None, name: str) -> N
     problems = Problems()
     size = int(features or 1)  # an unknown feature size counts as 1
     paths = [("hidden", index) for index in range(len(params.hidden))] + [("units",)]
-    for units, path in zip([*params.hidden, params.units], paths):
+    for units, path in zip([*params.hidden, params.units], paths, strict=True):
         with problems.collect():
             check_allocation((size + 1) * units, f"head '{name}' Dense of {units:,} units on {size:,} inputs", path)
         size = units

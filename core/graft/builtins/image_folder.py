@@ -107,7 +107,7 @@ def _listed(
                 )
     if params.color_mode in COLOR_MODES:
         for kind in sorted({kind for kind in found.formats if (params.color_mode, kind) in UNDECODABLE}):
-            files = [path for path, of in zip(found.files, found.formats) if of == kind]
+            files = [path for path, of in zip(found.files, found.formats, strict=True) if of == kind]
             channels = COLOR_MODES[params.color_mode]
             message = (
                 f"TensorFlow cannot decode {kind.upper()} images to {channels} channel{'s' * (channels > 1)} "

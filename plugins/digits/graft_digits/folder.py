@@ -99,11 +99,11 @@ def write_digits_folder(
     splits = {"train": train, "val": held} if holdout > 0 else {"train": train}
     counts: dict[str, dict[int, int]] = {"train": {}, "val": {}}
     for split, per_digit in splits.items():
-        for digit, indices in zip(params.classes, per_digit):
+        for digit, indices in zip(params.classes, per_digit, strict=True):
             folder = os.path.join(out, split, str(digit))
             os.makedirs(folder, exist_ok=True)
             indices = np.sort(indices)
-            for index, pixels in zip(indices, grey_images(images[indices], size)):
+            for index, pixels in zip(indices, grey_images(images[indices], size), strict=True):
                 write_png(os.path.join(folder, f"{index:04d}.png"), pixels)
             counts[split][digit] = len(indices)
     return Written(out, counts["train"], counts["val"])

@@ -161,7 +161,7 @@ def test_upsampling_is_exact_nearest_neighbour():
     data = load(classes=TOP, size=32, channels=3, holdout=0.0)
     x = data.x
     small = original(x)
-    for image, eight in zip(x[:50], small[:50]):
+    for image, eight in zip(x[:50], small[:50], strict=True):
         assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
         blocks = image[..., 0].reshape(8, 4, 8, 4)  # (row, within row, column, within column)
         assert (blocks == blocks[:, :1, :, :1]).all()  # every 4x4 block is one value
@@ -183,7 +183,7 @@ def test_size_8_is_the_original_pictures_scaled():
 
 def test_relabelling_in_the_order_given():
     images, digits = digit_images()
-    digit_of = {image.tobytes(): digit for image, digit in zip(images, digits)}
+    digit_of = {image.tobytes(): digit for image, digit in zip(images, digits, strict=True)}
     classes = [9, 3, 5]
     data = load(classes=classes)
     for x, y in ((data.x, data.y["digit"]), (data.x_val, data.y_val["digit"])):
@@ -237,7 +237,7 @@ def test_smaller_per_class_keeps_a_subset_of_a_larger_one():
 def test_split_indices_are_disjoint_and_independent_of_the_other_digits():
     _, digits = digit_images()
     train, held = split_indices(digits, params({"classes": TOP, "per_class": 10}))
-    for digit, t, h in zip(TOP, train, held):
+    for digit, t, h in zip(TOP, train, held, strict=True):
         assert (digits[t] == digit).all() and (digits[h] == digit).all()
         assert not set(t.tolist()) & set(h.tolist())
         assert len(t) == 10

@@ -268,11 +268,11 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     with validators.loading_spec_in(str(tmp_path)):
         loaded = graft_mobilenet.base_of(build(seed=2, weights=f"w/base{suffix}", base_dir=str(tmp_path)))
     fresh = graft_mobilenet.base_of(fresh_seed_2)
-    pairs = [(a, b, c) for a, b, c in zip(source.layers, loaded.layers, fresh.layers) if a.weights]
+    pairs = [(a, b, c) for a, b, c in zip(source.layers, loaded.layers, fresh.layers, strict=True) if a.weights]
     assert len(pairs) == len([layer for layer in loaded.layers if layer.weights]) > 100
     for saved, got, other in pairs:
         assert saved.name == got.name == other.name
-        assert all(s.tobytes() == g.tobytes() for s, g in zip(saved.get_weights(), got.get_weights())), saved.name
+        assert all(s.tobytes() == g.tobytes() for s, g in zip(saved.get_weights(), got.get_weights(), strict=True)), saved.name
     kernels = [(got, other) for _, got, other in pairs if "kernel" in got.weights[0].name]
     assert kernels and all(g.get_weights()[0].tobytes() != o.get_weights()[0].tobytes() for g, o in kernels)
 
