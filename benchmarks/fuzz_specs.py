@@ -25,6 +25,7 @@ import faulthandler
 import json
 import multiprocessing
 import os
+import pathlib
 import random
 import shutil
 import sys
@@ -87,7 +88,7 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
     case_dir = os.path.join(folder, f"{command}-{worker}")
     os.makedirs(case_dir, exist_ok=True)
     current = os.path.join(folder, f"{command}-{worker}.current")
-    watchdog = open(os.path.join(folder, f"{command}-{worker}.watchdog"), "a")
+    watchdog = open(os.path.join(folder, f"{command}-{worker}.watchdog"), "a")  # noqa: SIM115 - faulthandler's, for life
     seen: set = set()
     accepted: list = []
     pool_rng = random.Random(f"{seed}:{command}:{worker}:pool")
@@ -157,7 +158,7 @@ def run_command(command: str, total: int, jobs: int, seed: int, folder: str, sec
                 except (OSError, ValueError):
                     info = {"index": share[w] - 1, "describe": "?", "text": ""}
                 watchdog = os.path.join(folder, f"{command}-{w}.watchdog")
-                tail = open(watchdog).read()[-3000:] if os.path.exists(watchdog) else ""
+                tail = pathlib.Path(watchdog).read_text()[-3000:] if os.path.exists(watchdog) else ""
                 kind = "hang" if "Timeout" in tail else "crash"
                 crashes.append({"index": info["index"], "status": "failure", "kind": kind,
                                 "signature": json.dumps([f"worker {kind}", f"exit code {proc.exitcode}"]),

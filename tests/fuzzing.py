@@ -924,9 +924,11 @@ def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None, c
     start = time.perf_counter()
     rc: Any = None
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), cached_registry():
-            with memory_limit(memory), time_limit(seconds, clock):
-                rc = cli.main(argv)
+        with (
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), cached_registry(),
+            memory_limit(memory), time_limit(seconds, clock),
+        ):
+            rc = cli.main(argv)
     except CaseTimeout:
         tb = sys.exc_info()[2]
         return Outcome("failure", "timeout", ("timeout", _innermost(tb)), None, out.getvalue() + err.getvalue(),

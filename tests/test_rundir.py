@@ -210,9 +210,11 @@ def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path):
 
 
 def test_out_where_no_folder_can_be_made_is_refused(tmp_path):
-    with pytest.raises(RunError, match="cannot create the run directory /proc/graft-run"):
-        with RunDir("/proc/graft-run").locked():
-            pass
+    with (
+        pytest.raises(RunError, match="cannot create the run directory /proc/graft-run"),
+        RunDir("/proc/graft-run").locked(),
+    ):
+        pass
 
 
 def test_a_stage_name_too_long_for_the_file_system_is_refused_before_writing(tmp_path):

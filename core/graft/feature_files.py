@@ -10,6 +10,7 @@ removes entries.  Pure numpy.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -99,10 +100,8 @@ def tree_size(folder: str) -> int:
     total = 0
     for parent, _dirs, files in os.walk(folder):
         for file in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(parent, file)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -220,7 +219,7 @@ class _Sink:
         self.file, self.what, self.path = file, what, os.path.join(folder, file)
         self.dtype, self.sample_shape, self.rows = first.dtype, first.shape[1:], 0
         with writing(self.path):
-            self.handle = open(self.path, "wb")
+            self.handle = open(self.path, "wb")  # noqa: SIM115 - written batch by batch, closed by close()
 
     def write(self, values: np.ndarray, number: int) -> None:
         if values.dtype != self.dtype or values.shape[1:] != self.sample_shape:

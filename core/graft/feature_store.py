@@ -21,6 +21,7 @@ lock on its ``meta.json``) is skipped.  Deleting the root by hand is safe while 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -132,7 +133,7 @@ class FeatureStore:
             return None
         meta_path = os.path.join(folder, META)
         try:
-            handle = open(meta_path, "rb")
+            handle = open(meta_path, "rb")  # noqa: SIM115 - held (its lock) by the StoredFeatures returned
         except PermissionError as exc:
             raise store_error("read", self.folder, exc) from None
         except OSError:
@@ -150,10 +151,8 @@ class FeatureStore:
             if problem is not None:
                 self._discard(folder, problem)
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(folder)  # last use; a cache shared read-only just keeps its times
-        except OSError:
-            pass
         return StoredFeatures(folder, meta, handle)
 
     def put(
@@ -183,7 +182,7 @@ class FeatureStore:
             with writing(partial):
                 write_json(os.path.join(partial, META), meta.to_json())
                 fsync_path(partial)
-                lock = open(os.path.join(partial, META), "rb")
+                lock = open(os.path.join(partial, META), "rb")  # noqa: SIM115 - held for its lock
             fcntl.flock(lock, fcntl.LOCK_SH)  # the lock follows the file through the rename
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -273,7 +272,7 @@ class FeatureStore:
     def _remove(self, folder: str, exclusive: bool) -> bool:
         """Move the entry aside (unless ``exclusive`` and a run holds it) and delete it; True if gone."""
         try:
-            handle = open(os.path.join(folder, META), "rb")
+            handle = open(os.path.join(folder, META), "rb")  # noqa: SIM115 - held for its lock
         except OSError:
             handle = None
         try:

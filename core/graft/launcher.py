@@ -10,6 +10,7 @@ nothing waits forever.  No TensorFlow in this process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -95,10 +96,8 @@ def _stop_within(workers: list[subprocess.Popen], grace: float) -> int:
 
 
 def _signal(worker: subprocess.Popen, number: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(worker.pid, number)
-    except ProcessLookupError:  # already gone
-        pass
 
 
 def _ended(code: int) -> str:

@@ -109,7 +109,7 @@ class RunDir:
         path = os.path.join(self.path, LOCK)
         while True:
             try:
-                handle = open(path, "a+", encoding="utf-8")
+                handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for its lock
             except OSError as exc:
                 raise RunError(f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
             try:

@@ -15,6 +15,7 @@ No TensorFlow is imported (the registry loads plugins as ``graft validate`` does
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import types
@@ -113,10 +114,8 @@ class SchemaBuilder:
 
     def object_schema(self, cls: type, overrides: dict[str, JSON] | None = None) -> JSON:
         """The schema of a mapping structured as the attrs class ``cls``: its fields, the required ones, no others."""
-        try:
+        with contextlib.suppress(Exception):  # an annotation that does not resolve: that field is left open
             attrs.resolve_types(cls)
-        except Exception:  # noqa: BLE001 - an annotation that does not resolve: that field is left open
-            pass
         fields = [field for field in attrs.fields(cls) if field.init]
         properties: JSON = {}
         for field in fields:

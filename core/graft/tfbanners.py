@@ -89,10 +89,8 @@ def fd2_lines_hidden(patterns: Sequence[str]) -> Iterator[None]:
             os.dup2(saved, 2)
     finally:
         os.close(saved)
-        try:
+        with contextlib.suppress(OSError):  # the holder is gone: nothing to show
             os.write(write_end, mark + how)  # shorter than PIPE_BUF: all at once
-        except OSError:
-            pass  # the holder is gone: nothing to show
         os.close(write_end)
         try:
             process.wait(timeout=60)

@@ -70,9 +70,11 @@ class ImageFolderParams:
             val = _listed(self, _resolve(folder, self.validation_directory), ("validation_directory",), problems, True)
             if train is not None and val is not None:
                 _same_classes(train, val, problems)
-        elif train is not None and train.files and 0 < self.validation_split < 1 and self.seed >= 0:
-            if not split_files(train, self.validation_split, self.seed)[1].size:
-                problems.add(("validation_split",), f"no class in {train.root} has 2 or more images to hold one out")
+        elif (
+            train is not None and train.files and 0 < self.validation_split < 1 and self.seed >= 0
+            and not split_files(train, self.validation_split, self.seed)[1].size
+        ):
+            problems.add(("validation_split",), f"no class in {train.root} has 2 or more images to hold one out")
         problems.raise_all()
 
     @property
