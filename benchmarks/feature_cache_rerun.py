@@ -120,7 +120,10 @@ def main() -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"{args.images} digits at {args.size}x{args.size}x3, frozen MobileNetV2 (alpha 1.0), {args.epochs} epochs of the head")
+    print(
+        f"{args.images} digits at {args.size}x{args.size}x3, frozen MobileNetV2 (alpha 1.0), "
+        f"{args.epochs} epochs of the head"
+    )
     for name, run in (("first run (features computed, stored)", first), ("head variant (cached features)", variant)):
         report = run["report"]
         print(

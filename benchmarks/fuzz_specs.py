@@ -128,7 +128,10 @@ def minimise(text, case_dir, command, outcome, seconds, memory) -> str:
 
     def still_fails(candidate: str) -> bool:
         path = fuzzing.write_case(case_dir, candidate, "shrink.yaml")
-        return fuzzing.check_file(path, command, seconds=seconds, memory=memory, clock="cpu").signature == outcome.signature
+        return (
+            fuzzing.check_file(path, command, seconds=seconds, memory=memory, clock="cpu").signature
+            == outcome.signature
+        )
 
     return fuzzing.minimise(text, still_fails)
 
@@ -213,7 +216,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for validate cases (plan uses one)")
     parser.add_argument("--timeout", type=float, default=10.0,
-                        help="CPU seconds per validate case (plan: 6x); a case still running after 3x that wall time + 30 s is a hang")
+                        help="CPU seconds per validate case (plan: 6x); "
+                             "a case still running after 3x that wall time + 30 s is a hang")
     parser.add_argument("--memory", type=float, default=2.0, help="GiB a case may map beyond the worker's start")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (cases and logs)")
     args = parser.parse_args(argv)

@@ -72,7 +72,8 @@ def without_distribute(text: str) -> str:
 
 
 def run(command: list[str], env: dict[str, str], log: str) -> tuple[float, float, int]:
-    """Run ``command`` with its output in ``log``: wall seconds, CPU seconds of it and its waited-for children, exit status."""
+    """Run ``command`` with its output in ``log``: wall seconds, CPU seconds of it and its waited-for children,
+    exit status."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(log, "wb") as output:
@@ -157,7 +158,9 @@ def main() -> int:
                 wall, cpu, status = run([*commands[name], "--out", out, "--no-feature-cache"], env, log)
                 if status != 0:
                     args.keep = True  # for the log
-                    print(f"{name} (round {round_}) exited {status}; the end of {log}:\n{tail_of(log)}", file=sys.stderr)
+                    print(
+                        f"{name} (round {round_}) exited {status}; the end of {log}:\n{tail_of(log)}", file=sys.stderr
+                    )
                     return 1
                 weights = read_weights(out)
                 if reference is None:
@@ -192,7 +195,8 @@ def main() -> int:
         runs = ", ".join(f"{value:.1f}" for value in walls[name])
         print(f"{name:<9}  {wall[name]:>9.1f} s  {wall[name] / wall[base]:>11.2f}x  {cpu[name]:>8.1f} s  "
               f"{cpu[name] / cpu[base]:>11.2f}x  {max(differences[name]):>19.1e}  {runs}")
-    print(f"2 workers / 1 process: wall {wall['2 workers'] / wall[base]:.2f}x, CPU {cpu['2 workers'] / cpu[base]:.2f}x; "
+    print(f"2 workers / 1 process: wall {wall['2 workers'] / wall[base]:.2f}x, "
+          f"CPU {cpu['2 workers'] / cpu[base]:.2f}x; "
           f"1 worker / 1 process: wall {wall['1 worker'] / wall[base]:.2f}x, CPU {cpu['1 worker'] / cpu[base]:.2f}x; "
           f"weights of 2 workers within {max(differences['2 workers']):.1e} of 1 process (tolerance {TOLERANCE:g})")
     return 0

@@ -174,7 +174,9 @@ def main() -> int:
     how = "deflated, as numpy.savez_compressed writes it" if args.in_memory else "stored, as numpy.savez writes it"
     print(f"npz {how}; {args.samples:,} series x ({args.timesteps}, {args.channels}) float32 at 1x; work in {work}")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    floor, *_ = peak_rss([sys.executable, "-c", "import graft.cli, tensorflow, keras"], env, os.path.join(work, "floor.log"))
+    floor, *_ = peak_rss(
+        [sys.executable, "-c", "import graft.cli, tensorflow, keras"], env, os.path.join(work, "floor.log")
+    )
     print(f"floor: importing graft, tensorflow and keras peaks at {mib(floor)}")
     print(f"{'scale':>5}  {'series':>9}  {'npz':>9}  {'peak RSS':>9}  {'vs 1x':>6}  {'above floor':>11}  "
           f"{'anon':>9}  {'file':>9}  {'wall':>6}")

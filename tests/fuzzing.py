@@ -179,7 +179,8 @@ SNIPPETS = [
     "!!python/tuple [1, 2]", "!!binary aGVsbG8=", "!!binary '!!!'", "!unknown_tag x", "!unknown {a: 1}",
     "!!str 3", "!!int '3'", "!!int 'x'", "!!float '1.5'", "!!float nan", "!!bool yes", "!!null ''",
     "!!timestamp 2001-12-14", "2001-12-14", "!!int", "!!int ''", "!!int '-'", "!!int _", "!!float", "!!float '+'",
-    "!!bool ''", "!!bool maybe", "!!timestamp x", "!!timestamp ''", "!!binary", "!!null x", "!!str", "!!set {a, b}", "!!omap [{a: 1}, {b: 2}]", "!!pairs [{a: 1}, {a: 2}]",
+    "!!bool ''", "!!bool maybe", "!!timestamp x", "!!timestamp ''", "!!binary", "!!null x", "!!str", "!!set {a, b}",
+    "!!omap [{a: 1}, {b: 2}]", "!!pairs [{a: 1}, {a: 2}]",
     "!!omap [{a: 1}, {a: 1}]", "!!omap {a: 1}", "!!set [a]", "!!map [1]", "!!seq {a: 1}", "!!str [1]",
     "&r [*r]", "&r {a: *r}", "&r [1, [2, *r]]", "!!omap &r [{a: *r}]", "!!set &r {? *r}", "*undefined_alias",
     "{<<: {a: 1}, b: 2}", "{<<: [{a: 1}, {b: 2}]}", "{<<: 5}", "{<<: [5]}", "{? [a, b] : 1}", "{? {a: 1} : 1}",
@@ -189,7 +190,8 @@ SNIPPETS = [
 ] + [_bomb(kind, 6, 9) for kind in ("omap", "pairs", "set", "seq", "map")]
 KEY_SNIPPETS = [  # YAML that stands where a mapping key stood
     "!!binary aGVsbG8=", "!!python/name:os.system", "!!int 3", "!!null ''", "!!timestamp 2001-12-14", "!!float nan",
-    "!!float .inf", "!!bool true", "!!str 1", "!unknown model", "&k stages", "*undefined", "!!set {a}", "!!omap [{a: 1}]",
+    "!!float .inf", "!!bool true", "!!str 1", "!unknown model", "&k stages", "*undefined", "!!set {a}",
+    "!!omap [{a: 1}]",
     "? [a]", "2001-12-14", ".nan", "<<", "!!merge <<", "'model '", '"model\\0"', '"\\t"',
 ]
 BIG_SNIPPETS = [_bomb(kind, 9, 9) for kind in ("omap", "pairs", "set", "seq", "map")] + [
@@ -335,7 +337,9 @@ class Mutator:
             parent = _get(data, path[:-1])
             new = self.key() if r.random() < 0.7 else self.inject(r.choice(KEY_SNIPPETS))
             parent[new] = parent.pop(path[-1])
-            shown = self.injections[-1] if isinstance(new, str) and new.startswith("__graft_fuzz_inject_") else repr(new)
+            shown = (
+                self.injections[-1] if isinstance(new, str) and new.startswith("__graft_fuzz_inject_") else repr(new)
+            )
             return data, f"rename {where} -> {shown:.40}"
         if kind == "wrap_list":
             return _set(data, path, [target]), f"wrap {where} in a list"
@@ -363,7 +367,8 @@ class Mutator:
                 return _set(data, path, value), f"{where} = nesting {depth} deep"
             if self.big and r.random() < 0.3:  # long rather than deep: more values than any spec holds
                 snippet = "[" + ", ".join(["1"] * r.choice([100_001, 200_000])) + "]"
-                return _set(data, path, self.inject(snippet)), f"{where} = a plain list of {snippet.count(',') + 1} items"
+                described = f"{where} = a plain list of {snippet.count(',') + 1} items"
+                return _set(data, path, self.inject(snippet)), described
             opening, closing = r.choice([("[", "]"), ("{a: ", "}"), ("!!omap [", "]"), ("[{a: ", "}]")])
             snippet = opening * depth + "1" + closing * depth
             return _set(data, path, self.inject(snippet)), f"{where} = {opening!r} nesting {depth} deep (text)"
@@ -397,7 +402,9 @@ class Mutator:
             node = _get(data, path)
             if isinstance(node, dict):
                 if "plugin" in node:
-                    kind = "extractor" if path[-1:] == ("extractor",) else "policy" if path[-1:] == ("policy",) else "head"
+                    kind = (
+                        "extractor" if path[-1:] == ("extractor",) else "policy" if path[-1:] == ("policy",) else "head"
+                    )
                     refs.append((path, "plugin", kind))
                 if "source" in node:
                     refs.append((path, "source", "source"))
@@ -425,10 +432,12 @@ class Mutator:
             plugin = r.choice(["layers", "fine_tune_top", "progressive", "replace_head", "continue"])
             params = {
                 "layers": {r.choice(["freeze", "train", "reinit"]): r.sample(names, r.randint(0, 3)),
-                           r.choice(["default", "freeze_batch_norm", "train"]): r.choice(["train", "freeze", True, "x"])},
+                           r.choice(["default", "freeze_batch_norm", "train"]):
+                               r.choice(["train", "freeze", True, "x"])},
                 "fine_tune_top": {"layers": r.choice([0, 1, 3, 100, -1, 10**30, 2.5, "3"])},
                 "progressive": {r.choice(["groups", "min_delta", "patience", "max_rounds"]):
-                                r.choice([[["gru_3"], ["gru_*"]], ["gru_3", "gru_3"], [], 0, -1, 10**30, 0.0, [["nomatch"]]])},
+                                r.choice([[["gru_3"], ["gru_*"]], ["gru_3", "gru_3"], [], 0, -1, 10**30, 0.0,
+                                          [["nomatch"]]])},
                 "replace_head": {"train_extractor": r.choice([True, False, "yes", None])},
                 "continue": r.choice([{}, {"x": 1}, None]),
             }[plugin]
@@ -443,7 +452,8 @@ class Mutator:
             stage["data"] = {"source": "npz", "params": {
                 "path": r.choice(["data/train.npz", "data/garbage.npz", "data/single.npy", "data/a_folder.npz",
                                   "missing.npz", "", "/dev/null", "data"]),
-                "targets": r.choice([{"level": "y_level", "trend": "y_trend"}, {"level": "nope"}, {}, {"x": "y_level"}]),
+                "targets": r.choice(
+                    [{"level": "y_level", "trend": "y_trend"}, {"level": "nope"}, {}, {"x": "y_level"}]),
                 r.choice(["inputs", "validation_split", "validation_path"]): r.choice(
                     ["x", "nope", 0.2, 1.0, -0.1, "data/train.npz", float("nan")])}}
             return data, f"stages[{index}].data = {stage['data']!r:.140}"
@@ -576,7 +586,9 @@ class Mutator:
                 snippet = r.choice(SNIPPETS + (BIG_SNIPPETS if self.big else []))
                 if keyed:
                     i = r.choice(keyed)
-                    lines[i] = re.sub(r"^(\s*-?\s*[A-Za-z_]+): .*$", lambda m: f"{m.group(1)}: {snippet}", lines[i], count=1)
+                    lines[i] = re.sub(
+                        r"^(\s*-?\s*[A-Za-z_]+): .*$", lambda m: f"{m.group(1)}: {snippet}", lines[i], count=1
+                    )
                     desc = f"line {i + 1} value = {snippet[:80]}"
                 else:
                     desc = "no value place"
@@ -589,8 +601,9 @@ class Mutator:
                              b"\xff\xfe" + data.decode("utf-8", "replace").encode("utf-16-le")])
             desc = "BOM / CRLF / CR / UTF-16"
         elif kind == "doc":
-            data = r.choice([b"---\n" + data + b"\n---\n" + data, b"%YAML 1.1\n---\n" + data, b"%YAML 9.9\n---\n" + data,
-                             b"%TAG !x! tag:x,2000:\n---\n" + data, data + b"\n...\n", b"", b"~", b"[]", b"42", b"---",
+            data = r.choice([b"---\n" + data + b"\n---\n" + data, b"%YAML 1.1\n---\n" + data,
+                             b"%YAML 9.9\n---\n" + data, b"%TAG !x! tag:x,2000:\n---\n" + data, data + b"\n...\n",
+                             b"", b"~", b"[]", b"42", b"---",
                              b"'just a string'", b"!!binary aGVsbG8="])
             desc = "document-level edit"
         else:
@@ -699,15 +712,16 @@ def well_typed_edit(rng, data: Any) -> tuple[Any, str]:
     elif choice == 3:
         stage["init"] = rng.choice([
             {"weights": rng.choice(["data/weights_keras3.graft.npz", "data/weights_keras2.graft.npz",
-                                    "data/weights_keras3_conv1d_bn.graft.npz", "data/weights_keras2_conv1d_bn.graft.npz",
+                                    "data/weights_keras3_conv1d_bn.graft.npz",
+                                    "data/weights_keras2_conv1d_bn.graft.npz",
                                     "data/train.npz", "data/garbage.npz", "data/single.npy", "data/a_folder.npz"])},
             {"stage": stages[rng.randrange(index)]["name"]} if index and isinstance(stages[0], dict) else {},
         ])
         if not stage["init"]:
             del stage["init"]
     elif choice == 4:
-        model["input_shape"] = rng.choice([[12, 3], [1, 3], [2, 1], [12], [12, 3, 1], [3, 12], [100000, 3], [12, 100000],
-                                           [32, 32, 3], [4096, 4096]])
+        model["input_shape"] = rng.choice([[12, 3], [1, 3], [2, 1], [12], [12, 3, 1], [3, 12], [100000, 3],
+                                           [12, 100000], [32, 32, 3], [4096, 4096]])
     elif choice == 5 and isinstance(model.get("extractor"), dict):
         layers = (model["extractor"].get("params") or {}).get("layers")
         if isinstance(layers, list) and layers and isinstance(layers[0], dict):
@@ -716,8 +730,8 @@ def well_typed_edit(rng, data: Any) -> tuple[Any, str]:
             layer[key] = {"units": rng.choice([1, 2, 4096, 100000]), "filters": rng.choice([1, 4096, 100000]),
                           "kernel_size": rng.choice([1, 12, 13, 50, 1000]), "strides": rng.choice([1, 2, 12, 13, 1000]),
                           "padding": rng.choice(["same", "valid"]), "dropout": rng.choice([0.0, 0.5]),
-                          "name": rng.choice(["level", "trend", "gru_input", "conv_input", "conv_pool", "trend_hidden_1",
-                                              "a" * 200, "x1"])}[key]
+                          "name": rng.choice(["level", "trend", "gru_input", "conv_input", "conv_pool",
+                                              "trend_hidden_1", "a" * 200, "x1"])}[key]
             return data, f"an extractor layer's {key} = {layer[key]!r}"
     elif choice == 6:
         model["extractor"] = rng.choice([
@@ -815,18 +829,26 @@ def judge(rc: Any, stdout: str, stderr: str) -> Outcome:
         outcome = Outcome("rejected", rc=rc, output=output)
         lines = stderr.rstrip("\n").split("\n")
         if not lines[0].startswith("error: "):
-            return Outcome("failure", "format", ("format", "no error: line"), rc, output, "stderr does not start with 'error: '")
+            return Outcome(
+                "failure", "format", ("format", "no error: line"), rc, output, "stderr does not start with 'error: '"
+            )
         header = HEADER.match(lines[0])
         if header:
             problems = lines[1:]
             if int(header.group(1)) != len(problems):
                 bad = [line for line in problems if not PROBLEM_LINE.match(line)]
-                what = "PyYAML's reader error over several lines" if '"<unicode string>"' in stderr else "a problem spans several lines"
+                what = (
+                    "PyYAML's reader error over several lines"
+                    if '"<unicode string>"' in stderr
+                    else "a problem spans several lines"
+                )
                 return Outcome("failure", "format", ("format", what), rc, output,
                                f"header says {header.group(1)} problems, {len(problems)} lines follow: {bad[:1]!r}")
             for line in problems:
                 if not PROBLEM_LINE.match(line):
-                    return Outcome("failure", "format", ("format", normalise(line)), rc, output, f"not a problem line: {line!r}")
+                    return Outcome(
+                        "failure", "format", ("format", normalise(line)), rc, output, f"not a problem line: {line!r}"
+                    )
         elif len(lines) > 1 and not all(line.startswith("  ") for line in lines[1:]):
             return Outcome("failure", "format", ("format", "a problem spans several lines"), rc, output,
                            f"unindented continuation: {lines[1]!r}")

@@ -58,5 +58,6 @@ def read_report(out: str, stage: str) -> dict:
 
 def bitwise(left: list[np.ndarray], right: list[np.ndarray]) -> bool:
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(left, right, strict=True)
     )

@@ -44,7 +44,9 @@ def spec_text(entries: list[str] | str, input_shape: str = "[8, 8, 3]") -> str:
 
 def first_entry_line(text: str) -> int:
     """The line of stages[1].data.augment[0]: the one after ``augment:``."""
-    return next(number for number, line in enumerate(text.splitlines(), start=1) if line.startswith("      augment:")) + 1
+    return (
+        next(number for number, line in enumerate(text.splitlines(), start=1) if line.startswith("      augment:")) + 1
+    )
 
 
 def problems(load, entries, input_shape: str = "[8, 8, 3]") -> list[str]:
@@ -94,7 +96,8 @@ def test_the_table_names_each_record_by_its_one_field():
                                    "{flip: horizontal}, got list; augmentations: flip, rotation, zoom, translation, "
                                    "contrast, brightness, noise"),
         ("{flip: horizontal, rotation: 0.1}", "", "one augmentation per entry, got 2 (flip, rotation); write each "
-                                                  "as its own item of the list: - {flip: horizontal}, - {rotation: 0.1}"),
+                                                  "as its own item of the list: "
+                                                  "- {flip: horizontal}, - {rotation: 0.1}"),
         ("{}", "", "an empty entry: name one augmentation and its setting, such as {flip: horizontal}; "
                    "augmentations: flip, rotation, zoom, translation, contrast, brightness, noise"),
         ("{1: 2}", "", "expected the name of an augmentation as the key, got int 1; augmentations: flip, rotation, "
@@ -229,7 +232,10 @@ def test_flip_vertical_mirrors_top_to_bottom(keras):
     batch = images(16)
     out = np.asarray(make_augmenter(keras, [Flip("vertical")], seed=5)(batch))
 
-    assert all(np.array_equal(image, original) or np.array_equal(image, original[::-1]) for image, original in zip(out, batch, strict=True))
+    assert all(
+        np.array_equal(image, original) or np.array_equal(image, original[::-1])
+        for image, original in zip(out, batch, strict=True)
+    )
     assert not np.array_equal(out, batch)
 
 
@@ -264,7 +270,9 @@ def augmented_epochs(keras, entries, seed: int, epochs: int = 2) -> list[list[np
 
     augmenter = make_augmenter(keras, entries, seed)
     x, y = images(6), np.arange(6)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).map(lambda inputs, targets: (augmenter(inputs), targets))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(2).map(lambda inputs, targets: (augmenter(inputs), targets))
+    )
     result = []
     for _ in range(epochs):
         batches = []
@@ -292,7 +300,11 @@ def test_the_same_seed_augments_the_same_way_and_another_seed_differently(keras)
     again = augmented_epochs(keras, ALL, seed=9)  # fresh layers, as in a fresh process
     other = augmented_epochs(keras, ALL, seed=10)
 
-    assert all(np.array_equal(a, b) for epoch, epoch_again in zip(run, again, strict=True) for a, b in zip(epoch, epoch_again, strict=True))
+    assert all(
+        np.array_equal(a, b)
+        for epoch, epoch_again in zip(run, again, strict=True)
+        for a, b in zip(epoch, epoch_again, strict=True)
+    )
     assert not np.allclose(run[0][0], other[0][0])
 
 

@@ -60,7 +60,9 @@ BLOCKS = [f"early_{n}" for n in range(1, 9)] + [f"late_{n}" for n in range(1, 4)
 
 def table(out: str) -> list[list[str]]:
     """The rows of every layer table in ``out`` (header lines left out), cells split on 2+ spaces."""
-    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("  ") and "  " in line.strip()]
+    rows = [
+        re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("  ") and "  " in line.strip()
+    ]
     return [row for row in rows if len(row) == len(TABLE_HEADER) and row != TABLE_HEADER]
 
 
@@ -198,7 +200,9 @@ def test_validate_checks_every_file_despite_the_bad_ones(tmp_path, capsys):
 
 
 def test_validate_of_valid_files_exits_0_with_a_line_each(capsys):
-    configs = [str(ROOT / "configs" / name) for name in ("gru_transfer.yaml", "conv1d_transfer.yaml", "gru_progressive.yaml")]
+    configs = [
+        str(ROOT / "configs" / name) for name in ("gru_transfer.yaml", "conv1d_transfer.yaml", "gru_progressive.yaml")
+    ]
 
     assert main(["validate", *configs]) == 0
 

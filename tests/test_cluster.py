@@ -117,7 +117,9 @@ def test_from_arguments_refuses_an_address_given_twice():
     )
 
 
-@pytest.mark.parametrize("address", ["host", "host:0", "host:99999", "a b:1", "host:", ":2222", "host:port", "::1:2222"])
+@pytest.mark.parametrize(
+    "address", ["host", "host:0", "host:99999", "a b:1", "host:", ":2222", "host:port", "::1:2222"]
+)
 def test_from_arguments_refuses_what_is_not_host_port(address):
     with pytest.raises(ClusterError) as caught:
         cluster.from_arguments(f"ok:1,{address}", 0)
@@ -510,7 +512,9 @@ def test_run_with_tf_config_not_json(specs, capsys, monkeypatch, tmp_path):
 
 
 def test_run_with_tf_config_of_a_spec_without_distribute(specs, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv(TF_CONFIG, json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv(
+        TF_CONFIG, json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}})
+    )
 
     message = run_error(["run", specs.plain], capsys)
 
@@ -553,7 +557,9 @@ def test_a_cluster_error_stops_before_tensorflow(specs, tmp_path):
 
     assert result.returncode == 1, result.stderr
     assert result.stdout == "False False\n"
-    assert result.stderr.startswith("error: the spec says distribute: {strategy: multi_worker} but no cluster is given: ")
+    assert result.stderr.startswith(
+        "error: the spec says distribute: {strategy: multi_worker} but no cluster is given: "
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
 

@@ -60,7 +60,9 @@ def test_no_samples():
 
 def test_inputs_not_numeric():
     data = attrs.evolve(clean(), x=np.full((6, *INPUT), "a"))
-    assert check(data) == [f"{D}: training inputs have dtype <U1, not numbers; convert them to float32 (or integer class ids)"]
+    assert check(data) == [
+        f"{D}: training inputs have dtype <U1, not numbers; convert them to float32 (or integer class ids)"
+    ]
 
 
 def test_input_shape_mismatch():
@@ -111,7 +113,8 @@ def test_target_sample_count():
 
 def test_targets_not_numeric():
     assert with_target("r", ["a", "b"], "mse", (1,)) == [
-        f"{D}: training targets for head 'r' have dtype <U1, not numbers; convert them to float32 (or integer class ids)"
+        f"{D}: training targets for head 'r' have dtype <U1, not numbers; "
+        "convert them to float32 (or integer class ids)"
     ]
 
 
@@ -262,7 +265,8 @@ def test_targets_not_a_mapping_or_with_odd_keys():
         f"{D}: training data has targets None but the model has no head of that name; heads: level, trend",
     ]
     assert odd(y={0: np.zeros(6), "level": clean().y["level"]}) == [
-        f"{D}: training data has no targets for head 'trend' (targets given: 0, level); map a target array to every head",
+        f"{D}: training data has no targets for head 'trend' (targets given: 0, level); "
+        "map a target array to every head",
         f"{D}: training data has targets 0 but the model has no head of that name; heads: level, trend",
     ]
 
@@ -281,7 +285,9 @@ ODD_VALUES = st.one_of(
     ODD_ARRAYS,
     ODD_ARRAYS.map(lambda a: a.astype(object)),
     ODD_ARRAYS.map(lambda a: a.tolist()),
-    st.recursive(st.none() | st.integers() | st.floats() | st.text(max_size=2), lambda inner: st.lists(inner, max_size=4)),
+    st.recursive(
+        st.none() | st.integers() | st.floats() | st.text(max_size=2), lambda inner: st.lists(inner, max_size=4)
+    ),
     st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
 )
 ODD_TARGETS = st.one_of(

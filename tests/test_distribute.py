@@ -36,7 +36,9 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA
 
 def _without_distribute(tmp_path: Path, strategy: str | None = None) -> str:
     """The multi-worker config as one process (``strategy`` None) or under another strategy."""
-    text = CONFIG.read_text().replace("distribute: {strategy: multi_worker}\n", f"distribute: {{strategy: {strategy}}}\n" if strategy else "")
+    text = CONFIG.read_text().replace(
+        "distribute: {strategy: multi_worker}\n", f"distribute: {{strategy: {strategy}}}\n" if strategy else ""
+    )
     path = tmp_path / f"{strategy or 'single'}.yaml"
     path.write_text(text)
     return str(path)
@@ -102,7 +104,11 @@ def test_two_workers_match_one_process_within_1e_5(two_workers, single_run):
     for stage in STAGES:
         distributed, single = _weights(out, stage), _weights(single_run, stage)
         assert distributed.keys() == single.keys()
-        worst = max(float(np.max(np.abs(a - b))) for name in single for a, b in zip(distributed[name], single[name], strict=True))
+        worst = max(
+            float(np.max(np.abs(a - b)))
+            for name in single
+            for a, b in zip(distributed[name], single[name], strict=True)
+        )
         assert worst < 1e-5, f"{stage}: {worst}"
 
 
@@ -174,7 +180,9 @@ def test_mirrored_in_this_process_equals_no_strategy_bitwise(tmp_path, registry,
     assert reports[0].plan.distribute.startswith("mirrored: ")
     for stage in STAGES:
         mirrored, single = _weights(tmp_path / "run", stage), _weights(single_run, stage)
-        assert all(np.array_equal(a, b) for name in single for a, b in zip(mirrored[name], single[name], strict=True)), stage
+        assert all(
+            np.array_equal(a, b) for name in single for a, b in zip(mirrored[name], single[name], strict=True)
+        ), stage
 
 
 def test_plan_shows_the_strategy_and_that_features_are_not_cached_across_workers(tmp_path, capsys):

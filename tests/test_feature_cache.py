@@ -66,13 +66,18 @@ def test_the_report_says_whether_features_were_cached(runs):
 
 def test_cached_and_full_training_give_the_same_weights(runs):
     _, out = runs
-    cached, full = read_weights(f"{out[True]}/head/weights.graft.npz"), read_weights(f"{out[False]}/head/weights.graft.npz")
+    cached, full = (
+        read_weights(f"{out[True]}/head/weights.graft.npz"),
+        read_weights(f"{out[False]}/head/weights.graft.npz"),
+    )
     assert cached.keys() == full.keys()
     for name in cached:
         for a, b in zip(cached[name], full[name], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
     pretrain = read_weights(f"{out[True]}/pretrain/weights.graft.npz")
-    assert not all(np.array_equal(a, b) for a, b in zip(cached["trend"], pretrain["trend"], strict=True) if a.shape == b.shape)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(cached["trend"], pretrain["trend"], strict=True) if a.shape == b.shape
+    )
 
 
 def test_only_a_frozen_deterministic_extractor_counts_as_constant(runs, registry):

@@ -280,11 +280,15 @@ def test_an_unwritable_cache_root_is_a_clear_error(monkeypatch, tmp_path, capsys
     blocker.write_text("not a folder")
     monkeypatch.setenv("GRAFT_CACHE_DIR", str(blocker))
 
-    with pytest.raises(FeatureStoreError, match=f"cannot create the feature cache in {blocker}/features: .*GRAFT_CACHE_DIR"):
+    with pytest.raises(
+        FeatureStoreError, match=f"cannot create the feature cache in {blocker}/features: .*GRAFT_CACHE_DIR"
+    ):
         FeatureStore(cache_root()).put(KEY, batches([2]), None, "x")
     assert main(["cache"]) == 1
     error = capsys.readouterr().err
-    assert error.startswith(f"error: cannot read the feature cache in {blocker}/features") and "GRAFT_CACHE_DIR" in error
+    assert (
+        error.startswith(f"error: cannot read the feature cache in {blocker}/features") and "GRAFT_CACHE_DIR" in error
+    )
 
 
 def test_graft_cache_lists_and_clears(store, capsys):
@@ -348,7 +352,9 @@ with FeatureStore(cache_root()).put({key!r}, slow(), None, sys.argv[1]) as entry
 
 def put_in_a_process(name: str, batches_: int, pause: float) -> subprocess.Popen:
     code = PUT_IN_A_PROCESS.format(key=KEY)
-    return subprocess.Popen([sys.executable, "-c", code, name, str(batches_), str(pause)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, name, str(batches_), str(pause)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_concurrent_puts_of_one_key_publish_one_entry(store):

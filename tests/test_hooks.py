@@ -164,7 +164,10 @@ def test_build_extractor_calls_only_the_named_plugin(registry, keras):
 def test_build_extractor_returning_nothing_is_a_plugin_error(registry):
     registry.register(Silent, "silent")
 
-    with pytest.raises(PluginError, match=r"extractor plugin 'silent' \(distribution \(in-process\).*\) returned nothing from build_extractor"):
+    with pytest.raises(
+        PluginError,
+        match=r"extractor plugin 'silent' \(distribution \(in-process\).*\) returned nothing from build_extractor",
+    ):
         registry.build_extractor("silent", None, (3,))
 
 
@@ -227,7 +230,9 @@ def test_transfer_policy_returns_the_plugins_decisions(registry):
 
 
 def test_transfer_policy_params_reach_the_plugin(registry):
-    decisions = registry.transfer_policy("prefix", PrefixPolicyParams(freeze_prefix="gru_1", reinit_heads=True), LAYERS).first
+    decisions = registry.transfer_policy(
+        "prefix", PrefixPolicyParams(freeze_prefix="gru_1", reinit_heads=True), LAYERS
+    ).first
 
     assert {name: (d.trainable, d.init) for name, d in decisions.items()} == {
         "gru_1": (False, "load"),
@@ -275,7 +280,9 @@ def test_load_data_returning_nothing_is_a_plugin_error(registry):
 
 
 def test_load_data_of_an_unknown_source_suggests(registry):
-    with pytest.raises(PluginError, match="unknown data source 'rmp'; installed data source plugins: ramp — did you mean 'ramp'\\?"):
+    with pytest.raises(
+        PluginError, match="unknown data source 'rmp'; installed data source plugins: ramp — did you mean 'ramp'\\?"
+    ):
         registry.load_data("rmp", None, "/nowhere")
 
 
@@ -289,7 +296,9 @@ def hook_names() -> list[str]:
 
 
 def test_every_hook_has_a_test_here():
-    tests = [name for name, value in vars(sys.modules[__name__]).items() if name.startswith("test_") and callable(value)]
+    tests = [
+        name for name, value in vars(sys.modules[__name__]).items() if name.startswith("test_") and callable(value)
+    ]
     missing = [hook for hook in hook_names() if not any(hook in test for test in tests)]
     assert not missing, f"no test in {__name__} has the hook name in its name: {', '.join(missing)}"
 

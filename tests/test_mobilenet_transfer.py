@@ -121,7 +121,9 @@ def test_the_model_has_mobilenets_layers_with_batch_norm(run):
     for name in run.batch_norms():
         before = run.statistics({name: run.start("pretrain", name)}, name)
         after = run.statistics(run.weights["pretrain"], name)
-        assert not any(bitwise([a], [b]) for a, b in zip(before, after, strict=True)), f"{name} statistics did not move in pretrain"
+        assert not any(bitwise([a], [b]) for a, b in zip(before, after, strict=True)), (
+            f"{name} statistics did not move in pretrain"
+        )
 
 
 def test_replace_head_keeps_the_whole_base_bitwise_and_trains_a_new_head(run):

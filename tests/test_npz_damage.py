@@ -24,7 +24,9 @@ ARCHIVES = {compressed: archive(compressed) for compressed in (False, True)}
 EDITS = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6)
 
 
-@settings(derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(compressed=st.booleans(), edits=EDITS, cut=st.none() | st.integers(0, 10**6), split=st.sampled_from([0.0, 0.5]))
 def test_damaged_archives_give_problems_not_exceptions(tmp_path, compressed, edits, cut, split):
     data = bytearray(ARCHIVES[compressed])

@@ -55,7 +55,10 @@ def good(n: int = 6) -> dict[str, np.ndarray]:
 
 def test_empty_file(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"")
-    assert problem(tmp_path, path="d.npz") == (("path",), f"{tmp_path / 'd.npz'} is empty (0 bytes), not an .npz archive; {SAVEZ}")
+    assert problem(tmp_path, path="d.npz") == (
+        ("path",),
+        f"{tmp_path / 'd.npz'} is empty (0 bytes), not an .npz archive; {SAVEZ}",
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,10 @@ def test_empty_file(tmp_path):
 )
 def test_files_that_are_not_npz_say_what_they_are(tmp_path, content, kind):
     (tmp_path / "d.npz").write_bytes(content)
-    assert problem(tmp_path, path="d.npz") == (("path",), f"{tmp_path / 'd.npz'} is {kind}, not an .npz archive; {SAVEZ}")
+    assert problem(tmp_path, path="d.npz") == (
+        ("path",),
+        f"{tmp_path / 'd.npz'} is {kind}, not an .npz archive; {SAVEZ}",
+    )
 
 
 def test_a_plain_npy_file(tmp_path):

@@ -178,7 +178,9 @@ STORED = io.BytesIO()
 np.savez(STORED, **arrays(n=6))
 
 
-@settings(derandomize=True, max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    derandomize=True, max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4))
 def test_damaged_archives_on_disk_give_problems_or_readable_rows(tmp_path, map_everything, edits):
     data = bytearray(STORED.getvalue())

@@ -142,7 +142,11 @@ def test_keyboard_interrupt_passes_through_untouched():
         ("build_head", [1, 2], "build_head: returned a list, not one symbolic tensor"),
         ("build_head", 3, "build_head: returned int 3, not one symbolic tensor"),
         ("transfer_policy", ["feat", "out"], "transfer_policy: returned a list; it must return a dict"),
-        ("transfer_policy", {"feat": True, "out": graft.LayerDecision(True)}, "decisions must be graft.LayerDecision: 'feat' is bool True"),
+        (
+            "transfer_policy",
+            {"feat": True, "out": graft.LayerDecision(True)},
+            "decisions must be graft.LayerDecision: 'feat' is bool True",
+        ),
         ("transfer_policy", {"out": graft.LayerDecision(True)}, "decided nothing for feat"),
         ("transfer_policy", graft.Rounds([]), "returned a graft.Rounds without rounds"),
         ("load_data", ("x", "y"), "load_data: returned a tuple, not a graft.Dataset"),
@@ -158,7 +162,10 @@ def test_build_head_returning_none_or_a_wrongly_named_tensor(keras):
     features = keras.Input(shape=(4,), name="features")
     with pytest.raises(PluginError, match="returned nothing from build_head"):
         faulty(answer=None).build_head("faulty", Units(), features, "out")
-    with pytest.raises(PluginError, match="returned the output of layer 'dense_out': the output layer of head 'out' must be named 'out'"):
+    with pytest.raises(
+        PluginError,
+        match="returned the output of layer 'dense_out': the output layer of head 'out' must be named 'out'",
+    ):
         faulty(answer=keras.layers.Dense(2, name="dense_out")(features)).build_head("faulty", Units(), features, "out")
 
 
@@ -166,8 +173,16 @@ def test_policy_deciding_for_a_layer_the_model_lacks_fails_at_plan_time(load_spe
     registry = Registry.discover(enabled={"gru"})
     ghost = {name: graft.LayerDecision(True) for name in ("gru_1", "gru_2", "gru_3", "gru_4", "level", "trend")}
     registry.register(Faulty(answer=ghost), "ghost")
-    spec = load_spec_text(TINY_GRU_SPEC.replace("plugin: layers\n      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}", "plugin: ghost"), registry)
-    with pytest.raises(PluginError, match=r"decided for 'gru_4', which the model does not have; layers: gru_1, gru_2, gru_3, level, trend"):
+    spec = load_spec_text(
+        TINY_GRU_SPEC.replace(
+            "plugin: layers\n      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}", "plugin: ghost"
+        ),
+        registry,
+    )
+    with pytest.raises(
+        PluginError,
+        match=r"decided for 'gru_4', which the model does not have; layers: gru_1, gru_2, gru_3, level, trend",
+    ):
         plan_spec(spec, registry)
 
 
@@ -193,14 +208,17 @@ def plan_problems(spec_file, registry=None) -> list[str]:
 def test_gru_with_a_3d_input_shape_is_reported_at_the_extractor_once(load_spec_text):
     spec = load_spec_text(TINY_GRU_SPEC.replace("input_shape: [12, 3]", "input_shape: [12, 3, 2]"))
     assert plan_problems(spec) == [
-        "model.extractor.params (line 6): the gru extractor needs model.input_shape [timesteps, features], got [12, 3, 2]"
+        "model.extractor.params (line 6): the gru extractor needs model.input_shape [timesteps, features], "
+        "got [12, 3, 2]"
     ]
 
 
 def test_a_huge_dense_head_is_reported_at_its_units(load_spec_text):
     spec = load_spec_text(TINY_GRU_SPEC.replace("params: {units: 1}", "params: {units: 1000000000}"))
     [line] = plan_problems(spec)
-    assert line.startswith("model.heads.level.params.units (line 12): head 'level' Dense of 1,000,000,000 units on 4 inputs would allocate")
+    assert line.startswith(
+        "model.heads.level.params.units (line 12): head 'level' Dense of 1,000,000,000 units on 4 inputs would allocate"
+    )
 
 
 @pytest.mark.parametrize("head", ["gru_extractor", "gru_2"])  # 'input' is refused by graft validate already
@@ -220,7 +238,9 @@ def test_the_builder_refuses_a_head_named_input_at_the_heads_path(keras):
     heads = {"input": HeadSpec(plugin="dense", loss="mse", params=dense(units=1))}
     with pytest.raises(graft.SpecProblem) as caught:
         ModelBuilder(registry, (5, 2), extractor, heads, heads_at=("stages", 1, "heads")).build(seed=0)
-    assert caught.value.items == [(("stages", 1, "heads", "input"), "head name 'input' is taken by the model's input; rename the head")]
+    assert caught.value.items == [
+        (("stages", 1, "heads", "input"), "head name 'input' is taken by the model's input; rename the head")
+    ]
 
 
 # -- names Keras made up -----------------------------------------------------------------
@@ -304,7 +324,11 @@ def test_a_params_annotation_that_does_not_resolve_is_a_plugin_error():
 
     registry = Registry()
     registry.register(Broken, "broken_source")
-    with pytest.raises(PluginError, match=r"data source plugin 'broken_source' .*: the params annotation 'NoSuchClass' of load_data does not resolve: NameError"):
+    with pytest.raises(
+        PluginError,
+        match=r"data source plugin 'broken_source' .*: "
+        r"the params annotation 'NoSuchClass' of load_data does not resolve: NameError",
+    ):
         registry.params_class("data source", "broken_source")
 
 

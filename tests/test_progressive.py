@@ -39,7 +39,9 @@ from tests.observers import read_report
 GRU_LAYERS = ["gru_1", "gru_2", "gru_3", "level", "trend"]
 # parameters of TINY_GRU_SPEC's layers: GRU(4) on 3 channels, GRU(4) on 4, heads Dense(1) and Dense(3) on 4
 PARAMS = {"gru_1": 108, "gru_2": 120, "gru_3": 120, "level": 5, "trend": 15}
-LAYERS_POLICY = "    policy:\n      plugin: layers\n      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}\n"
+LAYERS_POLICY = (
+    "    policy:\n      plugin: layers\n      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}\n"
+)
 assert TINY_GRU_SPEC.count(LAYERS_POLICY) == 1
 TRANSFER_SEED = "seed: 2, frequency: 2.0,"
 assert TINY_GRU_SPEC.count(TRANSFER_SEED) == 1
@@ -92,7 +94,8 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 def bitwise(left, right) -> bool:
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(left, right, strict=True)
     )
 
 

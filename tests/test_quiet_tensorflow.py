@@ -31,7 +31,8 @@ def banner_kinds(text: str) -> list[str]:
 
 
 def environment(**changes: str | None) -> dict[str, str]:
-    """os.environ without GRAFT_VERBOSE and TF_CPP_MIN_LOG_LEVEL, with this graft first on the path, then ``changes``."""
+    """os.environ without GRAFT_VERBOSE and TF_CPP_MIN_LOG_LEVEL, with this graft first on the path,
+    then ``changes``."""
     env = {key: value for key, value in os.environ.items() if key not in ("GRAFT_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
     env["PYTHONPATH"] = os.pathsep.join(
         [str(pathlib.Path(graft.__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])]

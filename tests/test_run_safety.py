@@ -98,7 +98,9 @@ def test_a_second_run_on_a_busy_out_trains_nothing(finished, damaged_copy, regis
 
 
 def test_ctrl_c_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path):
-    text = TINY_GRU_SPEC.replace("    epochs: 1\n    batch_size: 16\n    policy:", "    epochs: 500\n    batch_size: 16\n    policy:")
+    text = TINY_GRU_SPEC.replace(
+        "    epochs: 1\n    batch_size: 16\n    policy:", "    epochs: 500\n    batch_size: 16\n    policy:"
+    )
     assert text != TINY_GRU_SPEC
     (tmp_path / "spec.yaml").write_text(text)
     out = tmp_path / "out"
@@ -178,8 +180,10 @@ def test_the_run_log_says_which_heads_train_on_logits(load, registry, tmp_path):
 # -- resuming a finished run ----------------------------------------------------------------------
 
 NPZ_PRETRAIN = PRETRAIN_ONLY.replace(
-    "      source: synthetic\n      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}\n",
-    "      source: npz\n      params: {path: data.npz, targets: {level: y_level, trend: y_trend}, validation_split: 0.25}\n",
+    "      source: synthetic\n"
+    "      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}\n",
+    "      source: npz\n"
+    "      params: {path: data.npz, targets: {level: y_level, trend: y_trend}, validation_split: 0.25}\n",
 )
 
 
@@ -188,7 +192,10 @@ def npz_run(tmp_path, registry):
     """A finished one-stage run that trained on ``data.npz`` beside its spec."""
     assert NPZ_PRETRAIN != PRETRAIN_ONLY
     rng = np.random.default_rng(0)
-    arrays = {"x": rng.normal(size=(16, 12, 3)).astype(np.float32), "y_level": rng.normal(size=(16, 1)).astype(np.float32)}
+    arrays = {
+        "x": rng.normal(size=(16, 12, 3)).astype(np.float32),
+        "y_level": rng.normal(size=(16, 1)).astype(np.float32),
+    }
     np.savez(tmp_path / "data.npz", **arrays, y_trend=np.arange(16) % 3)
     (tmp_path / "spec.yaml").write_text(NPZ_PRETRAIN)
     out = str(tmp_path / "out")

@@ -128,7 +128,9 @@ def test_another_stages_weights_swapped_in_are_noticed(finished):
 
 
 def test_a_report_copied_from_another_stage_is_noticed(finished):
-    os.replace(os.path.join(finished.path, "transfer", "report.json"), os.path.join(finished.path, "pretrain", "report.json"))
+    os.replace(
+        os.path.join(finished.path, "transfer", "report.json"), os.path.join(finished.path, "pretrain", "report.json")
+    )
     with pytest.raises(RunError, match="is the report of stage 'transfer', not of 'pretrain'"):
         finished.read_report("pretrain")
 

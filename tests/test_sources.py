@@ -94,7 +94,9 @@ def test_synthetic_refuses_sizes_larger_than_memory(monkeypatch):
     assert path == ("params", "samples")
     assert message.startswith("synthetic data of 1,000,000,000 samples x 50 timesteps x 8 channels would allocate ")
     assert message.endswith("but only 1.0 GiB of memory is available; make it smaller")
-    [(path, message)] = problem_items(SyntheticParams, targets={"t": "trend"}, samples=4, timesteps=10**6, channels=10**4)
+    [(path, message)] = problem_items(
+        SyntheticParams, targets={"t": "trend"}, samples=4, timesteps=10**6, channels=10**4
+    )
     assert path == ("params", "samples") and "1,000,000 timesteps x 10,000 channels" in message
     [(path, message)] = problem_items(SyntheticParams, targets={"t": "trend"}, classes=10**12)
     assert path == ("params", "classes") and message.startswith("1,000,000,000,000 classes would allocate 7.3 TiB")

@@ -156,7 +156,8 @@ def test_plugin_of_the_wrong_kind(problems, registry):
 def test_bad_plugin_params(problems):
     text = edit(TINY_GRU_SPEC, "{name: gru_1, units: 4}", "{name: gru_1, units: -1}")
     assert problems(text) == [
-        f"model.extractor.params.layers[0].units (line {line_of(text, 'units: -1')}): must be from 1 to 2,147,483,647, got -1"
+        f"model.extractor.params.layers[0].units (line {line_of(text, 'units: -1')}): "
+        "must be from 1 to 2,147,483,647, got -1"
     ]
 
 
@@ -178,7 +179,8 @@ def test_params_for_a_plugin_that_takes_none(problems):
 def test_invalid_loss_name(problems):
     text = edit(TINY_GRU_SPEC, "loss: mse", "loss: mes")
     assert problems(text) == [
-        f"model.heads.level.loss (line {line_of(text, 'loss: mes')}): 'mes' is not one of: {LOSSES} — did you mean 'mse'?"
+        f"model.heads.level.loss (line {line_of(text, 'loss: mes')}): "
+        f"'mes' is not one of: {LOSSES} — did you mean 'mse'?"
     ]
 
 
@@ -186,7 +188,9 @@ def test_invalid_metric_is_reported_at_its_index(problems):
     text = edit(TINY_GRU_SPEC, "metrics: [accuracy]", "metrics: [accuracy, acuracy]")
     lines = problems(text)
     assert len(lines) == 1
-    assert lines[0].startswith(f"model.heads.trend.metrics[1] (line {line_of(text, 'acuracy')}): 'acuracy' is not one of: ")
+    assert lines[0].startswith(
+        f"model.heads.trend.metrics[1] (line {line_of(text, 'acuracy')}): 'acuracy' is not one of: "
+    )
     assert lines[0].endswith(" — did you mean 'accuracy'?")
 
 
@@ -277,7 +281,9 @@ def test_duplicate_stage_names(problems):
 
 
 def test_callbacks_monitor_not_logged_suggests_a_logged_name(problems):
-    text = edit(TINY_GRU_SPEC, "    policy:\n", "    callbacks:\n      early_stopping: {monitor: val_los}\n    policy:\n")
+    text = edit(
+        TINY_GRU_SPEC, "    policy:\n", "    callbacks:\n      early_stopping: {monitor: val_los}\n    policy:\n"
+    )
     lines = problems(text)
     assert len(lines) == 1
     prefix = f"stages[1].callbacks.early_stopping.monitor (line {line_of(text, 'monitor: val_los')}): "
@@ -330,8 +336,10 @@ def test_structural_problems_are_reported_together(write_spec, registry):
     lines = caught.value.lines
     assert len(lines) == 4, lines
     assert lines == [
-        f"model.extractor.params.layers[1].units (line {line_of(text, 'units: 0')}): must be from 1 to 2,147,483,647, got 0",
-        f"model.heads.level.loss (line {line_of(text, 'loss: mes')}): 'mes' is not one of: {LOSSES} — did you mean 'mse'?",
+        f"model.extractor.params.layers[1].units (line {line_of(text, 'units: 0')}): "
+        "must be from 1 to 2,147,483,647, got 0",
+        f"model.heads.level.loss (line {line_of(text, 'loss: mes')}): "
+        f"'mes' is not one of: {LOSSES} — did you mean 'mse'?",
         f"stages[0].epochs (line {line_of(text, 'epochs: ')}): expected an integer, got str '3'",
         f"stages[0].optimiser (line {line_of(text, 'optimiser')}): unknown key 'optimiser'; "
         f"expected one of: {STAGE_KEYS} — did you mean 'optimizer'?",
@@ -346,9 +354,16 @@ def test_cross_field_problems_are_reported_together(problems, tmp_path):
     text = edit(text, "    policy:\n", "    callbacks:\n      reduce_lr: {monitor: accuracy}\n    policy:\n")
     lines = problems(text)
     assert len(lines) == 3, lines
-    assert lines[0] == f"stages[1].name (line {line_of(text, '- name: pretrain', 2)}): stage name 'pretrain' is used by stages[0] too"
-    assert lines[1] == f"stages[1].init.weights (line {line_of(text, 'nowhere.npz')}): weights file not found: {tmp_path / 'nowhere.npz'}"
-    assert lines[2].startswith(f"stages[1].callbacks.reduce_lr.monitor (line {line_of(text, 'monitor: accuracy')}): 'accuracy' is not logged")
+    assert lines[0] == (
+        f"stages[1].name (line {line_of(text, '- name: pretrain', 2)}): stage name 'pretrain' is used by stages[0] too"
+    )
+    assert lines[1] == (
+        f"stages[1].init.weights (line {line_of(text, 'nowhere.npz')}): "
+        f"weights file not found: {tmp_path / 'nowhere.npz'}"
+    )
+    assert lines[2].startswith(
+        f"stages[1].callbacks.reduce_lr.monitor (line {line_of(text, 'monitor: accuracy')}): 'accuracy' is not logged"
+    )
 
 
 # -- stage heads override ---------------------------------------------------------------

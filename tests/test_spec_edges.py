@@ -29,8 +29,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 TINY = TINY_GRU_SPEC
-RAW_PYTHON = ("object is not", "NoneType'", "<class", "Traceback", "positional argument", "unhashable", "has no attribute",
-              "not subscriptable", "not iterable", "__init__", "invalid literal")
+RAW_PYTHON = ("object is not", "NoneType'", "<class", "Traceback", "positional argument", "unhashable",
+              "has no attribute", "not subscriptable", "not iterable", "__init__", "invalid literal")
 
 
 def line_of(text: str, needle: str) -> int:
@@ -110,7 +110,9 @@ def test_cli_validate_of_a_model_file_exits_1_without_a_traceback(tmp_path):
 
 def test_deep_nesting_is_reported_with_its_line(problems):
     lines = problems("seed: 3", "seed: 3\nx: " + "[" * 3000 + "]" * 3000)
-    assert lines == [f"line 2, column {MAX_DEPTH + 3}: nested more than {MAX_DEPTH} levels deep; a spec needs far fewer"]
+    assert lines == [
+        f"line 2, column {MAX_DEPTH + 3}: nested more than {MAX_DEPTH} levels deep; a spec needs far fewer"
+    ]
 
 
 def test_nesting_through_aliases_is_capped():
@@ -123,7 +125,10 @@ def test_nesting_through_aliases_is_capped():
 
 @pytest.mark.parametrize(
     ("literal", "shown"),
-    [("0b_", "0b_"), ("0x_", "0x_"), ("9" * 5000, "99999999999999999999... (5,000 characters)"), ("2001-13-45", "2001-13-45")],
+    [
+        ("0b_", "0b_"), ("0x_", "0x_"), ("9" * 5000, "99999999999999999999... (5,000 characters)"),
+        ("2001-13-45", "2001-13-45"),
+    ],
 )
 def test_numbers_python_cannot_read_are_reported_at_their_path(problems, literal, shown):
     what = "a date" if "-" in literal else "an integer"
@@ -139,7 +144,10 @@ def test_odd_literals_are_strings_where_an_integer_is_expected(problems, literal
 
 @pytest.mark.parametrize(
     ("yaml_text", "kind"),
-    [("? [a]\n: 1\n", "a list"), ("{[1]: x}: 2\n", "a mapping"), ("{{a: 1}: 2}: 3\n", "a mapping"), ("2001-01-01: x\n", "date")],
+    [
+        ("? [a]\n: 1\n", "a list"), ("{[1]: x}: 2\n", "a mapping"), ("{{a: 1}: 2}: 3\n", "a mapping"),
+        ("2001-01-01: x\n", "date"),
+    ],
 )
 def test_mapping_keys_must_be_names_or_numbers(problems, yaml_text, kind):
     lines = problems("seed: 3\n", "seed: 3\n" + yaml_text)
@@ -166,7 +174,10 @@ def test_alias_bombs_are_capped_inside_every_node_kind(problems, tag):
     # the whole bomb lives inside the tagged node, where PyYAML would build it as shared lists
     lines = problems("    batch_size: 16\n", f"    batch_size: 16\n    optimizer: {{options: {TAGGED_BOMBS[tag]}}}\n")
     where = "options.l4" if tag == "!!set" else "options[4].l4"
-    assert lines == [f"stages[0].optimizer.{where} (line 25): the spec holds more than 100,000 values (an alias counts each time it is used); a spec needs far fewer"]
+    assert lines == [
+        f"stages[0].optimizer.{where} (line 25): the spec holds more than 100,000 values "
+        "(an alias counts each time it is used); a spec needs far fewer"
+    ]
 
 
 def test_learning_rate_in_e_notation_is_a_number(load):
@@ -183,7 +194,9 @@ def test_yaml_1_2_special_floats():
 
 def test_integers_must_fit_in_64_bits_where_no_bound_says_more(problems):
     big = 2**70
-    lines = problems("    batch_size: 16\n", f"    batch_size: 16\n    callbacks: {{early_stopping: {{patience: {big}}}}}\n")
+    lines = problems(
+        "    batch_size: 16\n", f"    batch_size: 16\n    callbacks: {{early_stopping: {{patience: {big}}}}}\n"
+    )
     assert lines == [
         f"stages[0].callbacks.early_stopping.patience (line 25): expected an integer that fits in 64 bits "
         f"(at most {2**63 - 1:,} in size), got int {big}"
@@ -258,33 +271,41 @@ def test_wrong_values_anywhere_in_a_config_give_problems_in_words(registry, conf
         ("seed: 3", "seed: -1", "seed (line 1): must be from 0 to 2,147,483,647, got -1"),
         ("seed: 3", f"seed: {2**31}", "seed (line 1): must be from 0 to 2,147,483,647, got 2,147,483,648"),
         ("epochs: 1", "epochs: 100001", "stages[0].epochs (line 23): must be from 1 to 100,000, got 100,001"),
-        ("batch_size: 16", f"batch_size: {2**31}", "stages[0].batch_size (line 24): must be from 1 to 2,147,483,647, got 2,147,483,648"),
+        ("batch_size: 16", f"batch_size: {2**31}",
+         "stages[0].batch_size (line 24): must be from 1 to 2,147,483,647, got 2,147,483,648"),
         ("batch_size: 16", "batch_size: 16\n    optimizer: {learning_rate: .nan}",
          "stages[0].optimizer.learning_rate (line 25): must be a finite number, got nan"),
         ("batch_size: 16", "batch_size: 16\n    optimizer: {learning_rate: .inf}",
          "stages[0].optimizer.learning_rate (line 25): must be a finite number, got inf"),
-        ("loss: mse,", "loss: mse, loss_weight: .nan,", "model.heads.level.loss_weight (line 12): must be a finite number, got nan"),
+        ("loss: mse,", "loss: mse, loss_weight: .nan,",
+         "model.heads.level.loss_weight (line 12): must be a finite number, got nan"),
         ("batch_size: 16", "batch_size: 16\n    callbacks: {early_stopping: {min_delta: .inf}}",
          "stages[0].callbacks.early_stopping.min_delta (line 25): must be a finite number, got inf"),
         ("batch_size: 16", "batch_size: 16\n    callbacks: {reduce_lr: {factor: 1.0}}",
-         "stages[0].callbacks.reduce_lr.factor (line 25): must be greater than 0 and below 1 (it multiplies the learning rate), got 1.0"),
+         "stages[0].callbacks.reduce_lr.factor (line 25): must be greater than 0 and below 1 "
+         "(it multiplies the learning rate), got 1.0"),
         ("- name: pretrain", '- name: "pretrain\\n"',
-         "stages[0].name (line 19): 'pretrain\\n' is not a valid stage name: use letters, digits and _ (it names a folder)"),
+         "stages[0].name (line 19): 'pretrain\\n' is not a valid stage name: "
+         "use letters, digits and _ (it names a folder)"),
         ("- name: pretrain", "- name: " + "p" * 101,
          "stages[0].name (line 19): a stage name has at most 100 characters (it names a folder), got 101"),
-        ("- name: pretrain", "- name: CON", "stages[0].name (line 19): 'CON' cannot name a folder on Windows; choose another stage name"),
+        ("- name: pretrain", "- name: CON",
+         "stages[0].name (line 19): 'CON' cannot name a folder on Windows; choose another stage name"),
         ("- name: transfer", "- name: Pretrain",
          "stages[1].name (line 25): stage name 'Pretrain' differs from stages[0] 'pretrain' only in case; "
          "their folders would clash on macOS and Windows"),
         ("  heads:\n", "  heads:\n    input: {plugin: dense, loss: mse, params: {units: 1}}\n",
-         "model.heads.input (line 12): head name 'input' is reserved: the model's input layer is named input; choose another"),
+         "model.heads.input (line 12): head name 'input' is reserved: the model's input layer is named input; "
+         "choose another"),
     ],
 )
 def test_bounds(problems, old, new, expected):
     assert problems(old, new) == [expected]
 
 
-@pytest.mark.parametrize("check", [validators.positive, validators.non_negative, validators.fraction, validators.finite])
+@pytest.mark.parametrize(
+    "check", [validators.positive, validators.non_negative, validators.fraction, validators.finite]
+)
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_number_validators_reject_nan_and_infinity(check, value):
     with pytest.raises(SpecProblem) as caught:
@@ -376,7 +397,9 @@ class Outer:
     items: list[int] = attrs.field(factory=list, validator=[_second_item, validators.each(validators.positive)])
     mode: str = attrs.field(default="x", validator=attrs.validators.in_(["x", "y"]))
     low: int = attrs.field(default=5, validator=[attrs.validators.ge(1), attrs.validators.le(10)])
-    word: str = attrs.field(default="ab", validator=[attrs.validators.matches_re(r"[a-z]+"), attrs.validators.max_len(3)])
+    word: str = attrs.field(
+        default="ab", validator=[attrs.validators.matches_re(r"[a-z]+"), attrs.validators.max_len(3)]
+    )
     any_: Any = attrs.field(default=1, validator=attrs.validators.instance_of(int))
 
     def __attrs_post_init__(self):
@@ -386,7 +409,10 @@ class Outer:
 
 def test_every_failing_validator_of_every_field_is_reported():
     found = params_problems(
-        {"inner": [{"units": -1}], "dropout": 2.0, "a": -1, "items": [1, -2], "mode": "z", "low": 0, "word": "ABCD", "any_": "s"},
+        {
+            "inner": [{"units": -1}], "dropout": 2.0, "a": -1, "items": [1, -2], "mode": "z", "low": 0, "word": "ABCD",
+            "any_": "s",
+        },
         Outer,
     )
     assert found == [
@@ -415,14 +441,19 @@ def test_post_init_problems_are_collected_with_the_validators():
 def test_validators_of_the_other_fields_run_when_one_field_fails_to_structure():
     assert params_problems({"inner": "x", "dropout": 2.0, "surplus": 1}, Outer) == [
         (("params", "inner"), "expected a list of inners, got str 'x'"),
-        (("params", "surplus"), "unknown key 'surplus'; expected one of: inner, dropout, a, items, mode, low, word, any_"),
+        (
+            ("params", "surplus"),
+            "unknown key 'surplus'; expected one of: inner, dropout, a, items, mode, low, word, any_",
+        ),
         (("params", "dropout"), "must be at least 0 and below 1, got 2.0"),
     ]
 
 
 def test_nan_alpha_of_mobilenet_is_rejected(registry):
     params_class = registry.params_class("extractor", "mobilenet")
-    assert params_problems({"alpha": math.nan}, params_class) == [(("params", "alpha"), "must be a finite number, got nan")]
+    assert params_problems({"alpha": math.nan}, params_class) == [
+        (("params", "alpha"), "must be a finite number, got nan")
+    ]
 
 
 # -- 8. files next to the spec ---------------------------------------------------------------------------
@@ -469,15 +500,19 @@ def test_a_plugin_checks_its_file_next_to_the_spec_at_load(tmp_path, monkeypatch
     (tmp_path / "spec").mkdir()
     (tmp_path / "spec" / "data.npz").write_bytes(b"")
     monkeypatch.chdir(tmp_path)  # not the spec's folder
-    text = TINY.replace("source: synthetic\n      params: {samples: 48,", "source: files\n      params: {path: data.npz}\n      x: {", 1)
+    text = TINY.replace(
+        "source: synthetic\n      params: {samples: 48,", "source: files\n      params: {path: data.npz}\n      x: {", 1
+    )
     text = text.replace("\n      x: {", "\n    #", 1)
     first_data = text.replace("source: synthetic", "source: files", 1).replace(
-        "params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}",
+        "params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, "
+        "targets: {level: level, trend: trend}}",
         "params: {path: absent.npz}", 1)
     with pytest.raises(SpecError) as caught:
         parse_spec(first_data, str(tmp_path / "spec" / "s.yaml"), registry)
     assert caught.value.lines == [
-        f"stages[1].data.params.path (line {line_of(first_data, 'absent.npz')}): file not found: {tmp_path / 'spec' / 'absent.npz'}"
+        f"stages[1].data.params.path (line {line_of(first_data, 'absent.npz')}): "
+        f"file not found: {tmp_path / 'spec' / 'absent.npz'}"
     ]
 
 
@@ -491,7 +526,9 @@ def test_null_is_called_null(problems):
 def test_a_name_holding_a_newline_stays_on_one_line(problems):
     lines = problems("init: {stage: pretrain}", 'init: {stage: "pretrain\\n"}')
     assert len(lines) == 1 and "\n" not in lines[0]
-    assert lines[0].startswith("stages[1].init.stage (line 26): no earlier stage 'pretrain\\n'; earlier stages: pretrain")
+    assert lines[0].startswith(
+        "stages[1].init.stage (line 26): no earlier stage 'pretrain\\n'; earlier stages: pretrain"
+    )
 
 
 def test_a_control_character_is_reported_with_line_and_column(problems):
@@ -508,7 +545,11 @@ def test_a_byte_order_mark_is_fine(registry, tmp_path):
 
 def test_a_stage_with_no_heads_is_refused_by_validate(load):
     with pytest.raises(SpecError) as caught:
-        load(TINY_GRU_SPEC.replace("    batch_size: 16\n  - name: transfer", "    batch_size: 16\n    heads: {}\n  - name: transfer"))
+        load(
+            TINY_GRU_SPEC.replace(
+                "    batch_size: 16\n  - name: transfer", "    batch_size: 16\n    heads: {}\n  - name: transfer"
+            )
+        )
     assert [line.split(" (line")[0] for line in caught.value.lines] == ["stages[0].heads"]
     assert caught.value.lines[0].endswith("must not be empty")
 

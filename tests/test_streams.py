@@ -41,7 +41,9 @@ class TestSource:
             x[40, 2, 1] = np.nan  # in the first batches the check reads
         cut = 38
         if params.mode == "arrays":
-            return graft.Dataset(x[:cut], {k: v[:cut] for k, v in y.items()}, "arrays", x[cut:], {k: v[cut:] for k, v in y.items()})
+            return graft.Dataset(
+                x[:cut], {k: v[:cut] for k, v in y.items()}, "arrays", x[cut:], {k: v[cut:] for k, v in y.items()}
+            )
         if params.spoil == "shape":
             x = x[:, :, :2]
         if params.spoil == "heads":
@@ -57,7 +59,9 @@ class TestSource:
             return tf.gather(xs, row), {k: tf.gather(v, row) for k, v in ys.items()}
 
         keys = tf.data.Dataset.range(len(x))
-        return graft.Stream(keys.take(cut), "keyed", keys.skip(cut), read=read, samples=cut, validation_samples=len(x) - cut)
+        return graft.Stream(
+            keys.take(cut), "keyed", keys.skip(cut), read=read, samples=cut, validation_samples=len(x) - cut
+        )
 
 
 def registry_with_source() -> Registry:
@@ -69,7 +73,8 @@ def registry_with_source() -> Registry:
 def spec_with(tmp_path, mode: str, spoil: str = "") -> str:
     data = f"source: test_source\n      params: {{mode: {mode}, spoil: '{spoil}'}}"
     text = PRETRAIN_ONLY.replace(
-        "source: synthetic\n      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}",
+        "source: synthetic\n"
+        "      params: {samples: 48, timesteps: 12, channels: 3, seed: 1, targets: {level: level, trend: trend}}",
         data,
     )
     assert text != PRETRAIN_ONLY
@@ -111,7 +116,10 @@ def test_the_report_says_how_much_of_the_data_was_checked(trained):
     ("spoil", "message"),
     [
         ("nan", r"stages\[0\]\.data .*keyed \(first 38 samples\): validation inputs contain 1 NaN/inf value"),
-        ("shape", r"stages\[0\]\.data .*training inputs are shaped \(12, 2\) per sample but the model expects \(12, 3\)"),
+        (
+            "shape",
+            r"stages\[0\]\.data .*training inputs are shaped \(12, 2\) per sample but the model expects \(12, 3\)",
+        ),
         ("heads", r"stages\[0\]\.data .*training elements have no targets for 'trend'"),
     ],
 )
@@ -159,7 +167,10 @@ def test_a_stream_whose_train_is_not_a_tf_dataset_is_an_error_naming_the_plugin(
 
     registry = Registry.discover()
     registry.register(ListSource(), "test_source", distribution="graft-lists", version="0.1")
-    with pytest.raises(PluginError, match=r"graft-lists.*load_data: returned a graft.Stream whose train is a list, not a tf.data.Dataset"):
+    with pytest.raises(
+        PluginError,
+        match=r"graft-lists.*load_data: returned a graft.Stream whose train is a list, not a tf.data.Dataset",
+    ):
         run_spec(load_spec(spec_with(tmp_path, "keyed"), registry), registry, str(tmp_path / "out"), log=print)
 
 
@@ -183,7 +194,9 @@ def test_tensorflow_failing_mid_epoch_is_a_run_error_and_nothing_is_published(tm
 
     registry = Registry.discover()
     registry.register(FailingLater(), "test_source", distribution="graft-failing", version="0.1")
-    with pytest.raises(RunError, match="stage 'pretrain' stopped: TensorFlow failed while training on keyed: .*sample 36 is unreadable"):
+    with pytest.raises(
+        RunError, match="stage 'pretrain' stopped: TensorFlow failed while training on keyed: .*sample 36 is unreadable"
+    ):
         run_spec(load_spec(spec_with(tmp_path, "keyed"), registry), registry, str(tmp_path / "out"), log=lambda _: None)
     assert not (tmp_path / "out" / "pretrain").exists()
 

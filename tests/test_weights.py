@@ -90,7 +90,8 @@ def distinct(built, seed: int = 0) -> dict[str, list[np.ndarray]]:
 
 def bitwise(left, right) -> bool:
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(left, right, strict=True)
     )
 
 

@@ -191,7 +191,9 @@ class RunResult:
         """The finished stage ``name`` of this run, its model loaded (``load_stage``)."""
         names = [report.stage for report in self.reports]
         if name not in names:
-            raise UnknownName(f"the run has no stage '{name}'{did_you_mean(name, names)}; its stages: {', '.join(names)}")
+            raise UnknownName(
+                f"the run has no stage '{name}'{did_you_mean(name, names)}; its stages: {', '.join(names)}"
+            )
         return load_stage(self.out, name)
 
 

@@ -97,7 +97,9 @@ class ModelBuilder:
 
     def _blame(self, part: str) -> str:
         """``extractor plugin 'gru' (distribution ...)`` for a part of the model."""
-        kind, plugin = ("extractor", self.extractor_ref.plugin) if part == EXTRACTOR else ("head", self.head_specs[part].plugin)
+        kind, plugin = (
+            ("extractor", self.extractor_ref.plugin) if part == EXTRACTOR else ("head", self.head_specs[part].plugin)
+        )
         return f"{kind} plugin '{plugin}' ({self.registry.origin(kind, plugin)})"
 
     def _check_head_names(self, keras, extractor) -> None:

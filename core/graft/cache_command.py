@@ -26,7 +26,10 @@ def run(args) -> int:
     if args.cache_command == "clear":
         result = store.clear(args.older_than)
         leftovers = f" and {result.leftovers_removed} left by runs that died" if result.leftovers_removed else ""
-        print(f"removed {_entries(result.entries_removed)}{leftovers} from {store.folder}: {human_bytes(result.bytes_freed)} freed")
+        print(
+            f"removed {_entries(result.entries_removed)}{leftovers} from {store.folder}: "
+            f"{human_bytes(result.bytes_freed)} freed"
+        )
         if result.in_use:
             print(f"kept {len(result.in_use)} in use by a running graft run: {', '.join(result.in_use)}")
         return 0

@@ -19,4 +19,7 @@ def configured(callbacks: Callbacks) -> list[tuple[str, Any]]:
 
 def make_callbacks(keras, callbacks: Callbacks) -> list:
     """The Keras callbacks of a stage, built from their options as given."""
-    return [getattr(keras.callbacks, KERAS_CALLBACKS[key])(**attrs.asdict(options)) for key, options in configured(callbacks)]
+    return [
+        getattr(keras.callbacks, KERAS_CALLBACKS[key])(**attrs.asdict(options))
+        for key, options in configured(callbacks)
+    ]

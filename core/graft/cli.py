@@ -44,16 +44,24 @@ def _parser() -> argparse.ArgumentParser:
         help="versions of keras-graft, TensorFlow, Keras and the installed plugins (without importing TensorFlow)",
     )
     parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback behind an error (for plugin authors); or GRAFT_DEBUG=1"
+        "--debug",
+        action="store_true",
+        help="show the full traceback behind an error (for plugin authors); or GRAFT_DEBUG=1",
     )
-    parser.add_argument("--verbose", action="store_true", help=f"show TensorFlow's own log lines; or {VERBOSE_VARIABLE}=1")
+    parser.add_argument(
+        "--verbose", action="store_true", help=f"show TensorFlow's own log lines; or {VERBOSE_VARIABLE}=1"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    plugins = commands.add_parser("plugins", help="list installed plugins: name, what they provide, distribution, status")
+    plugins = commands.add_parser(
+        "plugins", help="list installed plugins: name, what they provide, distribution, status"
+    )
     plugins.add_argument("--format", choices=("text", "json"), default="text", help="json: a list of rows, for scripts")
 
     validate = commands.add_parser("validate", help="check specs without TensorFlow")
-    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid")
+    validate.add_argument(
+        "configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid"
+    )
 
     plan = commands.add_parser(
         "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
@@ -70,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config")
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
-    run.add_argument("--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping")
+    run.add_argument(
+        "--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping"
+    )
     run.add_argument(
         "--no-feature-cache",
         action="store_true",
@@ -81,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="start N worker processes on this machine (to try it, and for tests)")
     workers.add_argument("--workers", metavar="HOST:PORT,...",
                          help="every worker's address, the same list on every machine (else TF_CONFIG)")
-    workers.add_argument("--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)")
+    workers.add_argument(
+        "--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)"
+    )
 
     cache_command.add_parser(commands)
     schema_command.add_parser(commands)

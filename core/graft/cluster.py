@@ -67,7 +67,9 @@ def from_arguments(workers: str, index: int | None) -> Cluster:
     if index is None:
         raise ClusterError("--workers needs --worker-index N: which of the workers this process is (0 is the chief)")
     if not 0 <= index < len(addresses):
-        raise ClusterError(f"--worker-index {index} is not one of the {len(addresses)} workers (0 to {len(addresses) - 1})")
+        raise ClusterError(
+            f"--worker-index {index} is not one of the {len(addresses)} workers (0 to {len(addresses) - 1})"
+        )
     return Cluster(addresses, "worker", index)
 
 
@@ -82,9 +84,14 @@ def from_environment(environ: Mapping[str, str]) -> Cluster | None:
     except json.JSONDecodeError as exc:
         raise ClusterError(f"{where} is not JSON: {exc.msg} at character {exc.pos}; fix it, or unset "
                            f"{TF_CONFIG} to train in one process") from None
-    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not isinstance(config.get("task"), dict):
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("cluster"), dict)
+        or not isinstance(config.get("task"), dict)
+    ):
         raise ClusterError(f'{where} needs "cluster" and "task" objects, e.g. '
-                           '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}')
+                           '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+                           '"task": {"type": "worker", "index": 0}}')
     cluster, task = config["cluster"], config["task"]
     unsupported = sorted(set(cluster) - {"worker", "chief"})
     if unsupported:

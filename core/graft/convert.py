@@ -58,7 +58,9 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(_origin_is(dict), _strict_dict(converter))
     converter.register_structure_hook_func(is_union, _union(converter))
     converter.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
-    converter.register_structure_hook_factory(attrs.has, lambda cls: lambda data, _: structure_attrs(converter, data, cls))
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: lambda data, _: structure_attrs(converter, data, cls)
+    )
     converter.register_structure_hook_func(_structures_itself, _self_structured(converter))
     return converter
 
@@ -117,7 +119,9 @@ def _strict_tuple(converter: cattrs.Converter):
             raise SpecProblem((), f"expected {describe(type_)}, got {kind_of(value)}")
         if args and args[-1] is not Ellipsis and len(value) != len(args):
             raise SpecProblem((), f"expected a list of {len(args)} items, got {len(value)}")
-        item_types = [args[0] if args and args[-1] is Ellipsis else (args[i] if args else Any) for i in range(len(value))]
+        item_types = [
+            args[0] if args and args[-1] is Ellipsis else (args[i] if args else Any) for i in range(len(value))
+        ]
         return tuple(_structure_each(converter, list(zip(value, item_types, strict=True))))
 
     return structure_tuple
@@ -264,7 +268,10 @@ def _check_int_range(fields: list, values: dict, problems: Problems) -> None:
             continue
         for path, value in _ints_in(values[field.name], (field.name,)):
             if not INT64[0] <= value <= INT64[1]:
-                problems.add(path, f"expected an integer that fits in 64 bits (at most {INT64[1]:,} in size), got {kind_of(value)}")
+                problems.add(
+                    path,
+                    f"expected an integer that fits in 64 bits (at most {INT64[1]:,} in size), got {kind_of(value)}",
+                )
 
 
 def _mentions_int(type_) -> bool:

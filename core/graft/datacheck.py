@@ -116,7 +116,8 @@ def _check_target(what: str, head: str, y: np.ndarray, target: HeadTarget) -> li
     if loss == CATEGORICAL:
         if shape != (n, *out):
             return [
-                f"{what} have shape {_shape(shape)} but {target.loss} needs one-hot targets shaped {_shape((n, *out))}; "
+                f"{what} have shape {_shape(shape)} but {target.loss} needs one-hot targets "
+                f"shaped {_shape((n, *out))}; "
                 "for integer class ids use sparse_categorical_crossentropy"
             ]
         return []

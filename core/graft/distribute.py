@@ -160,7 +160,8 @@ def check_batches(distribution: Distribution, spec_file, samples: list[int | Non
                                  + (f", e.g. {lower} or {upper}" if lower else f", e.g. {upper}")))
         elif count is not None and count < stage.batch_size:
             problems.append((at, f"the stage has {count} training samples, fewer than one global batch of "
-                                 f"{stage.batch_size}; a distributed run trains on whole batches: use a smaller batch_size"))
+                                 f"{stage.batch_size}; a distributed run trains on whole batches: "
+                                 "use a smaller batch_size"))
     if problems:
         raise spec_file.error(problems)
 

@@ -47,7 +47,9 @@ def feature_plan(
     """What happens to the extractor's features in a stage with these decisions, for the plan."""
     if any(decisions[info.name].trainable for info in built.layers if info.in_extractor):
         return ""
-    stochastic = [info.name for info in built.layers if info.in_extractor and _is_stochastic(info.class_name, info.layer)]
+    stochastic = [
+        info.name for info in built.layers if info.in_extractor and _is_stochastic(info.class_name, info.layer)
+    ]
     if stochastic:
         return f"not cached: {stochastic[0]} is random in training, so the features differ every epoch"
     if augmented:
@@ -109,7 +111,9 @@ def cached_features(
             for x, y in batches_in_order(data, batch_size, validation):
                 yield np.asarray(built.extractor.predict_on_batch(x)), y
 
-        stored = cache.store.put(key, features(False), features(True) if data.has_validation else None, data.description)
+        stored = cache.store.put(
+            key, features(False), features(True) if data.has_validation else None, data.description
+        )
     else:
         log("   the extractor is frozen and its features of this data are stored: the heads train on them")
     log(f"   features: {stored.path}")

@@ -73,7 +73,10 @@ def installed_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {}
-    for name, distributions in (("keras", ("keras",)), ("tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos"))):
+    for name, distributions in (
+        ("keras", ("keras",)),
+        ("tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos")),
+    ):
         for distribution in distributions:
             try:
                 versions[name] = metadata.version(distribution)
@@ -152,7 +155,9 @@ class StoredSplit:
         return [self.features, *self.targets.values()]
 
     def dataset_arrays(self, folder: str) -> tuple[ArrayFile, dict[str, ArrayFile]]:
-        return self.features.array_file(folder), {head: array.array_file(folder) for head, array in self.targets.items()}
+        return self.features.array_file(folder), {
+            head: array.array_file(folder) for head, array in self.targets.items()
+        }
 
 
 @attrs.frozen
@@ -215,7 +220,9 @@ class _Sink:
 
     def __init__(self, folder: str, file: str, what: str, first: np.ndarray) -> None:
         if first.dtype.kind not in NUMERIC_KINDS or first.ndim == 0:
-            raise ValueError(f"{what} must be numeric arrays with a sample axis, got {first.dtype} of shape {first.shape}")
+            raise ValueError(
+                f"{what} must be numeric arrays with a sample axis, got {first.dtype} of shape {first.shape}"
+            )
         self.file, self.what, self.path = file, what, os.path.join(folder, file)
         self.dtype, self.sample_shape, self.rows = first.dtype, first.shape[1:], 0
         with writing(self.path):
@@ -256,7 +263,9 @@ def write_split(folder: str, split: str, batches: Iterable[Batch]) -> StoredSpli
                 raise ValueError(f"batch {number} of the {split} data has heads {list(targets)}, the first had others")
             for head, array in arrays.items():
                 if array.ndim == 0 or len(array) != len(arrays[None]):
-                    raise ValueError(f"batch {number} of the {split} data: the {head or 'features'} are not one per sample")
+                    raise ValueError(
+                        f"batch {number} of the {split} data: the {head or 'features'} are not one per sample"
+                    )
                 sinks[head].write(array, number)
     except BaseException:
         for sink in sinks.values():

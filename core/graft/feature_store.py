@@ -54,7 +54,9 @@ from graft.feature_files import (
 )
 from graft.rundir import fsync_path, write_json
 
-__all__ = ["CacheEntry", "ClearResult", "FeatureStore", "FeatureStoreError", "StoredFeatures", "cache_root", "features_key"]
+__all__ = [
+    "CacheEntry", "ClearResult", "FeatureStore", "FeatureStoreError", "StoredFeatures", "cache_root", "features_key"
+]
 
 KEY_LENGTH = 32
 _KEY = re.compile(r"[0-9A-Za-z_-]{1,128}\Z")
@@ -178,7 +180,9 @@ class FeatureStore:
                 raise ValueError(f"no training batches to store for '{description}'")
             val_split = None if validation is None else write_split(partial, "validation", validation)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            meta = FeaturesMeta(key, description, created, dict(versions or installed_versions()), train_split, val_split)
+            meta = FeaturesMeta(
+                key, description, created, dict(versions or installed_versions()), train_split, val_split
+            )
             with writing(partial):
                 write_json(os.path.join(partial, META), meta.to_json())
                 fsync_path(partial)

@@ -40,7 +40,9 @@ def run_local_workers(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment,
             start_new_session=True, text=True, errors="replace",
         ))
-    readers = [threading.Thread(target=_relay, args=(worker, index), daemon=True) for index, worker in enumerate(workers)]
+    readers = [
+        threading.Thread(target=_relay, args=(worker, index), daemon=True) for index, worker in enumerate(workers)
+    ]
     for reader in readers:
         reader.start()
     try:

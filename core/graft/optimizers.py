@@ -92,7 +92,10 @@ def option_problems(name: str, options: Mapping[Any, Any]) -> list[tuple[Path, s
         option = kind.options.get(key) if isinstance(key, str) else None
         if option is None:
             found.append(
-                ((key,), f"{name} has no option '{key}'; its options: {listing(allowed, 20)}{did_you_mean(key, allowed)}")
+                (
+                    (key,),
+                    f"{name} has no option '{key}'; its options: {listing(allowed, 20)}{did_you_mean(key, allowed)}",
+                )
             )
         elif value is None and option.nullable:
             continue

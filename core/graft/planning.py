@@ -135,7 +135,12 @@ def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> Bu
     stage = spec.stages[index]
     heads_at: Path = ("stages", index, "heads") if stage.heads is not None else ("model", "heads")
     builder = ModelBuilder(
-        registry, tuple(spec.model.input_shape), spec.model.extractor, spec.heads_of(stage), spec_file.base_dir, heads_at
+        registry,
+        tuple(spec.model.input_shape),
+        spec.model.extractor,
+        spec.heads_of(stage),
+        spec_file.base_dir,
+        heads_at,
     )
     return builder.build(seed=spec.seed + index)
 

@@ -110,7 +110,11 @@ class Registry:
             seen.add(_normalise(dist_name))
             for entry_point in entry_points:
                 info = PluginInfo(entry_point.name, dist_name, dist.version, entry_point.value)
-                if enabled is not None and entry_point.name not in enabled and _normalise(dist_name) != CORE_DISTRIBUTION:
+                if (
+                    enabled is not None
+                    and entry_point.name not in enabled
+                    and _normalise(dist_name) != CORE_DISTRIBUTION
+                ):
                     info.status = "disabled"
                     info.error = f"not listed in {ENABLE_VARIABLE}"
                     registry.infos.append(info)
@@ -292,7 +296,9 @@ class Registry:
         try:
             return check(*args)
         except hookresults.WrongAnswer as wrong:
-            raise PluginError(f"{kind} plugin '{name}' ({self.origin(kind, name)}) {HOOK_OF_KIND[kind]}: {wrong}") from None
+            raise PluginError(
+                f"{kind} plugin '{name}' ({self.origin(kind, name)}) {HOOK_OF_KIND[kind]}: {wrong}"
+            ) from None
 
     def origin(self, kind: str, name: str) -> str:
         return self.get(kind, name).origin

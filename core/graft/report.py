@@ -84,7 +84,8 @@ class StageReport:
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None
     data: DataSummary | None = None
-    worker_digests: list[str] = attrs.field(factory=list)  # multi_worker: each replica's weights, equal (graft.distribute)
+    # multi_worker: each replica's weights, equal (graft.distribute)
+    worker_digests: list[str] = attrs.field(factory=list)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:

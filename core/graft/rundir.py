@@ -111,7 +111,9 @@ class RunDir:
             try:
                 handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for its lock
             except OSError as exc:
-                raise RunError(f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
+                raise RunError(
+                    f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}"
+                ) from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:

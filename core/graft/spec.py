@@ -54,7 +54,9 @@ def stage_name(_instance, _attribute, value) -> None:
     if not is_name(value):
         raise SpecProblem((), f"{value!r} is not a valid stage name: use letters, digits and _ (it names a folder)")
     if len(value) > MAX_STAGE_NAME:
-        raise SpecProblem((), f"a stage name has at most {MAX_STAGE_NAME} characters (it names a folder), got {len(value)}")
+        raise SpecProblem(
+            (), f"a stage name has at most {MAX_STAGE_NAME} characters (it names a folder), got {len(value)}"
+        )
     if value.lower() in RESERVED_FOLDER_NAMES:
         raise SpecProblem((), f"'{value}' cannot name a folder on Windows; choose another stage name")
 

@@ -61,7 +61,9 @@ def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]
     return SpecError(source, lines)
 
 
-CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {
+    0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"
+}
 
 
 def one_line(text: str) -> str:
@@ -130,7 +132,8 @@ def read_spec_text(path: str) -> str:
     if kind is not None:
         raise SpecError(path, [f"cannot read the spec: it is {kind}, not a file; give the path of a YAML file"])
     if len(data) > MAX_BYTES:
-        raise SpecError(path, [f"the spec is larger than {MAX_BYTES // 1024 // 1024} MiB, the limit for a spec file; is it the right file?"])
+        raise SpecError(path, [f"the spec is larger than {MAX_BYTES // 1024 // 1024} MiB, the limit for a spec file; "
+                               "is it the right file?"])
     return _decode(data, path)
 
 
@@ -153,7 +156,9 @@ def _decode(data: bytes, path: str) -> str:
     if b"\0" in data:
         offset = data.index(b"\0")
         zip_hint = " (a zip archive, such as a .keras model?)" if data.startswith(b"PK\x03\x04") else ""
-        raise SpecError(path, [f"the file looks binary{zip_hint}: a NUL byte at byte offset {offset}; a spec is YAML text"])
+        raise SpecError(
+            path, [f"the file looks binary{zip_hint}: a NUL byte at byte offset {offset}; a spec is YAML text"]
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -225,9 +230,16 @@ def _check_head_names(heads: dict, at: Path) -> list[tuple[Path, str]]:
     items = []
     for name in heads:
         if not is_name(name):
-            items.append(((*at, name), f"head name {name!r} is not valid: use letters, digits and _ (it names a Keras layer)"))
+            items.append(
+                ((*at, name), f"head name {name!r} is not valid: use letters, digits and _ (it names a Keras layer)")
+            )
         elif name == INPUT_NAME:
-            items.append(((*at, name), f"head name '{name}' is reserved: the model's input layer is named {INPUT_NAME}; choose another"))
+            items.append(
+                (
+                    (*at, name),
+                    f"head name '{name}' is reserved: the model's input layer is named {INPUT_NAME}; choose another",
+                )
+            )
     return items
 
 

@@ -31,7 +31,8 @@ class StreamCheck:
 
 
 def check_stream(stream: Stream, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]) -> StreamCheck:
-    """Every problem of ``stream`` for a model with ``input_shape`` and ``heads`` that its spec and first batches show."""
+    """Every problem of ``stream`` for a model with ``input_shape`` and ``heads`` that its spec and first
+    batches show."""
     import tensorflow as tf
 
     problems = []
@@ -68,7 +69,11 @@ def _spec_problems(split: str, spec, input_shape: tuple[int, ...], heads: dict[s
     problems = []
     shape = tuple(x.shape) if x.shape.rank is not None else None
     wanted = tuple(input_shape)
-    if shape is None or len(shape) != len(wanted) or any(d is not None and d != w for d, w in zip(shape, wanted, strict=True)):
+    if (
+        shape is None
+        or len(shape) != len(wanted)
+        or any(d is not None and d != w for d, w in zip(shape, wanted, strict=True))
+    ):
         given = "unknown" if shape is None else str(shape).replace("None", "?")
         problems.append(
             f"{split} inputs are shaped {given} per sample but the model expects {wanted}; "

@@ -119,5 +119,6 @@ def snapshot(layers: Iterable[LayerInfo]) -> Weights:
 def bitwise_equal(left: list[np.ndarray], right: list[np.ndarray]) -> bool:
     """True if both weight lists have the same shapes and the same bytes."""
     return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True)
+        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(left, right, strict=True)
     )

@@ -21,7 +21,9 @@ MAX_DEPTH = 50  # a spec nests about 8 levels; deep nesting would exhaust Python
 MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 MERGE_TAG, FLOAT_TAG = "tag:yaml.org,2002:merge", "tag:yaml.org,2002:float"
 # the YAML 1.2 core schema float: 1e-3 and 3E5 need no dot
-FLOAT_12 = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z")
+FLOAT_12 = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z"
+)
 TAG_WORDS = {
     "tag:yaml.org,2002:int": "an integer",
     FLOAT_TAG: "a number",
@@ -52,11 +54,15 @@ class SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.depth >= MAX_DEPTH:
             mark = self.peek_event().start_mark
-            raise YamlLimitError(problem=f"nested more than {MAX_DEPTH} levels deep; a spec needs far fewer", problem_mark=mark)
+            raise YamlLimitError(
+                problem=f"nested more than {MAX_DEPTH} levels deep; a spec needs far fewer", problem_mark=mark
+            )
         self.composed += 1
         if self.composed > MAX_VALUES:  # stop early: composing a long plain list takes seconds
             mark = self.peek_event().start_mark
-            raise YamlLimitError(problem=f"holds more than {MAX_VALUES:,} values; a spec needs far fewer", problem_mark=mark)
+            raise YamlLimitError(
+                problem=f"holds more than {MAX_VALUES:,} values; a spec needs far fewer", problem_mark=mark
+            )
         self.depth += 1
         try:
             return super().compose_node(parent, index)
@@ -138,7 +144,12 @@ def _check_expansion(root: yaml.Node) -> None:
             child_values, child_depth = measure(child, child_path)
             values, depth = values + child_values, max(depth, child_depth + 1)
             if values > MAX_VALUES:
-                raise YamlProblem(path, f"the spec holds more than {MAX_VALUES:,} values (an alias counts each time it is used); a spec needs far fewer", node)
+                raise YamlProblem(
+                    path,
+                    f"the spec holds more than {MAX_VALUES:,} values (an alias counts each time it is used); "
+                    "a spec needs far fewer",
+                    node,
+                )
             if depth > MAX_DEPTH:
                 raise YamlProblem(path, f"aliases nest the spec more than {MAX_DEPTH} levels deep", node)
         open_nodes.discard(id(node))
@@ -217,14 +228,20 @@ class _Builder:
             return None
         line = key_node.start_mark.line + 1
         if not isinstance(key_node, yaml.ScalarNode):
-            self._report(key_node, path, f"mapping keys must be names or numbers; the key on line {line} is {_node_kind(key_node)}")
+            self._report(
+                key_node,
+                path,
+                f"mapping keys must be names or numbers; the key on line {line} is {_node_kind(key_node)}",
+            )
             return _UNREADABLE
         key = self._construct(key_node, path)
         if id(key_node) in self.reported:  # a number that could not be read, or a key reported before
             return _UNREADABLE
         if isinstance(key, KEY_TYPES):
             return key
-        self._report(key_node, path, f"mapping keys must be names or numbers; the key on line {line} is {type(key).__name__}")
+        self._report(
+            key_node, path, f"mapping keys must be names or numbers; the key on line {line} is {type(key).__name__}"
+        )
         return _UNREADABLE
 
     def _construct(self, node: yaml.Node, path: Path) -> Any:
@@ -235,7 +252,9 @@ class _Builder:
             what = TAG_WORDS.get(node.tag, "a value")
             text = node.value if isinstance(node.value, str) else "this value"
             shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
-            self._report(node, path, f"cannot read '{shown}' as {what}: write a plain value, or quote it to make it a string")
+            self._report(
+                node, path, f"cannot read '{shown}' as {what}: write a plain value, or quote it to make it a string"
+            )
             return None
 
     def _report(self, node: yaml.Node, path: Path, message: str) -> None:
@@ -248,4 +267,10 @@ _UNREADABLE = object()
 
 
 def _node_kind(node: yaml.Node) -> str:
-    return "a mapping" if isinstance(node, yaml.MappingNode) else "a list" if isinstance(node, yaml.SequenceNode) else "a value"
+    return (
+        "a mapping"
+        if isinstance(node, yaml.MappingNode)
+        else "a list"
+        if isinstance(node, yaml.SequenceNode)
+        else "a value"
+    )

@@ -80,7 +80,9 @@ def _open_archive(path: str, field: str) -> zipfile.ZipFile:
     if not os.path.exists(path):
         raise SpecProblem((field,), f"file not found: {path}")
     if not os.path.isfile(path):
-        raise SpecProblem((field,), f"{path} is not a regular file (a device or a pipe?); give the path of an .npz file")
+        raise SpecProblem(
+            (field,), f"{path} is not a regular file (a device or a pipe?); give the path of an .npz file"
+        )
     try:
         if os.path.getsize(path) == 0:
             raise SpecProblem((field,), f"{path} is empty (0 bytes), not an .npz archive; {SAVEZ}")

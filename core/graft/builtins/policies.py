@@ -95,7 +95,8 @@ class Layers:
         for index, names in enumerate(hits["reinit"]):
             if names & frozen:
                 problems.add(
-                    ("reinit", index), f"{_names(names & frozen)} would stay frozen at random values; remove it from freeze"
+                    ("reinit", index),
+                    f"{_names(names & frozen)} would stay frozen at random values; remove it from freeze",
                 )
         problems.raise_all()
         train = set().union(*hits["train"], *hits["reinit"])

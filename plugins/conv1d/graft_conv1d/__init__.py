@@ -60,7 +60,9 @@ def _unique_names(instance, attribute, layers) -> None:
             made[f"{layer.name}_act"] = f"the activation of layers[{index}]"
         clashes = [name for name in made if name in seen]
         if clashes:
-            problems.add((attribute.name, index, "name"), f"duplicate layer name '{clashes[0]}' (also {seen[clashes[0]]})")
+            problems.add(
+                (attribute.name, index, "name"), f"duplicate layer name '{clashes[0]}' (also {seen[clashes[0]]})"
+            )
         seen = {**made, **seen}
     problems.raise_all()
 
@@ -81,7 +83,9 @@ def build_extractor(params: Conv1DParams, input_shape):
     import keras
 
     if len(input_shape) != 2:
-        raise graft.SpecProblem((), f"the conv1d extractor needs model.input_shape [steps, channels], got {list(input_shape)}")
+        raise graft.SpecProblem(
+            (), f"the conv1d extractor needs model.input_shape [steps, channels], got {list(input_shape)}"
+        )
     check_shapes(params, input_shape)
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
     x = inputs
@@ -120,6 +124,10 @@ def check_shapes(params: Conv1DParams, input_shape) -> None:
                 f"{', after the layers before it' if index else ''}); use a smaller kernel or padding: same",
             )
             break  # the steps after this layer are undefined
-        steps = (steps - layer.kernel_size) // layer.strides + 1 if layer.padding == "valid" else math.ceil(steps / layer.strides)
+        steps = (
+            (steps - layer.kernel_size) // layer.strides + 1
+            if layer.padding == "valid"
+            else math.ceil(steps / layer.strides)
+        )
         channels = layer.filters
     problems.raise_all()

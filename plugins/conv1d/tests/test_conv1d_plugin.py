@@ -51,11 +51,15 @@ def test_defaults():
 
 
 def test_negative_filters():
-    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "filters"), "must be from 1 to 2,147,483,647, got -4")]
+    assert problems({"layers": layers(4, -4)}) == [
+        (("params", "layers", 1, "filters"), "must be from 1 to 2,147,483,647, got -4")
+    ]
 
 
 def test_string_filters():
-    assert problems({"layers": layers(4, "x")}) == [(("params", "layers", 1, "filters"), "expected an integer, got str 'x'")]
+    assert problems({"layers": layers(4, "x")}) == [
+        (("params", "layers", 1, "filters"), "expected an integer, got str 'x'")
+    ]
 
 
 def test_duplicate_name():
@@ -94,8 +98,16 @@ def test_unknown_keys():
     [
         ({"layers": []}, ("params", "layers"), "must not be empty"),
         ({"layers": [{"name": "c", "filters": 4}]}, ("params", "layers", 0, "kernel_size"), "required key missing"),
-        ({"layers": [{"name": "c-1", "filters": 4, "kernel_size": 3}]}, ("params", "layers", 0, "name"), "is not a valid name"),
-        ({"layers": [{"name": "c", "filters": 4, "kernel_size": 3, "strides": 0}]}, ("params", "layers", 0, "strides"), "got 0"),
+        (
+            {"layers": [{"name": "c-1", "filters": 4, "kernel_size": 3}]},
+            ("params", "layers", 0, "name"),
+            "is not a valid name",
+        ),
+        (
+            {"layers": [{"name": "c", "filters": 4, "kernel_size": 3, "strides": 0}]},
+            ("params", "layers", 0, "strides"),
+            "got 0",
+        ),
         (
             {"layers": [{"name": "c", "filters": 4, "kernel_size": 3, "padding": "vaild"}]},
             ("params", "layers", 0, "padding"),

@@ -91,7 +91,11 @@ def test_defaults():
         ({"classes": [5, "6"]}, ("params", "classes", 1), "expected an integer, got str '6'"),
         ({"classes": [5, True]}, ("params", "classes", 1), "expected an integer, got bool True"),
         ({}, ("params", "classes"), "required key missing"),
-        ({"classes": [5], "head": "my head"}, ("params", "head"), "'my head' is not a valid name: use letters, digits and _"),
+        (
+            {"classes": [5], "head": "my head"},
+            ("params", "head"),
+            "'my head' is not a valid name: use letters, digits and _",
+        ),
         ({"classes": [5], "size": 12}, ("params", "size"), "must be a multiple of 8 (8, 16, 24, 32, ...), got 12"),
         ({"classes": [5], "size": 0}, ("params", "size"), "must be a multiple of 8 (8, 16, 24, 32, ...), got 0"),
         ({"classes": [5], "size": 32.0}, ("params", "size"), "expected an integer, got float 32.0"),
@@ -363,5 +367,7 @@ def test_spec_problems_carry_yaml_paths_and_lines():
         "stages[0].data.params.classes[2] (line 11): digit 12 is not 0..9",
         "stages[0].data.params.size (line 12): must be a multiple of 8 (8, 16, 24, 32, ...), got 30",
     ]
-    spec_file = parse_spec(SPEC.replace("5, 6, 12", "5, 6, 7, 8, 9").replace("size: 30", "size: 32"), "digits.yaml", registry)
+    spec_file = parse_spec(
+        SPEC.replace("5, 6, 12", "5, 6, 7, 8, 9").replace("size: 30", "size: 32"), "digits.yaml", registry
+    )
     assert spec_file.spec.stages[0].data.params == DigitsParams(classes=TOP)

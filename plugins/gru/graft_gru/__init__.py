@@ -40,7 +40,9 @@ def _unique_names(_instance, attribute, layers) -> None:
     problems = Problems()
     for index, layer in enumerate(layers):
         if layer.name in seen:
-            problems.add((attribute.name, index, "name"), f"duplicate layer name '{layer.name}' (also {seen[layer.name]})")
+            problems.add(
+                (attribute.name, index, "name"), f"duplicate layer name '{layer.name}' (also {seen[layer.name]})"
+            )
         seen.setdefault(layer.name, f"layers[{index}]")
     problems.raise_all()
 

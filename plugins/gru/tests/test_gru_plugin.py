@@ -45,11 +45,15 @@ def test_defaults():
 
 
 def test_negative_units():
-    assert problems({"layers": layers(4, -4)}) == [(("params", "layers", 1, "units"), "must be from 1 to 2,147,483,647, got -4")]
+    assert problems({"layers": layers(4, -4)}) == [
+        (("params", "layers", 1, "units"), "must be from 1 to 2,147,483,647, got -4")
+    ]
 
 
 def test_string_units():
-    assert problems({"layers": layers(4, "x")}) == [(("params", "layers", 1, "units"), "expected an integer, got str 'x'")]
+    assert problems({"layers": layers(4, "x")}) == [
+        (("params", "layers", 1, "units"), "expected an integer, got str 'x'")
+    ]
 
 
 def test_duplicate_name():
@@ -59,7 +63,9 @@ def test_duplicate_name():
 
 def test_name_of_input_layer_is_taken():
     raw = {"layers": [{"name": "gru_input", "units": 4}]}
-    assert problems(raw) == [(("params", "layers", 0, "name"), "duplicate layer name 'gru_input' (also the input layer)")]
+    assert problems(raw) == [
+        (("params", "layers", 0, "name"), "duplicate layer name 'gru_input' (also the input layer)")
+    ]
 
 
 def test_unknown_keys():

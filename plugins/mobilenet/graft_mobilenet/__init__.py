@@ -200,7 +200,9 @@ def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, i
     elif channels < 1:
         problems.append(f"channels must be at least 1, got {channels}")
     if problems:
-        raise InputShapeError(f"model.input_shape {list(shape)} does not fit the mobilenet extractor: {'; '.join(problems)}")
+        raise InputShapeError(
+            f"model.input_shape {list(shape)} does not fit the mobilenet extractor: {'; '.join(problems)}"
+        )
     return shape
 
 
@@ -214,7 +216,11 @@ def weights_argument(value: str, base_dir: str = ".") -> str | None:
     expanded = os.path.expanduser(value)
     path = os.path.abspath(os.path.join(base_dir, expanded))
     if not os.path.isfile(path):
-        relative = "" if os.path.isabs(expanded) else f"; a relative path is relative to the spec's folder ({os.path.abspath(base_dir)})"
+        relative = (
+            ""
+            if os.path.isabs(expanded)
+            else f"; a relative path is relative to the spec's folder ({os.path.abspath(base_dir)})"
+        )
         raise WeightsFileNotFound(f"mobilenet weights file not found: {path} (weights: '{value}'{relative})")
     return path
 

@@ -78,7 +78,9 @@ def v3_small():
 
 
 def test_docstring_example_is_valid_params():
-    example = yaml.safe_load(textwrap.dedent(graft_mobilenet.__doc__.split(".. code-block:: yaml")[1].split("``weights``")[0]))
+    example = yaml.safe_load(
+        textwrap.dedent(graft_mobilenet.__doc__.split(".. code-block:: yaml")[1].split("``weights``")[0])
+    )
     assert params(example["extractor"]["params"]) == MobileNetParams(weights="imagenet")
 
 
@@ -96,7 +98,9 @@ def test_bad_variant_with_did_you_mean():
 def test_bad_weights(value):
     [(path, message)] = problems({"weights": value})
     assert path == ("params", "weights")
-    assert message.startswith(f"'{value}' is not 'none', 'imagenet' or the path of a weights file ending .weights.h5, .h5 or .keras")
+    assert message.startswith(
+        f"'{value}' is not 'none', 'imagenet' or the path of a weights file ending .weights.h5, .h5 or .keras"
+    )
 
 
 def test_weights_typo_did_you_mean():
@@ -132,7 +136,10 @@ def test_a_missing_weights_file_is_a_params_problem_at_validate_time(tmp_path):
 )
 def test_imagenet_alpha(variant, alpha, allowed):
     assert problems({"variant": variant, "alpha": alpha, "weights": "imagenet"}) == [
-        (("params", "alpha"), f"Keras has imagenet weights for {variant} only with alpha {allowed}; got {alpha} (or use weights: none)")
+        (
+            ("params", "alpha"),
+            f"Keras has imagenet weights for {variant} only with alpha {allowed}; got {alpha} (or use weights: none)",
+        )
     ]
 
 
@@ -169,7 +176,8 @@ def test_spec_reports_params_at_their_yaml_line(tmp_path):
     with pytest.raises(graft.SpecError) as caught:
         parse_spec(text, str(tmp_path / "spec.yaml"), Registry.discover(enabled={"mobilenet"}))
     assert caught.value.lines == [
-        "model.extractor.params.variant (line 7): 'v3-large' is not one of: v2, v3_small, v3_large — did you mean 'v3_large'?"
+        "model.extractor.params.variant (line 7): 'v3-large' is not one of: v2, v3_small, v3_large "
+        "— did you mean 'v3_large'?"
     ]
 
 
@@ -210,7 +218,9 @@ def test_v3_small_has_its_own_preprocessing(v3_small):
     assert len(names) == len(set(names))
     expected = {"conv", "conv_1", "expanded_conv_project"} if keras3() else {"Conv", "Conv_1", "expanded_conv/project"}
     assert expected <= set(names)
-    rescaling = [layer for layer in graft_mobilenet.base_of(v3_small).layers if isinstance(layer, keras.layers.Rescaling)]
+    rescaling = [
+        layer for layer in graft_mobilenet.base_of(v3_small).layers if isinstance(layer, keras.layers.Rescaling)
+    ]
     assert len(rescaling) == 1 and rescaling[0].scale == pytest.approx(1 / 127.5)
     assert tuple(v3_small.output_shape) == (None, 432)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, *SHAPE)).astype("float32")
@@ -234,7 +244,11 @@ def test_v3_large_with_max_pooling():
         ((32, 40, 3), "none", r"the images must be square \(height == width\), got 32x40"),
         ((16, 16, 3), "none", r"height and width must be at least 32, got 16x16"),
         ((32, 32, 1), "imagenet", r"imagenet weights need 3 channels \(RGB\), got 1"),
-        ((16, 24, 4), "imagenet", r"square .*; height and width must be at least 32.*; imagenet weights need 3 channels"),
+        (
+            (16, 24, 4),
+            "imagenet",
+            r"square .*; height and width must be at least 32.*; imagenet weights need 3 channels",
+        ),
     ],
 )
 def test_input_shape_problems(shape, weights, message):
@@ -272,7 +286,9 @@ def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatc
     assert len(pairs) == len([layer for layer in loaded.layers if layer.weights]) > 100
     for saved, got, other in pairs:
         assert saved.name == got.name == other.name
-        assert all(s.tobytes() == g.tobytes() for s, g in zip(saved.get_weights(), got.get_weights(), strict=True)), saved.name
+        assert all(s.tobytes() == g.tobytes() for s, g in zip(saved.get_weights(), got.get_weights(), strict=True)), (
+            saved.name
+        )
     kernels = [(got, other) for _, got, other in pairs if "kernel" in got.weights[0].name]
     assert kernels and all(g.get_weights()[0].tobytes() != o.get_weights()[0].tobytes() for g, o in kernels)
 
@@ -309,7 +325,9 @@ def test_weights_of_another_width_are_a_clear_error(v2, tmp_path):
         warnings.simplefilter("ignore")  # Keras 3 warns per layer it skips before it raises
         build(alpha=0.5, weights=path)
     message = str(caught.value)
-    assert message.startswith(f"the weights file {path} does not load into keras.applications.MobileNetV2(alpha=0.5, include_top=False): ")
+    assert message.startswith(
+        f"the weights file {path} does not load into keras.applications.MobileNetV2(alpha=0.5, include_top=False): "
+    )
     assert "bare Keras model of the same variant and alpha" in message
 
 
@@ -338,7 +356,9 @@ base = gm.base_of(gm.build_extractor(params=gm.MobileNetParams(alpha=0.35), inpu
 target = os.path.join(folder, name)
 base.save(target) if keras.__version__.startswith("3") else base.save_weights(target)
 keras.utils.set_random_seed(4)
-loaded = gm.base_of(gm.build_extractor(params=gm.MobileNetParams(alpha=0.35, weights="imagenet"), input_shape=(32, 32, 3)))
+loaded = gm.base_of(
+    gm.build_extractor(params=gm.MobileNetParams(alpha=0.35, weights="imagenet"), input_shape=(32, 32, 3))
+)
 out["loaded_equal"] = [a.tobytes() == b.tobytes() for a, b in zip(base.get_weights(), loaded.get_weights())]
 out["cache"] = sorted(os.listdir(folder))
 
@@ -354,7 +374,9 @@ except gm.WeightsLoadError as exc:
 v3_target = os.path.join(folder, out["names"]["v3_small"])
 base.save(v3_target) if keras.__version__.startswith("3") else base.save_weights(v3_target)
 try:
-    gm.build_extractor(params=gm.MobileNetParams(variant="v3_small", alpha=0.75, weights="imagenet"), input_shape=(32, 32, 3))
+    gm.build_extractor(
+        params=gm.MobileNetParams(variant="v3_small", alpha=0.75, weights="imagenet"), input_shape=(32, 32, 3)
+    )
 except gm.WeightsUnavailable as exc:
     out["v3_home_made"] = {"error": str(exc), "kept": os.path.exists(v3_target)}
 print("RESULT " + json.dumps(out))
@@ -386,7 +408,9 @@ def test_imagenet_offline_error_then_cached_file(tmp_path):
         f"Keras's cache and could not be downloaded (Exception: URL fetch failure on {v2_url}: "
     )
     assert f"\n  Keras wants the file {v2_file}\n  from {v2_url}\n" in message
-    assert f"put it in the folder {folder} (as {os.path.join(folder, v2_file)}) so it works offline next time." in message
+    assert (
+        f"put it in the folder {folder} (as {os.path.join(folder, v2_file)}) so it works offline next time." in message
+    )
     assert "MD5" not in message
     assert out["names"]["v2"] == v2_file
 
@@ -404,7 +428,9 @@ def test_imagenet_offline_error_then_cached_file(tmp_path):
         "Keras found the imagenet weights of keras.applications.MobileNetV2(alpha=0.35, include_top=False) "
         f"in its cache, {os.path.join(folder, v2_file)}, but could not load them: "
     )
-    assert out["damaged"].endswith(f"Delete the file (Keras downloads it again) or replace it with the original from {v2_url}")
+    assert out["damaged"].endswith(
+        f"Delete the file (Keras downloads it again) or replace it with the original from {v2_url}"
+    )
     assert f"Keras wants the file {v3_file}\n" in out["v3_home_made"]["error"]
     assert out["v3_home_made"]["kept"] is False
 
