@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 import numpy as np
 
 CHUNK_BYTES = 32 * 2**20  # what ``chunks`` reads at a time
+
+
+def _shape(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
 
 
 def _optional_rows(value) -> np.ndarray | None:
@@ -32,7 +36,7 @@ class ArrayFile:
     """
 
     path: str
-    shape: tuple[int, ...] = attrs.field(converter=tuple)
+    shape: tuple[int, ...] = attrs.field(converter=_shape)
     dtype: np.dtype = attrs.field(converter=np.dtype)
     offset: int = 0
     rows: np.ndarray | None = attrs.field(default=None, converter=_optional_rows)
@@ -88,9 +92,10 @@ class ArrayFile:
         return values
 
     def _read_at(self, handle, target: np.ndarray, start: int) -> None:
-        done = os.preadv(handle.fileno(), [target], self.offset + start)
+        # numpy's stubs make ndarray a Buffer on Python 3.12+ only, hence the ignores below
+        done = os.preadv(handle.fileno(), [target], self.offset + start)  # type: ignore[list-item]
         while 0 < done < target.nbytes:  # a short read: go on where it stopped
-            more = os.preadv(handle.fileno(), [target[done:]], self.offset + start + done)
+            more = os.preadv(handle.fileno(), [target[done:]], self.offset + start + done)  # type: ignore[list-item]
             done = done + more if more else done
             if not more:
                 break

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import attrs
 
@@ -52,7 +52,7 @@ class Augmentation:
     @classmethod
     def key(cls) -> str:
         """The YAML key naming this augmentation: its one field's name."""
-        return attrs.fields(cls)[0].name
+        return attrs.fields(cast("type[attrs.AttrsInstance]", cls))[0].name  # called on the attrs subclasses
 
     @property
     def name(self) -> str:

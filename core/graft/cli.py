@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+from typing import Any
 
 from graft import cache_command, schema_command
 from graft.backend import VERBOSE_VARIABLE
@@ -231,7 +232,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
     from graft import __version__
 
-    where = {"path": paths} if paths is not None else {}
+    where: dict[str, Any] = {"path": paths} if paths is not None else {}
 
     def installed(*names: str) -> str | None:
         """``name version`` of the first of ``names`` installed."""

@@ -8,7 +8,7 @@ at once: wrong types, missing and unknown keys, and every failing validator
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -148,7 +148,7 @@ def _strict_dict(converter: cattrs.Converter):
 
 def _union(converter: cattrs.Converter):
     def structure_union(value, type_):
-        members = typing.get_args(type_)
+        members: Sequence[Any] = typing.get_args(type_)
         if value is None and type(None) in members:
             return None
         members = [member for member in members if member is not type(None)]
@@ -222,11 +222,11 @@ def structure_attrs(converter: cattrs.Converter, data: Any, cls: type) -> Any:
 
 def _stand_in(cls: type, fields: list, values: dict) -> Any:
     """An instance of ``cls`` holding ``values`` and the defaults of absent fields, without ``__init__``."""
-    stand_in = object.__new__(cls)
+    stand_in: Any = object.__new__(cls)
     for field in fields:
         if field.name in values:
             object.__setattr__(stand_in, field.name, values[field.name])
-        elif isinstance(field.default, attrs.Factory):
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # a class, stubbed as a function
             try:
                 default = field.default.factory(stand_in) if field.default.takes_self else field.default.factory()
             except Exception:  # noqa: BLE001 - a default that needs a failed field: leave it unset
@@ -254,9 +254,9 @@ def _run_validators(instance: Any, fields: list, problems: Problems, strict: boo
                 for path, message in problem.items:
                     problems.add((field.name, *relative_to_field(path, field.name)), message)
             except Exception as exc:  # noqa: BLE001 - attrs validators raise TypeError/ValueError
-                message = failure_message(validator, exc, value, strict)
-                if message is not None:
-                    problems.add((field.name,), message)
+                said = failure_message(validator, exc, value, strict)
+                if said is not None:
+                    problems.add((field.name,), said)
 
 
 def _check_int_range(fields: list, values: dict, problems: Problems) -> None:

@@ -6,7 +6,7 @@ samples itself, the same way for every source (``graft.pipeline``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -37,10 +37,10 @@ class Dataset:
     """
 
     x: Array
-    y: dict[str, Array]
+    y: Mapping[str, Array]
     description: str
     x_val: Array | None = None
-    y_val: dict[str, Array] | None = None
+    y_val: Mapping[str, Array] | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -71,6 +71,10 @@ class Dataset:
         )
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Stream:
     """Samples read while the model trains, from ``tf.data`` pipelines of single samples.
@@ -97,7 +101,7 @@ class Stream:
     samples: int | None = None
     validation_samples: int | None = None
     shuffle_buffer: int = 10_000
-    classes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    classes: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     @property
     def has_validation(self) -> bool:

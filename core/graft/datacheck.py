@@ -8,21 +8,25 @@ go up to 7 but head 'trend' has 5 units; ...``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 import numpy as np
 
 from graft.arrayfile import ArrayFile
-from graft.data import Dataset
+from graft.data import Array, Dataset
 from graft.problems import listing
+
+
+def _dims(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
 class HeadTarget:
     """What one head needs of its targets: its per-sample output shape and its Keras loss name."""
 
-    output_shape: tuple[int, ...] = attrs.field(converter=tuple)
+    output_shape: tuple[int, ...] = attrs.field(converter=_dims)
     loss: str
 
 
@@ -248,7 +252,7 @@ def check_dataset(dataset: Dataset, input_shape: tuple[int, ...], heads: dict[st
     """
     if not isinstance(dataset, Dataset):
         return [f"the data source returned a {type(dataset).__name__}, not a graft.Dataset"]
-    splits = [("training", dataset.x, dataset.y)]
+    splits: list[tuple[str, Array, Mapping[str, Array] | None]] = [("training", dataset.x, dataset.y)]
     if dataset.x_val is not None:
         splits.append(("validation", dataset.x_val, dataset.y_val))
     messages = [message for split, x, y in splits for message in _check_split(split, x, y, tuple(input_shape), heads)]

@@ -108,6 +108,7 @@ def start(distribute: Distribute | None, cluster: Cluster | None, log) -> Distri
     if note:
         log(note)
     repair_fit(keras, multi_worker=True)
+    assert cluster is not None  # check_cluster: multi_worker has a cluster
     os.environ[TF_CONFIG] = cluster.tf_config()
     log(f"{cluster.me}: waiting for the other workers ({', '.join(cluster.workers)})")
     return Distribution(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", cluster)
@@ -245,6 +246,7 @@ def peers_watched(distribution: Distribution | None, during: str) -> Iterator[No
     except tf.errors.OpError as exc:
         if not lost_peer(exc):
             raise
+        assert distribution.cluster is not None  # multi_worker has a cluster
         raise WorkerLost(
             f"{distribution.cluster.me}: another worker stopped or cannot be reached during {during} "
             f"({tf_error_text(exc)}); nothing unfinished was published, finished stages are kept. "

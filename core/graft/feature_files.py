@@ -235,7 +235,8 @@ class _Sink:
                 f"the first batch was {self.dtype} {self.sample_shape}"
             )
         with writing(self.path):
-            self.handle.write(memoryview(np.ascontiguousarray(values).reshape(-1).view(np.uint8)))
+            as_bytes = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
+            self.handle.write(memoryview(as_bytes))  # type: ignore[arg-type]  # numpy's stubs: a Buffer on 3.12+ only
         self.rows += len(values)
 
     def finish(self) -> StoredArray:
@@ -254,7 +255,9 @@ def write_split(folder: str, split: str, batches: Iterable[Batch]) -> StoredSpli
     sinks: dict[str | None, _Sink] = {}  # None: the features; else a head name
     try:
         for number, (features, targets) in enumerate(batches):
-            arrays = {None: np.asarray(features), **{head: np.asarray(values) for head, values in targets.items()}}
+            arrays: dict[str | None, np.ndarray] = {
+                None: np.asarray(features), **{head: np.asarray(values) for head, values in targets.items()}
+            }
             if not sinks:
                 for index, (head, array) in enumerate(arrays.items()):
                     name = "features" if head is None else f"target{index}"
@@ -274,8 +277,9 @@ def write_split(folder: str, split: str, batches: Iterable[Batch]) -> StoredSpli
     if not sinks:
         return None
     stored = {head: sink.finish() for head, sink in sinks.items()}
-    features = stored.pop(None)
-    return StoredSplit(features.shape[0], features, stored)
+    stored_features = stored.pop(None)
+    stored_targets = {head: array for head, array in stored.items() if head is not None}
+    return StoredSplit(stored_features.shape[0], stored_features, stored_targets)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -294,9 +298,9 @@ def read_meta(handle, folder: str, key: str) -> tuple[FeaturesMeta | None, str |
         return None, f"{META} is of format {meta.format} for key {meta.key}, not {FORMAT} for {key}"
     for split in meta.splits:
         for array in split.arrays:
-            problem = _array_problem(folder, array, split.samples)
-            if problem is not None:
-                return None, problem
+            wrong = _array_problem(folder, array, split.samples)
+            if wrong is not None:
+                return None, wrong
     return meta, None
 
 

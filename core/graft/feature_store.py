@@ -85,7 +85,8 @@ def features_key(extractor_weights: list[np.ndarray], data_identity: str, versio
     for weight in extractor_weights:
         array = np.asarray(weight)
         field(f"{array.dtype.str} {array.shape}".encode())
-        field(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))
+        as_bytes = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        field(memoryview(as_bytes))  # type: ignore[arg-type]  # numpy's stubs: a Buffer on Python 3.12+ only
     field(data_identity.encode())
     for name, version in sorted(versions.items()):
         field(f"{name}={version}".encode())

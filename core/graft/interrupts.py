@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class InterruptWatch:
@@ -50,7 +51,7 @@ class InterruptWatch:
         if self.requested:
             raise KeyboardInterrupt
 
-    def keras_callback(self, keras):
+    def keras_callback(self, keras: Any):
         """A callback that raises ``KeyboardInterrupt`` at the first batch or epoch end after a Ctrl-C."""
         watch = self
 

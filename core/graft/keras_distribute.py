@@ -72,7 +72,7 @@ def repair_fit(keras, multi_worker: bool) -> None:
             "use Keras 3.5 to 3.15, or train in one process (distribute: {strategy: mirrored})"
         )
     original_reduce = trainer.reduce_per_replica
-    multi_worker = trainer._collective_all_reduce_multi_worker
+    is_multi_worker = trainer._collective_all_reduce_multi_worker
 
     def one_replica(strategy, value):
         if isinstance(value, tf.distribute.DistributedValues):
@@ -97,7 +97,7 @@ def repair_fit(keras, multi_worker: bool) -> None:
             self._symbolic_build(data_batch=data_batch)
 
     def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not multi_worker(strategy):
+        if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
             return original_reduce(values, strategy, reduction)
 
         def mean(value):

@@ -59,6 +59,7 @@ def run_local_workers(
 
 def _relay(worker: subprocess.Popen, index: int) -> None:
     prefix = "" if index == 0 else f"[worker {index}] "
+    assert worker.stdout is not None  # started with stdout=PIPE
     for line in worker.stdout:
         sys.stdout.write(prefix + line)
         sys.stdout.flush()

@@ -8,7 +8,7 @@ at a time; a ``Stream`` with ``read`` is shuffled as keys before they are read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ def validation_batches(data: Data, batch_size: int) -> Any | None:
     if not data.has_validation:
         return None
     if isinstance(data, Dataset):
+        assert data.x_val is not None and data.y_val is not None  # has_validation, and checked (graft.datacheck)
         batches = _array_batches(data.x_val, data.y_val, batch_size, None)
     else:
         batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None)
@@ -67,6 +68,7 @@ def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> I
     """The training (or validation) samples in order, as numpy ``(inputs, {head: targets})`` batches."""
     if isinstance(data, Dataset):
         x, y = (data.x_val, data.y_val) if validation else (data.x, data.y)
+        assert x is not None and y is not None  # validation only with validation data (graft.datacheck)
         for start in range(0, len(x), batch_size):
             rows = np.arange(start, min(start + batch_size, len(x)))
             yield _native(rows_of(x, rows)), {head: _native(rows_of(values, rows)) for head, values in y.items()}
@@ -79,7 +81,7 @@ def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> I
         yield x, y
 
 
-def _array_batches(x, y: dict, batch_size: int, seed: int | None, whole_batches: bool = False) -> Any:
+def _array_batches(x, y: Mapping, batch_size: int, seed: int | None, whole_batches: bool = False) -> Any:
     """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)."""
     import tensorflow as tf
 

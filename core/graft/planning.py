@@ -167,6 +167,7 @@ def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> tuple[
         if prior is None:  # that stage's model could not be built; its problems are reported
             return f"stage {init.stage}", None
         return f"stage {init.stage}", {layer.name: layer.shapes for layer in prior.layers}
+    assert init.weights is not None  # an Init without a stage has weights (graft.spec)
     path = spec_file.resolve(init.weights)
     try:
         return f"file {path}", read_index(path)
@@ -187,7 +188,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
     stage = spec.stages[index]
     problems = Problems()
     layers = []
-    round_plans = []
+    round_plans: list[RoundPlan] = []
     for step in reversed(rounds.steps):  # ends with the first round applied
         apply_decisions(built, step.decisions)
         round_plans.insert(0, RoundPlan(step.label, step.unfrozen, _count(built.model.trainable_weights)))

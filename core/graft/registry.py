@@ -99,7 +99,8 @@ class Registry:
         if enabled is None:
             enabled = enabled_names()
         seen: set[str] = set()
-        distributions = importlib.metadata.distributions(**({"path": paths} if paths is not None else {}))
+        where: dict[str, Any] = {"path": paths} if paths is not None else {}
+        distributions = importlib.metadata.distributions(**where)
         for dist in distributions:
             entry_points = [entry_point for entry_point in dist.entry_points if entry_point.group == GROUP]
             if not entry_points:

@@ -8,6 +8,8 @@ validation loss stops improving; the weights of the best round are kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from graft.layers import LayerDecision
@@ -22,6 +24,10 @@ class Round:
     unfrozen: tuple[str, ...] = ()
 
 
+def _steps(value: Iterable[Round]) -> tuple[Round, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Rounds:
     """A policy's answer for round-by-round training.
@@ -31,7 +37,7 @@ class Rounds:
     improving on the best by more than ``min_delta``, or after the last round.
     """
 
-    steps: tuple[Round, ...] = attrs.field(converter=tuple)
+    steps: tuple[Round, ...] = attrs.field(converter=_steps)
     min_delta: float = 0.0
     patience: int = 1
 

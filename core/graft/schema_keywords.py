@@ -64,8 +64,8 @@ def validator_fragments(validator: Any) -> list[JSON]:
     if inner is not None:
         return [fragment for each in inner for fragment in validator_fragments(each)]
     if type(validator).__name__ == "_OptionalValidator":  # attrs.validators.optional(...)
-        found = validator_fragments(validator.validator)
-        return [_allow_null(fragment) for fragment in found]
+        fragments = validator_fragments(validator.validator)
+        return [_allow_null(fragment) for fragment in fragments]
     try:
         known = FUNCTIONS.get(validator)
     except TypeError:  # an unhashable validator
@@ -135,7 +135,8 @@ def _types_of(schema: JSON) -> set[str] | None:
     """The JSON types a schema allows, if it says so plainly (``type``, or ``anyOf`` of such); else None."""
     if "anyOf" in schema and "type" not in schema:
         found = [_types_of(member) for member in schema["anyOf"]]
-        return None if any(each is None for each in found) else set().union(*found)
+        known = [each for each in found if each is not None]
+        return None if len(known) < len(found) else set().union(*known)
     kind = schema.get("type")
     if isinstance(kind, str):
         return {kind}

@@ -76,7 +76,7 @@ def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget
     if messages:
         return messages, "none"
     checked = f"all {len(data.x):,} training samples"
-    if data.has_validation:
+    if data.x_val is not None:  # has_validation
         checked += f" and all {len(data.x_val):,} validation samples"
     return messages, checked
 
@@ -92,5 +92,5 @@ def _summary(data: Data, checked: str, augment: str) -> DataSummary:
         return DataSummary(
             data.description, data.samples, data.validation_samples, checked, list(data.classes), augment
         )
-    validation = len(data.x_val) if data.has_validation else None
+    validation = len(data.x_val) if data.x_val is not None else None  # has_validation
     return DataSummary(data.description, len(data.x), validation, checked, [], augment)

@@ -108,6 +108,7 @@ def run_spec(
     distribution = start_distribution(spec_file.spec.distribute, cluster, log)  # checks the cluster first
     chief = distribution is None or distribution.is_chief
     if not chief:
+        assert cluster is not None  # a worker that is not the chief is in a cluster
         log(f"{cluster.me}: the chief reports progress and writes {out_dir}; this worker writes nothing there")
     plans = plan_spec(spec_file, registry)
     stage_data = load_and_check_data(spec_file, registry, plans)
@@ -131,6 +132,7 @@ def run_spec(
                     + "run the same command again to go on from there"
                 ) from None
         if not chief:
+            assert cluster is not None  # a worker that is not the chief is in a cluster
             log(f"{cluster.me}: every stage done; the chief published them in {out_dir}")
             return []
         return _summary(run_dir, names, log)
@@ -224,12 +226,12 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
         write_json(os.path.join(folder, HISTORY), history)
 
-    report = publish(run.distribution, run.run_dir, stage.name, write, report)
-    if report is None:  # a worker other than the chief
+    published = publish(run.distribution, run.run_dir, stage.name, write, report)
+    if published is None:  # a worker other than the chief
         return None
-    run.observer.stage_published(report)
-    run.log(f"   stage '{stage.name}' done in {report.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
-    return report
+    run.observer.stage_published(published)
+    run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
+    return published
 
 
 def _train(keras, built, rounds, job: StageTraining, run: Run):
@@ -270,6 +272,7 @@ def _source_path(run: Run, index: int) -> str | None:
         return None
     if init.stage is not None:
         return os.path.join(run.run_dir.stage_path(init.stage), WEIGHTS_FILENAME)
+    assert init.weights is not None  # an Init without a stage has weights (graft.spec)
     return run.spec_file.resolve(init.weights)
 
 

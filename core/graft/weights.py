@@ -46,7 +46,7 @@ def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
     temporary = f"{path}.partial.npz"
     try:
         with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # mypy fits **arrays to allow_pickle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

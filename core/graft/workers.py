@@ -32,6 +32,7 @@ def first_stage(
     if distribution is not None and not distribution.is_chief:
         first = chief_says(distribution, 0)
         if first < 0:
+            assert distribution.cluster is not None  # a worker that is not the chief is in a cluster
             raise RunError(f"{distribution.cluster.me}: the chief stopped before training; see its output")
         return first
     try:
@@ -48,6 +49,7 @@ def check_source_shared(distribution: Distribution | None, source: str | None) -
     """A worker other than the chief needs the file a stage starts from at the same path."""
     if source is None or distribution is None or distribution.is_chief or os.path.exists(source):
         return
+    assert distribution.cluster is not None  # a worker that is not the chief is in a cluster
     raise RunError(
         f"{distribution.cluster.me}: {source} is not there; every worker reads the finished stage it starts "
         "from in --out (only the chief writes it): put --out on storage every worker shares, at the same path"

@@ -176,8 +176,9 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode) and node.tag == SEQ_TAG:
             items = []
             for index, item in enumerate(node.value):
-                self.lines[(*path, index)] = item.start_mark.line + 1
-                items.append(self.build(item, (*path, index)))
+                at = (*path, index)
+                self.lines[at] = item.start_mark.line + 1
+                items.append(self.build(item, at))
             return items
         # scalars, and collections with an explicit tag (!!set, !!omap; unknown or python/* tags raise): as safe_load
         return self._construct(node, path)
@@ -196,8 +197,9 @@ class _Builder:
             if key is _UNREADABLE:
                 continue
             # flatten_mapping puts merged (<<) keys first: the last occurrence is the value kept
-            self.lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = self.build(value_node, (*path, key))
+            at = (*path, key)
+            self.lines[at] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, at)
         return result
 
     def _duplicates(self, node: yaml.MappingNode, path: Path) -> None:

@@ -34,7 +34,8 @@ def _class_names(_instance, _attribute, value) -> None:
         return
     if not value:
         raise SpecProblem((), "must not be empty; leave class_names out to use every class folder")
-    problems, seen = Problems(), {}
+    problems = Problems()
+    seen: dict[str, int] = {}
     for index, name in enumerate(value):
         if str(name) in seen:
             problems.add((index,), f"'{name}' appears twice (also class_names[{seen[str(name)]}])")
@@ -99,7 +100,7 @@ def _listed(
         problems.add(at, message)
     if len(found.problems) > MAX_LISTED:
         problems.add(at, f"... and {len(found.problems) - MAX_LISTED} more problems in {root} like those above")
-    if params.class_names is not None and found.folders and at == ("directory",):
+    if params.class_list is not None and found.folders and at == ("directory",):
         for index, name in enumerate(params.class_list):
             if name not in found.folders:
                 problems.add(
@@ -217,6 +218,7 @@ class ImageFolder:
         if train is None:
             problems.add(("directory",), f"folder not found: {_resolve(base_dir, params.directory)}")
         problems.raise_all()
+        assert train is not None  # else raise_all raised
 
         def keys(found: ImageFolderListing, rows: np.ndarray | None = None):
             files, labels = np.asarray(found.files, dtype=object), np.asarray(found.labels, dtype=np.int64)

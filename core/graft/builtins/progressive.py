@@ -69,7 +69,8 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
     if not params.groups:
         return [[info.name] for info in reversed(trainable)]
     allowed = {info.name for info in trainable}
-    groups, problems, taken = [], Problems(), set()
+    groups, problems = [], Problems()
+    taken: set[str] = set()
     for index, pattern in enumerate(params.groups):
         try:
             # matched against every layer, so that a head's name is not reported as missing from the model

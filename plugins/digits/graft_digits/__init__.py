@@ -59,7 +59,8 @@ SCALE = np.float32(255 / 16)  # 0..16 -> 0..255, exact in float32 (15.9375)
 
 def _digits(_instance, attribute, value: list[int]) -> None:
     """Every entry a digit 0..9, each at most once."""
-    problems, seen = Problems(), {}
+    problems = Problems()
+    seen: dict[int, int] = {}
     for index, digit in enumerate(value):
         if digit not in DIGITS:
             problems.add((attribute.name, index), f"digit {digit} is not 0..9")
