@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from graft import cache_command, schema_command
+from graft import cache_command, new_plugin_command, schema_command
 from graft.backend import VERBOSE_VARIABLE
 from graft.cluster import Cluster
 from graft.problems import GraftError
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cache_command.add_parser(commands)
     schema_command.add_parser(commands)
+    new_plugin_command.add_parser(commands)
     return parser
 
 
@@ -243,7 +244,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
 
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
-            "schema": schema_command.run}
+            "schema": schema_command.run, "new-plugin": new_plugin_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())
