@@ -130,7 +130,7 @@ def test_ctrl_c_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path):
         f"error: interrupted during stage 'transfer'; the finished stages (pretrain) are kept in {out}; "
         "run the same command again to go on from there"
     )
-    assert sorted(os.listdir(out)) == ["pretrain"]
+    assert sorted(os.listdir(out)) == ["pretrain", "spec.resolved.yaml"]
     RunDir(str(out)).read_report("pretrain")
 
 

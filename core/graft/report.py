@@ -7,6 +7,7 @@ converter as a spec and a damaged or foreign file is an error, never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -62,6 +63,23 @@ class DataSummary:
 
 
 @attrs.frozen
+class Versions:
+    """What a stage ran with: TensorFlow, Keras, keras-graft, and the distribution of every plugin it used
+    (``{"graft-gru": "0.1.0"}``; keras-graft's built-ins are keras-graft's).  A report written before
+    keras-graft recorded more than Keras and TensorFlow has ``keras_graft`` None and no ``plugins``."""
+
+    tensorflow: str | None = None
+    keras: str | None = None
+    keras_graft: str | None = None
+    plugins: dict[str, str] = attrs.field(factory=dict)
+
+
+def _versions(value: Versions | Mapping[str, Any]) -> Versions:
+    """A mapping (``{"keras": ..., "tensorflow": ...}``, as reports used to say it) is read as ``Versions``."""
+    return value if isinstance(value, Versions) else Versions(**value)
+
+
+@attrs.frozen
 class StageReport:
     """``report.json`` of a finished stage.
 
@@ -79,7 +97,7 @@ class StageReport:
     features_cached: bool
     lineage: dict[str, list[str]]
     wall_time_s: float
-    versions: dict[str, str]
+    versions: Versions = attrs.field(converter=_versions)
     files: dict[str, str] = attrs.field(factory=dict)
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None

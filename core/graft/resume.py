@@ -64,7 +64,7 @@ def first_stage_to_run(run_dir: RunDir, names: list[str], fingerprints: list[str
         if run_dir.read_report(name).fingerprint != fingerprints[index]:
             raise RunError(
                 f"{run_dir.stage_path(name)} was run from a different spec (the stage, a file it reads, or a stage "
-                "before it changed); "
+                "before it changed, in the file or by --set); "
                 f"nothing was overwritten. Use --restart-from {names[min(first, index)]} to run it again "
                 "(the old results are kept aside) or choose another --out"
             )

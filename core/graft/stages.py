@@ -32,6 +32,7 @@ from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
 from graft.planning import StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.provenance import stage_versions, write_resolved_spec
 from graft.registry import Registry
 from graft.report import StageReport
 from graft.resume import data_identity, first_stage_to_run, stage_fingerprints
@@ -118,6 +119,8 @@ def run_spec(
     with contextlib.ExitStack() as held, run.interrupts.watching():
         with peers_watched(distribution, "the start of the run"):
             first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
+        if chief and first < len(names):  # the spec as it will have run, at the run directory's root
+            write_resolved_spec(run_dir, spec_file)
         _log_kept(run_dir, names, first, run.log)
         for index in range(first, len(names)):
             try:
@@ -211,7 +214,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         features_cached=any(result.features_cached for result in trained.rounds),
         lineage=lineage(plan, stage.name, prior, plan.source),
         wall_time_s=round(time.perf_counter() - started, 3),
-        versions={"keras": keras.__version__, "tensorflow": _tensorflow_version()},
+        versions=stage_versions(run.registry, spec, stage, keras),
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
         data=stage_data.summary,
@@ -271,9 +274,3 @@ def _source_path(run: Run, index: int) -> str | None:
     if init.stage is not None:
         return os.path.join(run.run_dir.stage_path(init.stage), WEIGHTS_FILENAME)
     return run.spec_file.resolve(init.weights)
-
-
-def _tensorflow_version() -> str:
-    import tensorflow
-
-    return tensorflow.__version__
