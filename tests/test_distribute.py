@@ -94,7 +94,7 @@ def test_two_workers_end_bitwise_identical_with_the_published_weights(two_worker
 def test_the_chief_alone_wrote_the_run_directory(two_workers):
     out, _ = two_workers
     assert sorted(entry.name for entry in out.iterdir() if not entry.name.startswith(".")) == sorted(
-        [*STAGES, "spec.resolved.yaml"]
+        [*STAGES, "report.md", "spec.resolved.yaml"]
     )
     assert not [path for path in out.rglob("*") if "partial" in path.name or "replaced" in path.name]
 

@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from graft import cache_command, new_plugin_command, overrides, schema_command
+from graft import cache_command, new_plugin_command, overrides, report_command, schema_command
 from graft.backend import VERBOSE_VARIABLE
 from graft.cluster import Cluster
 from graft.problems import GraftError
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_argument("--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)")
 
     cache_command.add_parser(commands)
+    report_command.add_parser(commands)
     schema_command.add_parser(commands)
     new_plugin_command.add_parser(commands)
     return parser
@@ -261,7 +262,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
 
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
-            "schema": schema_command.run, "new-plugin": new_plugin_command.run}
+            "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

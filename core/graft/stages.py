@@ -18,6 +18,7 @@ import attrs
 
 from graft.backend import import_keras, tf_error_text
 from graft.cluster import Cluster
+from graft.curves import ensure_curves
 from graft.distribute import (
     Distribution,
     average_moving_statistics,
@@ -36,6 +37,7 @@ from graft.provenance import stage_versions, write_resolved_spec
 from graft.registry import Registry
 from graft.report import StageReport
 from graft.resume import data_identity, first_stage_to_run, stage_fingerprints
+from graft.run_report import report_after_run
 from graft.rundir import RunDir, RunError, write_json
 from graft.specfile import SpecFile
 from graft.stagedata import StageData, load_and_check_data
@@ -149,9 +151,11 @@ def _log_kept(run_dir: RunDir, names: list[str], first: int, log: Callable[[str]
 
 
 def _summary(run_dir: RunDir, names: list[str], log: Callable[[str], None]) -> list[StageReport]:
-    """Every stage's report, verified, and the table of their held-out metrics logged."""
+    """Every stage's report, verified, ``report.md`` written (``graft.run_report``), and the table of their
+    held-out metrics logged."""
     reports = [run_dir.read_report(name) for name in names]
-    log(f"\n{summary_table(reports)}\n\nresults: {run_dir.path}")
+    written = report_after_run(run_dir, reports, log)
+    log(f"\n{summary_table(reports)}\n\n" + (f"report: {written}\n" if written else "") + f"results: {run_dir.path}")
     return reports
 
 
@@ -232,6 +236,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         return None
     run.observer.stage_published(report)
     run.log(f"   stage '{stage.name}' done in {report.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
+    missing = ensure_curves(run.run_dir.stage_path(stage.name), report)  # after publishing: never costs the stage
+    if missing:
+        run.log(f"   no curves.png for stage '{stage.name}': {missing}")
     return report
 
 
