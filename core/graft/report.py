@@ -48,6 +48,7 @@ class RoundResult:
     val_loss: float
     features_cached: bool
     kept: bool
+    kept_epoch: int | None = None  # with a checkpoint: the epoch (0-based) whose weights the round kept
 
 
 @attrs.frozen
@@ -101,6 +102,7 @@ class StageReport:
     files: dict[str, str] = attrs.field(factory=dict)
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None
+    kept_epoch: int | None = None  # with a checkpoint: the epoch (0-based, of the kept round) published
     data: DataSummary | None = None
     worker_digests: list[str] = attrs.field(factory=list)  # multi_worker: each replica's weights, equal (graft.distribute)
     format: int = FORMAT
@@ -111,6 +113,8 @@ class StageReport:
             del data["rounds"], data["kept_round"]
         if not self.worker_digests:
             del data["worker_digests"]
+        if self.kept_epoch is None:  # no checkpoint: the last epoch's weights, as always
+            del data["kept_epoch"]
         return data
 
     @classmethod
@@ -130,6 +134,9 @@ _CONVERTER.register_unstructure_hook(StagePlan, StagePlan.to_json)
 _CONVERTER.register_structure_hook(StagePlan, lambda data, _: _stage_plan(data))
 _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to report
     LayerLoad, make_dict_unstructure_fn(LayerLoad, _CONVERTER, equal_to_source=override(omit_if_default=True))
+)
+_CONVERTER.register_unstructure_hook(  # a round without a checkpoint keeps its last epoch: nothing to say
+    RoundResult, make_dict_unstructure_fn(RoundResult, _CONVERTER, kept_epoch=override(omit_if_default=True))
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from graft.callbacks import fingerprint_fields
 from graft.inputs import input_digests
 from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
@@ -29,6 +30,7 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         fields = attrs.asdict(stage)
         if not fields["data"]["augment"]:  # runs from before augment existed stay resumable
             del fields["data"]["augment"]
+        fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from graft.builder import INPUT_NAME
-from graft.callbacks import configured
+from graft.callbacks import monitored
 from graft.convert import make_converter, structure, structure_attrs
 from graft.overrides import Override, apply_overrides
 from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
@@ -269,7 +269,7 @@ def metric_names(heads: dict[str, HeadSpec]) -> list[str]:
 def _check_monitors(spec: Spec, stage: Stage, at: Path) -> list[tuple[Path, str]]:
     names = metric_names(spec.heads_of(stage))
     items = []
-    for key, callback in configured(stage.callbacks):
+    for key, callback in monitored(stage.callbacks):
         if callback.monitor not in names:
             items.append(
                 (

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import attrs
 
 from graft.backend import import_keras, tf_error_text
+from graft.callbacks import writes_files
 from graft.cluster import Cluster
 from graft.curves import ensure_curves
 from graft.distribute import (
@@ -41,6 +42,7 @@ from graft.run_report import report_after_run
 from graft.rundir import RunDir, RunError, write_json
 from graft.specfile import SpecFile
 from graft.stagedata import StageData, load_and_check_data
+from graft.stagelogs import move_into, training_folder
 from graft.summary import summary_table
 from graft.training import StageTraining, train_stage
 from graft.verify import changes, lineage, load_by_name
@@ -166,11 +168,12 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
     """Train stage ``index`` from its source and publish it (the chief; other workers train alongside)."""
     if run.distribution is not None:
         import_keras().backend.clear_session()  # as the builder does, but outside the scope it would drop
-    with run.scope():
-        return _run_stage(run, index, stage_data, fingerprint)
+    stage = run.spec_file.spec.stages[index]
+    with run.scope(), training_folder(run.run_dir, stage.name, run.is_chief, writes_files(stage.callbacks)) as logs:
+        return _run_stage(run, index, stage_data, fingerprint, logs)
 
 
-def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport | None:
+def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, logs: str | None) -> StageReport | None:
     keras = import_keras()
     spec = run.spec_file.spec
     stage = spec.stages[index]
@@ -201,7 +204,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
-        after_fit=lambda model: average_moving_statistics(run.distribution, keras, model),
+        after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)
@@ -213,7 +216,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         plan=plan,
         load=load,
         verification=changes(start, end, trained.ever_trainable),
-        final_metrics={key: values[-1] for key, values in kept.items()},
+        final_metrics=trained.final_metrics,
         epochs_run=trained.epochs_run,
         features_cached=any(result.features_cached for result in trained.rounds),
         lineage=lineage(plan, stage.name, prior, plan.source),
@@ -221,6 +224,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         versions=stage_versions(run.registry, spec, stage, keras),
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
+        kept_epoch=trained.kept_epoch,
         data=stage_data.summary,
         worker_digests=worker_digests,
     )
@@ -230,6 +234,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         built.model.save(os.path.join(folder, MODEL))
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
         write_json(os.path.join(folder, HISTORY), history)
+        move_into(logs, folder)  # what the callbacks wrote: tensorboard/, history.csv
 
     report = publish(run.distribution, run.run_dir, stage.name, write, report)
     if report is None:  # a worker other than the chief
