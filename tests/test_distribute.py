@@ -95,8 +95,11 @@ def test_two_workers_end_bitwise_identical_with_the_published_weights(two_worker
 
 def test_the_chief_alone_wrote_the_run_directory(two_workers):
     out, _ = two_workers
-    assert sorted(entry.name for entry in out.iterdir() if not entry.name.startswith(".")) == sorted(STAGES)
+    assert sorted(entry.name for entry in out.iterdir() if not entry.name.startswith(".")) == sorted(
+        [*STAGES, "report.md", "spec.resolved.yaml"]
+    )
     assert not [path for path in out.rglob("*") if "partial" in path.name or "replaced" in path.name]
+    assert not list(out.rglob("*.training"))  # where the chief's callbacks wrote while training
 
 
 def test_two_workers_match_one_process_within_1e_5(two_workers, single_run):
@@ -120,6 +123,9 @@ def test_published_stages_pass_the_checks_of_a_single_process_run(two_workers, s
         assert distributed.load == single.load
         assert distributed.lineage == single.lineage
         assert distributed.epochs_run == single.epochs_run
+        assert distributed.kept_epoch == single.kept_epoch  # the checkpoint of transfer kept the same epoch
+    transfer_report = RunDir(str(out)).read_report("transfer")
+    assert transfer_report.kept_epoch is not None and "history.csv" in transfer_report.files
     pretrain, transfer = _weights(out, "pretrain"), _weights(out, "transfer")
     for frozen in ("gru_1", "gru_2"):  # frozen in transfer: bitwise the pretrained weights
         assert all(np.array_equal(a, b) for a, b in zip(pretrain[frozen], transfer[frozen], strict=True))

@@ -31,7 +31,8 @@ from tests.conftest import TINY_GRU_SPEC
 from tests.observers import Crash, FitSpy, bitwise, read_report
 
 STAGES = ["pretrain", "transfer"]
-FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json"}
+RESOLVED = "spec.resolved.yaml"  # graft.provenance: the spec each run trained, at the run directory's root
+FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json", "curves.png"}
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
 TRANSFER_DATA = """\
     data:
@@ -119,7 +120,7 @@ def copy_of(tmp_path):
 
 
 def test_each_stage_directory_holds_model_weights_history_and_report(seed_run):
-    assert sorted(os.listdir(seed_run.out)) == STAGES
+    assert sorted(os.listdir(seed_run.out)) == sorted([*STAGES, "report.md", RESOLVED])
     for stage in STAGES:
         assert set(os.listdir(os.path.join(seed_run.out, stage))) == FILES
     assert [line for line in seed_run.log if line.startswith("== stage")] == [
@@ -218,7 +219,7 @@ def test_crash_between_stages_leaves_a_run_the_full_spec_resumes_at_stage_2(seed
     assert read_report(pretrain_only_run.out, "pretrain")["fingerprint"] == fingerprints[0]
     names = [stage.name for stage in seed_run.spec_file.spec.stages]
     assert first_stage_to_run(RunDir(pretrain_only_run.out), names, fingerprints, None) == 1
-    assert sorted(os.listdir(pretrain_only_run.out)) == ["pretrain"]
+    assert sorted(os.listdir(pretrain_only_run.out)) == ["pretrain", "report.md", RESOLVED]
 
 
 def _crash(*_args, **_kwargs):
@@ -236,7 +237,9 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
     with pytest.raises(Crash):
         run(seed_run.spec_file, out, registry, observer=spy)
     assert len(spy.calls) == 1
-    assert sorted(os.listdir(out)) == ["pretrain"]
+    # report.md: of the run that finished pretrain; the spec it resolved is kept aside for this run's
+    (resolved_aside,) = [name for name in os.listdir(out) if name.startswith(f"{RESOLVED}.replaced-")]
+    assert sorted(os.listdir(out)) == sorted(["pretrain", "report.md", RESOLVED, resolved_aside])
     assert tree(os.path.join(out, "pretrain")) == pretrain
 
     spy.crash = False  # crash while publishing, after model.keras is written
@@ -244,14 +247,14 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
         patch.setattr(graft.stages, "save_weights", _crash)
         with pytest.raises(Crash):
             run(seed_run.spec_file, out, registry, observer=spy)
-    assert sorted(os.listdir(out)) == ["pretrain", "transfer.partial"]
+    assert sorted(os.listdir(out)) == sorted(["pretrain", "report.md", "transfer.partial", RESOLVED, resolved_aside])
     assert os.listdir(os.path.join(out, "transfer.partial")) == ["model.keras"]
     assert tree(os.path.join(out, "pretrain")) == pretrain
 
     log = run(seed_run.spec_file, out, registry, observer=spy)
     assert len(spy.calls) == 3
     assert log[0] == f"stage 1/2 'pretrain': finished earlier, kept ({os.path.join(out, 'pretrain')})"
-    assert sorted(os.listdir(out)) == STAGES
+    assert sorted(os.listdir(out)) == sorted([*STAGES, "report.md", RESOLVED, resolved_aside])
     assert set(os.listdir(os.path.join(out, "transfer"))) == FILES
     assert tree(os.path.join(out, "pretrain")) == pretrain
     report = read_report(out, "transfer")
@@ -298,7 +301,8 @@ def test_restart_from_moves_the_old_results_aside_and_runs_again(seed_run, copy_
     assert len(spy.calls) == 1
     assert log[0].startswith("stage 1/2 'pretrain': finished earlier, kept")
     (aside,) = [name for name in os.listdir(out) if name.startswith("transfer.replaced-")]
-    assert sorted(os.listdir(out)) == sorted([*STAGES, aside])
+    (resolved_aside,) = [name for name in os.listdir(out) if name.startswith(f"{RESOLVED}.replaced-")]
+    assert sorted(os.listdir(out)) == sorted([*STAGES, aside, "report.md", RESOLVED, resolved_aside])
     # the old results are all there, unchanged; pretrain was not touched
     assert tree(os.path.join(out, aside)) == {
         path.split(os.sep, 1)[1]: value for path, value in before.items() if path.startswith("transfer" + os.sep)

@@ -108,6 +108,16 @@ MISTAKES = {
     "a bad stage name": lambda d: d["stages"][0].update(name="pre train"),
     "an empty stage list": lambda d: d.update(stages=[]),
     "a float in input_shape": lambda d: d["model"].update(input_shape=[50, 8.5]),
+    "an unknown checkpoint mode": lambda d: d["stages"][0].update(callbacks={"checkpoint": {"mode": "maximum"}}),
+    "a negative histogram_freq": lambda d: d["stages"][0].update(callbacks={"tensorboard": {"histogram_freq": -1}}),
+    "a tensorboard option not offered": lambda d: d["stages"][0].update(
+        callbacks={"tensorboard": {"write_images": True}}
+    ),
+    "update_freq as a word other than epoch": lambda d: d["stages"][0].update(
+        callbacks={"tensorboard": {"update_freq": "batch"}}
+    ),
+    "a csv separator not offered": lambda d: d["stages"][0].update(callbacks={"csv_logger": {"separator": "|"}}),
+    "csv_logger as true": lambda d: d["stages"][0].update(callbacks={"csv_logger": True}),
 }
 
 
@@ -137,6 +147,19 @@ VALID_VARIANTS = {
     "noise augmentation": lambda d: d["stages"][0]["data"].update(augment=[{"noise": 0.05}]),
     "callbacks": lambda d: d["stages"][0].update(
         callbacks={"early_stopping": {"patience": 0}, "reduce_lr": {"factor": 0.5, "min_lr": 0}}
+    ),
+    "tensorboard, csv_logger and checkpoint with their defaults": lambda d: d["stages"][0].update(
+        callbacks={"tensorboard": {}, "csv_logger": {}, "checkpoint": {}}
+    ),
+    "tensorboard, csv_logger and checkpoint with options": lambda d: d["stages"][0].update(
+        callbacks={
+            "tensorboard": {"histogram_freq": 2, "update_freq": 10, "write_graph": False},
+            "csv_logger": {"separator": ";"},
+            "checkpoint": {"monitor": "val_level_loss", "mode": "min"},
+        }
+    ),
+    "tensorboard updated every epoch": lambda d: d["stages"][0].update(
+        callbacks={"tensorboard": {"update_freq": "epoch"}}
     ),
     "null optional fields": lambda d: d.update(distribute=None) or d["stages"][0].update(init=None, heads=None),
     "mirrored": lambda d: d.update(distribute={"strategy": "mirrored"}),

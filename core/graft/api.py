@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 
+from graft.overrides import Override, as_overrides
 from graft.problems import GraftError, SpecError, did_you_mean, listing
 from graft.report import StageReport
 from graft.rundir import RunDir, RunError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 SpecLike = Union[str, "os.PathLike[str]", Mapping[str, Any], SpecFile]
 DICT_SOURCE = "spec (a dict)"  # what errors of a spec given as a dict name as its source
+DICT_ANCHOR = "<spec dict>"  # the file name of a spec given as a dict (in base_dir, which anchors its paths)
 MODEL = "model.keras"  # graft.stages.MODEL, without importing graft.stages (it is heavier)
 _LINE = re.compile(r" \(line \d+\)(?=: )")
 
@@ -38,52 +40,60 @@ class UnknownName(GraftError, LookupError):
     """A stage or layer name that is not there; the message lists the names that are."""
 
 
-def load_spec(spec: SpecLike, *, base_dir: str | os.PathLike[str] | None = None) -> SpecFile:
+def load_spec(
+    spec: SpecLike, *, base_dir: str | os.PathLike[str] | None = None, overrides: Iterable[str | Override] = ()
+) -> SpecFile:
     """Load and check a spec, as ``graft validate`` does; raise ``SpecError`` listing every problem.
 
     ``spec`` is the path of a YAML file, or a dict as ``yaml.safe_load`` gives it (its
     relative paths resolve against ``base_dir``, by default the current folder; its
     problems are named by YAML path, without line numbers).  A loaded spec is returned as is.
+    ``overrides`` are ``--set`` strings (``["stages.transfer.epochs=5"]``, see ``graft.overrides``),
+    applied before the spec is checked.
     """
     from graft.registry import Registry
 
-    return _spec_file(spec, base_dir, None if isinstance(spec, SpecFile) else Registry.discover())
+    overrides = as_overrides(overrides)
+    if isinstance(spec, SpecFile):
+        if overrides:
+            raise TypeError("overrides apply to a spec as it is read: give them with its path or dict, not a loaded spec")
+        return spec
+    return _spec_file(spec, base_dir, Registry.discover(), overrides)
 
 
-def _spec_file(spec: SpecLike, base_dir, registry) -> SpecFile:
+def _spec_file(spec: SpecLike, base_dir, registry, overrides: tuple[Override, ...] = ()) -> SpecFile:
     if isinstance(spec, SpecFile):
         return spec
     if isinstance(spec, Mapping):
-        return _load_dict(spec, os.fspath(base_dir) if base_dir is not None else os.getcwd(), registry)
+        return _load_dict(spec, os.fspath(base_dir) if base_dir is not None else os.getcwd(), registry, overrides)
     if base_dir is not None:
         raise TypeError("base_dir is only for a spec given as a dict: a spec file's paths are relative to its folder")
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"expected the path of a YAML spec, a dict or a loaded spec, got {type(spec).__name__}")
     from graft.specfile import load_spec as load_file
 
-    return load_file(os.fspath(spec), registry)
+    return load_file(os.fspath(spec), registry, overrides)
 
 
-def _load_dict(data: Mapping[str, Any], base_dir: str, registry) -> SpecFile:
+def _load_dict(data: Mapping[str, Any], base_dir: str, registry, overrides: tuple[Override, ...]) -> SpecFile:
     """The dict as YAML text in memory, checked by the same code as a file; its line numbers dropped
     (they would be lines of text the user never saw)."""
     import yaml
 
     from graft.specfile import parse_spec
-    from graft.yamlfile import YamlDocument
 
     try:
         text = yaml.safe_dump(_plain(data), sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as exc:
         raise SpecError(DICT_SOURCE, [f"the dict holds a value YAML cannot: {exc}; use str, int, float, bool, "
                                       "None, lists and dicts, as yaml.safe_load gives them"]) from None
-    anchor = os.path.join(os.path.abspath(base_dir), "<spec dict>")  # SpecFile.base_dir is its folder
+    anchor = os.path.join(os.path.abspath(base_dir), DICT_ANCHOR)  # SpecFile.base_dir is its folder
     try:
-        spec_file = parse_spec(text, anchor, registry)
+        spec_file = parse_spec(text, anchor, registry, overrides)
     except SpecError as exc:
         raise SpecError(DICT_SOURCE, [_LINE.sub("", line, count=1) for line in exc.lines]) from None
-    # later problems (graft.plan, graft.run) are named by path alone too
-    return attrs.evolve(spec_file, document=YamlDocument(spec_file.document.data, {}))
+    # later problems (graft.plan, graft.run) are named by path alone too (or by their --set)
+    return attrs.evolve(spec_file, document=attrs.evolve(spec_file.document, lines={}))
 
 
 def _plain(value: Any) -> Any:

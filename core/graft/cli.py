@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Any
 
-from graft import cache_command, schema_command
+from graft import cache_command, new_plugin_command, overrides, report_command, schema_command
 from graft.backend import VERBOSE_VARIABLE
 from graft.cluster import Cluster
 from graft.problems import GraftError
@@ -63,11 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid"
     )
+    _add_set(validate, "every CONFIG")
 
     plan = commands.add_parser(
         "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
     )
     plan.add_argument("config")
+    _add_set(plan)
     plan.add_argument("--format", choices=("text", "json"), default="text", help="json: every layer, for scripts")
     plan.add_argument(
         "--all", action="store_true",
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train the stages of a spec, resuming after the last finished one")
     run.add_argument("config")
+    _add_set(run)
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
     run.add_argument(
@@ -97,8 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     cache_command.add_parser(commands)
+    report_command.add_parser(commands)
     schema_command.add_parser(commands)
+    new_plugin_command.add_parser(commands)
     return parser
+
+
+def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None:
+    command.add_argument(
+        "--set", action="append", dest="overrides", default=None, type=overrides.argument, metavar="PATH=VALUE",
+        help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
+        "index; VALUE is YAML); +PATH=VALUE adds a key the file does not have; repeatable, applied in order",
+    )
 
 
 def _report(exc: GraftError) -> int:
@@ -132,14 +145,15 @@ def _validate(args) -> int:
     failed = []
     for config in args.configs:
         try:
-            spec = load_spec(config, registry).spec
+            spec = load_spec(config, registry, args.overrides or ()).spec
         except GraftError as exc:
             _report(exc)
             failed.append(config)
             continue
         stages = ", ".join(stage.name for stage in spec.stages)
+        count = len(args.overrides or ())
         print(
-            f"{config}: valid — extractor {spec.model.extractor.plugin}, "
+            f"{config}: valid{f' with {count} --set' if count else ''} — extractor {spec.model.extractor.plugin}, "
             f"heads {', '.join(spec.model.heads)}, stages {stages}"
         )
     if failed and len(args.configs) > 1:
@@ -156,7 +170,7 @@ def _plan(args) -> int:
     from graft.stagedata import load_and_check_data
 
     registry = Registry.discover()
-    spec_file = load_spec(args.config, registry)
+    spec_file = load_spec(args.config, registry, args.overrides or ())
     plans = plan_spec(spec_file, registry)
     data = [loaded.summary for loaded in load_and_check_data(spec_file, registry, plans)]
     if args.format == "json":
@@ -173,16 +187,14 @@ def _run(args) -> int:
     from graft.stages import default_out_dir, run_spec
 
     registry = Registry.discover()
-    spec_file = load_spec(args.config, registry)
+    spec_file = load_spec(args.config, registry, args.overrides or ())
     out = args.out or default_out_dir(args.config)
     cluster = _cluster(args)
     if args.local_workers:
         from graft.launcher import run_local_workers
 
         check_cluster(spec_file.spec.distribute, args.local_workers)
-        forwarded = [args.config, "--out", out, *(["--restart-from", args.restart_from] if args.restart_from else []),
-                     *(["--wait"] if args.wait else []), *(["--no-feature-cache"] if args.no_feature_cache else [])]
-        return run_local_workers(forwarded, args.local_workers)
+        return run_local_workers(worker_arguments(args, out), args.local_workers)
     run_spec(
         spec_file,
         registry,
@@ -193,6 +205,13 @@ def _run(args) -> int:
         cluster=cluster,
     )
     return 0
+
+
+def worker_arguments(args, out: str) -> list[str]:
+    """What ``graft run --local-workers`` passes on to each worker's ``graft run``."""
+    return [args.config, "--out", out, *(["--restart-from", args.restart_from] if args.restart_from else []),
+            *(["--wait"] if args.wait else []), *(["--no-feature-cache"] if args.no_feature_cache else []),
+            *(f"--set={override.text}" for override in args.overrides or ())]
 
 
 def _cluster(args) -> Cluster | None:
@@ -256,7 +275,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
 
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
-            "schema": schema_command.run}
+            "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,7 +50,8 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
     converter.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))
-    converter.register_structure_hook(Any, lambda v, _: v)
+    # by predicate: Python 3.10's functools.singledispatch refuses typing.Any as a class to register
+    converter.register_structure_hook_func(lambda t: t is Any, lambda v, _: v)
     # lists and mappings only from YAML sequences and mappings: cattrs would iterate a string
     # ("freeze: gru_1" -> ['g', 'r', ...]) or fail with a bare TypeError on a number
     converter.register_structure_hook_func(_origin_is(list), _strict_list(converter))

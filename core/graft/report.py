@@ -7,6 +7,7 @@ converter as a spec and a damaged or foreign file is an error, never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -47,6 +48,7 @@ class RoundResult:
     val_loss: float
     features_cached: bool
     kept: bool
+    kept_epoch: int | None = None  # with a checkpoint: the epoch (0-based) whose weights the round kept
 
 
 @attrs.frozen
@@ -59,6 +61,23 @@ class DataSummary:
     checked: str
     classes: list[str] = attrs.field(factory=list)
     augment: str = ""
+
+
+@attrs.frozen
+class Versions:
+    """What a stage ran with: TensorFlow, Keras, keras-graft, and the distribution of every plugin it used
+    (``{"graft-gru": "0.1.0"}``; keras-graft's built-ins are keras-graft's).  A report written before
+    keras-graft recorded more than Keras and TensorFlow has ``keras_graft`` None and no ``plugins``."""
+
+    tensorflow: str | None = None
+    keras: str | None = None
+    keras_graft: str | None = None
+    plugins: dict[str, str] = attrs.field(factory=dict)
+
+
+def _versions(value: Versions | Mapping[str, Any]) -> Versions:
+    """A mapping (``{"keras": ..., "tensorflow": ...}``, as reports used to say it) is read as ``Versions``."""
+    return value if isinstance(value, Versions) else Versions(**value)
 
 
 @attrs.frozen
@@ -79,10 +98,11 @@ class StageReport:
     features_cached: bool
     lineage: dict[str, list[str]]
     wall_time_s: float
-    versions: dict[str, str]
+    versions: Versions = attrs.field(converter=_versions)
     files: dict[str, str] = attrs.field(factory=dict)
     rounds: list[RoundResult] = attrs.field(factory=list)
     kept_round: int | None = None
+    kept_epoch: int | None = None  # with a checkpoint: the epoch (0-based, of the kept round) published
     data: DataSummary | None = None
     # multi_worker: each replica's weights, equal (graft.distribute)
     worker_digests: list[str] = attrs.field(factory=list)
@@ -94,6 +114,8 @@ class StageReport:
             del data["rounds"], data["kept_round"]
         if not self.worker_digests:
             del data["worker_digests"]
+        if self.kept_epoch is None:  # no checkpoint: the last epoch's weights, as always
+            del data["kept_epoch"]
         return data
 
     @classmethod
@@ -113,6 +135,9 @@ _CONVERTER.register_unstructure_hook(StagePlan, StagePlan.to_json)
 _CONVERTER.register_structure_hook(StagePlan, lambda data, _: _stage_plan(data))
 _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to report
     LayerLoad, make_dict_unstructure_fn(LayerLoad, _CONVERTER, equal_to_source=override(omit_if_default=True))
+)
+_CONVERTER.register_unstructure_hook(  # a round without a checkpoint keeps its last epoch: nothing to say
+    RoundResult, make_dict_unstructure_fn(RoundResult, _CONVERTER, kept_epoch=override(omit_if_default=True))
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from graft.callbacks import fingerprint_fields
 from graft.inputs import input_digests
 from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
@@ -29,6 +30,7 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         fields = attrs.asdict(stage)
         if not fields["data"]["augment"]:  # runs from before augment existed stay resumable
             del fields["data"]["augment"]
+        fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
@@ -64,7 +66,7 @@ def first_stage_to_run(run_dir: RunDir, names: list[str], fingerprints: list[str
         if run_dir.read_report(name).fingerprint != fingerprints[index]:
             raise RunError(
                 f"{run_dir.stage_path(name)} was run from a different spec (the stage, a file it reads, or a stage "
-                "before it changed); "
+                "before it changed, in the file or by --set); "
                 f"nothing was overwritten. Use --restart-from {names[min(first, index)]} to run it again "
                 "(the old results are kept aside) or choose another --out"
             )

@@ -4,9 +4,12 @@
 ``<stage>.partial``, every file flushed to disk, and renamed into place.  The
 stage's ``report.json`` records a digest of every other file it published; a
 finished stage is reused (resumed over, or loaded from by a later stage) only
-while its report parses and its files match those digests.  Nothing is deleted
-that keras-graft did not make: old or foreign folders are moved aside to
-``<stage>.replaced-<time>``.
+while its report parses and its files match those digests.  Folders in a stage
+folder are logs for people (TensorBoard's): published and flushed with it but
+neither digested nor checked, since keras-graft never reads them back; pruning
+or deleting them must not cost a stage its trust and force it to train again.
+Nothing is deleted that keras-graft did not make: old or foreign folders are
+moved aside to ``<stage>.replaced-<time>``.
 """
 
 from __future__ import annotations
@@ -205,8 +208,12 @@ class RunDir:
         write(partial)
         files = {}
         for file in sorted(os.listdir(partial)):
-            fsync_path(os.path.join(partial, file))
-            files[file] = sha256_of(os.path.join(partial, file))
+            path = os.path.join(partial, file)
+            if os.path.isdir(path):  # a log folder (tensorboard/): flushed, deliberately not digested
+                _fsync_tree(path)
+                continue
+            fsync_path(path)
+            files[file] = sha256_of(path)
         report = attrs.evolve(report, files=files)
         write_json(os.path.join(partial, REPORT), report.to_json())
         fsync_path(partial)
@@ -214,6 +221,13 @@ class RunDir:
         os.replace(partial, self.stage_path(name))
         fsync_path(self.path)
         return report
+
+
+def _fsync_tree(folder: str) -> None:
+    for root, _folders, files in os.walk(folder, topdown=False):
+        for file in files:
+            fsync_path(os.path.join(root, file))
+        fsync_path(root)
 
 
 def write_json(path: str, value: Any) -> None:

@@ -12,8 +12,9 @@ import attrs
 
 from graft import optimizers
 from graft.augment import Augmentation
+from graft.callbacks import Callbacks
 from graft.problems import SpecProblem
-from graft.validators import between, each, finite, is_name, non_empty, non_negative, one_of, positive
+from graft.validators import between, each, is_name, non_empty, non_negative, one_of, positive
 
 LOSSES = (
     "mse",
@@ -59,12 +60,6 @@ def stage_name(_instance, _attribute, value) -> None:
         )
     if value.lower() in RESERVED_FOLDER_NAMES:
         raise SpecProblem((), f"'{value}' cannot name a folder on Windows; choose another stage name")
-
-
-def _shrink_factor(_instance, _attribute, value) -> None:
-    finite(_instance, _attribute, value)
-    if not 0 < value < 1:
-        raise SpecProblem((), f"must be greater than 0 and below 1 (it multiplies the learning rate), got {value}")
 
 
 def _optimizer_options(instance, attribute, options) -> None:
@@ -130,28 +125,6 @@ class Optimizer:
     name: str = attrs.field(default="adam", validator=one_of(OPTIMIZERS))
     learning_rate: float = attrs.field(default=0.001, validator=positive)
     options: dict[str, Any] = attrs.field(factory=dict, validator=_optimizer_options)
-
-
-@attrs.frozen
-class EarlyStopping:
-    monitor: str = "val_loss"
-    patience: int = attrs.field(default=3, validator=non_negative)
-    min_delta: float = attrs.field(default=0.0, validator=non_negative)
-    restore_best_weights: bool = True
-
-
-@attrs.frozen
-class ReduceLR:
-    monitor: str = "val_loss"
-    factor: float = attrs.field(default=0.5, validator=_shrink_factor)
-    patience: int = attrs.field(default=2, validator=non_negative)
-    min_lr: float = attrs.field(default=0.0, validator=non_negative)
-
-
-@attrs.frozen
-class Callbacks:
-    early_stopping: EarlyStopping | None = None
-    reduce_lr: ReduceLR | None = None
 
 
 @attrs.frozen

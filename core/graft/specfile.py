@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from graft.builder import INPUT_NAME
-from graft.callbacks import configured
+from graft.callbacks import monitored
 from graft.convert import make_converter, structure, structure_attrs
+from graft.overrides import Override, apply_overrides
 from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.registry import PluginError, Registry
 from graft.spec import DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
@@ -33,11 +34,12 @@ PLUGIN_REFERENCES = {
 
 @attrs.frozen
 class SpecFile:
-    """A loaded spec with the file it came from and the line of every YAML path."""
+    """A loaded spec with the file it came from, the line of every YAML path and the ``--set`` overrides applied."""
 
     path: str
     spec: Spec
-    document: YamlDocument
+    document: YamlDocument  # as the spec was checked: with the overrides applied
+    overrides: tuple[Override, ...] = ()
 
     @property
     def base_dir(self) -> str:
@@ -55,8 +57,8 @@ class SpecFile:
 def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]]) -> SpecError:
     lines = []
     for path, message in items:
-        line = document.line_of(path)
-        where = f"{format_path(path)} (line {line})" if line else format_path(path)
+        origin = document.where(path)
+        where = f"{format_path(path)} ({origin})" if origin else format_path(path)
         lines.append(one_line(f"{where}: {message}"))
     return SpecError(source, lines)
 
@@ -108,9 +110,10 @@ def _structure_params(converter, registry: Registry, kind: str, key: str, name: 
     return structure(converter, raw, params_class, ("params",))
 
 
-def load_spec(path: str, registry: Registry) -> SpecFile:
-    """Read, structure and check the spec at ``path``; raise ``SpecError`` listing every problem."""
-    return parse_spec(read_spec_text(path), path, registry)
+def load_spec(path: str, registry: Registry, overrides: Iterable[Override] = ()) -> SpecFile:
+    """Read, structure and check the spec at ``path`` (with ``overrides`` applied, ``graft.overrides``);
+    raise ``SpecError`` listing every problem."""
+    return parse_spec(read_spec_text(path), path, registry, overrides)
 
 
 def read_spec_text(path: str) -> str:
@@ -169,7 +172,7 @@ def _decode(data: bytes, path: str) -> str:
         ) from None
 
 
-def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
+def parse_spec(text: str, path: str, registry: Registry, overrides: Iterable[Override] = ()) -> SpecFile:
     """Like ``load_spec`` for YAML text; ``path`` names it and anchors relative paths."""
     import yaml
 
@@ -189,12 +192,15 @@ def parse_spec(text: str, path: str, registry: Registry) -> SpecFile:
         raise render(path, YamlDocument(None, problem.lines), problem.items) from None
     if document.unreadable or document.duplicates:
         raise render(path, document, document.unreadable + document.duplicates)
+    overrides = tuple(overrides)
+    if overrides:
+        document = apply_overrides(document, overrides, path)
     try:
         with loading_spec_in(os.path.dirname(os.path.abspath(path))):
             spec = structure(spec_converter(registry), document.data, Spec)
     except SpecProblem as problem:
         raise render(path, document, problem.items) from None
-    spec_file = SpecFile(path, spec, document)
+    spec_file = SpecFile(path, spec, document, overrides)
     items = check_spec(spec_file)
     if items:
         raise spec_file.error(items)
@@ -275,7 +281,7 @@ def metric_names(heads: dict[str, HeadSpec]) -> list[str]:
 def _check_monitors(spec: Spec, stage: Stage, at: Path) -> list[tuple[Path, str]]:
     names = metric_names(spec.heads_of(stage))
     items = []
-    for key, callback in configured(stage.callbacks):
+    for key, callback in monitored(stage.callbacks):
         if callback.monitor not in names:
             items.append(
                 (

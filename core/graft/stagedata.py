@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from graft.augment import describe
-from graft.callbacks import configured
+from graft.callbacks import monitored
 from graft.data import Data, Stream
 from graft.datacheck import HeadTarget, check_dataset
 from graft.planning import StagePlan
@@ -42,7 +42,7 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
             messages, checked = _check(data, tuple(spec.model.input_shape), heads)
             for message in messages:
                 problems.add(at, message)
-            for key, callback in configured(stage.callbacks):
+            for key, callback in monitored(stage.callbacks):
                 if callback.monitor.startswith("val_") and not data.has_validation:
                     problems.add(
                         ("stages", index, "callbacks", key, "monitor"),

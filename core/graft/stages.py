@@ -17,7 +17,9 @@ from collections.abc import Callable
 import attrs
 
 from graft.backend import import_keras, tf_error_text
+from graft.callbacks import writes_files
 from graft.cluster import Cluster
+from graft.curves import ensure_curves
 from graft.distribute import (
     Distribution,
     average_moving_statistics,
@@ -32,12 +34,15 @@ from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
 from graft.planning import StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.provenance import stage_versions, write_resolved_spec
 from graft.registry import Registry
 from graft.report import StageReport
 from graft.resume import data_identity, first_stage_to_run, stage_fingerprints
+from graft.run_report import report_after_run
 from graft.rundir import RunDir, RunError, write_json
 from graft.specfile import SpecFile
 from graft.stagedata import StageData, load_and_check_data
+from graft.stagelogs import move_into, training_folder
 from graft.summary import summary_table
 from graft.training import StageTraining, train_stage
 from graft.verify import changes, lineage, load_by_name
@@ -119,6 +124,8 @@ def run_spec(
     with contextlib.ExitStack() as held, run.interrupts.watching():
         with peers_watched(distribution, "the start of the run"):
             first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
+        if chief and first < len(names):  # the spec as it will have run, at the run directory's root
+            write_resolved_spec(run_dir, spec_file)
         _log_kept(run_dir, names, first, run.log)
         for index in range(first, len(names)):
             try:
@@ -148,9 +155,11 @@ def _log_kept(run_dir: RunDir, names: list[str], first: int, log: Callable[[str]
 
 
 def _summary(run_dir: RunDir, names: list[str], log: Callable[[str], None]) -> list[StageReport]:
-    """Every stage's report, verified, and the table of their held-out metrics logged."""
+    """Every stage's report, verified, ``report.md`` written (``graft.run_report``), and the table of their
+    held-out metrics logged."""
     reports = [run_dir.read_report(name) for name in names]
-    log(f"\n{summary_table(reports)}\n\nresults: {run_dir.path}")
+    written = report_after_run(run_dir, reports, log)
+    log(f"\n{summary_table(reports)}\n\n" + (f"report: {written}\n" if written else "") + f"results: {run_dir.path}")
     return reports
 
 
@@ -161,11 +170,12 @@ def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> 
     """Train stage ``index`` from its source and publish it (the chief; other workers train alongside)."""
     if run.distribution is not None:
         import_keras().backend.clear_session()  # as the builder does, but outside the scope it would drop
-    with run.scope():
-        return _run_stage(run, index, stage_data, fingerprint)
+    stage = run.spec_file.spec.stages[index]
+    with run.scope(), training_folder(run.run_dir, stage.name, run.is_chief, writes_files(stage.callbacks)) as logs:
+        return _run_stage(run, index, stage_data, fingerprint, logs)
 
 
-def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport | None:
+def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, logs: str | None) -> StageReport | None:
     keras = import_keras()
     spec = run.spec_file.spec
     stage = spec.stages[index]
@@ -196,7 +206,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
-        after_fit=lambda model: average_moving_statistics(run.distribution, keras, model),
+        after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)
@@ -208,14 +218,15 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         plan=plan,
         load=load,
         verification=changes(start, end, trained.ever_trainable),
-        final_metrics={key: values[-1] for key, values in kept.items()},
+        final_metrics=trained.final_metrics,
         epochs_run=trained.epochs_run,
         features_cached=any(result.features_cached for result in trained.rounds),
         lineage=lineage(plan, stage.name, prior, plan.source),
         wall_time_s=round(time.perf_counter() - started, 3),
-        versions={"keras": keras.__version__, "tensorflow": _tensorflow_version()},
+        versions=stage_versions(run.registry, spec, stage, keras),
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
+        kept_epoch=trained.kept_epoch,
         data=stage_data.summary,
         worker_digests=worker_digests,
     )
@@ -225,12 +236,16 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) ->
         built.model.save(os.path.join(folder, MODEL))
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
         write_json(os.path.join(folder, HISTORY), history)
+        move_into(logs, folder)  # what the callbacks wrote: tensorboard/, history.csv
 
     published = publish(run.distribution, run.run_dir, stage.name, write, report)
     if published is None:  # a worker other than the chief
         return None
     run.observer.stage_published(published)
     run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
+    missing = ensure_curves(run.run_dir.stage_path(stage.name), published)  # after publishing: never costs the stage
+    if missing:
+        run.log(f"   no curves.png for stage '{stage.name}': {missing}")
     return published
 
 
@@ -274,9 +289,3 @@ def _source_path(run: Run, index: int) -> str | None:
         return os.path.join(run.run_dir.stage_path(init.stage), WEIGHTS_FILENAME)
     assert init.weights is not None  # an Init without a stage has weights (graft.spec)
     return run.spec_file.resolve(init.weights)
-
-
-def _tensorflow_version() -> str:
-    import tensorflow
-
-    return tensorflow.__version__

@@ -9,6 +9,11 @@ from graft.table import format_table
 def summary_table(reports: list[StageReport]) -> str:
     """Stage, policy, start, trainable parameters, epochs, and the final ``val_*`` metrics
     (the training metrics where a stage has no validation data)."""
+    return format_table(summary_rows(reports))
+
+
+def summary_rows(reports: list[StageReport]) -> list[list[str]]:
+    """The cells of ``summary_table``, its header first (``report.md`` shows them as a Markdown table)."""
     metrics: list[str] = []
     for report in reports:
         shown = [key for key in report.final_metrics if key.startswith("val_")] or list(report.final_metrics)
@@ -26,4 +31,4 @@ def summary_table(reports: list[StageReport]) -> str:
                 *(f"{final[key]:.4f}" if key in final else "-" for key in metrics),
             ]
         )
-    return format_table(rows)
+    return rows

@@ -11,7 +11,13 @@ def test_plugin_is_installed():
 
 def test_import_is_cheap():
     assert_no_tensorflow_on_import("graft_lstm")
+
+def test_conformance():  # graft validate without TensorFlow, YAML paths, layer names, weights by name
+    check_extractor_plugin("lstm", {"units": [8, 4]}, input_shape=(6, 3), bad_params={"units": [0]})
 ```
+
+The conformance checks, ``check_extractor_plugin``, ``check_head_plugin``,
+``check_policy_plugin`` and ``check_data_plugin``, are described in ``graft.conformance``.
 """
 
 from __future__ import annotations
@@ -20,9 +26,30 @@ import subprocess
 import sys
 from typing import Any
 
+from graft.conformance import (
+    CONFORMANCE_LAYERS,
+    Conformance,
+    check_data_plugin,
+    check_extractor_plugin,
+    check_head_plugin,
+    check_policy_plugin,
+)
 from graft.convert import make_converter, structure
 from graft.problems import Path, SpecProblem
 from graft.registry import PluginInfo, Registry
+
+__all__ = [
+    "CONFORMANCE_LAYERS",
+    "Conformance",
+    "assert_no_tensorflow_on_import",
+    "check_data_plugin",
+    "check_extractor_plugin",
+    "check_head_plugin",
+    "check_policy_plugin",
+    "installed_plugin",
+    "params_problems",
+    "structure_params",
+]
 
 
 def structure_params(raw: Any, params_class: type) -> Any:

@@ -2,6 +2,8 @@
 
 A policy's single set of decisions is one round.  A stage with several rounds
 stops on a plateau of the validation loss and keeps the best round's weights.
+With a ``checkpoint`` callback every round ends at its best epoch's weights, and
+rounds are compared on the validation loss of that epoch.
 While the extractor is frozen and deterministic, the heads train on its features
 computed once and stored on disk (see ``graft.feature_cache``).  Samples reach
 ``fit`` through ``graft.pipeline``, the same way for every source.
@@ -17,7 +19,7 @@ from typing import Any
 import attrs
 
 from graft.builder import BuiltModel
-from graft.callbacks import make_callbacks
+from graft.callbacks import FitPlace, make_callbacks
 from graft.data import Data
 from graft.feature_cache import FeatureCache, cached_features, extractor_is_constant
 from graft.losses import HeadLoss, compile_arguments
@@ -51,6 +53,17 @@ class Trained:
     def epochs_run(self) -> int:
         return sum(len(next(iter(history.values()), [])) for history in self.histories)
 
+    @property
+    def kept_epoch(self) -> int | None:
+        """With a checkpoint: the epoch (0-based) of the kept round whose weights the model holds."""
+        return self.rounds[self.kept].kept_epoch
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The logged values of the epoch whose weights the model holds (the kept round's kept or last epoch)."""
+        at = -1 if self.kept_epoch is None else self.kept_epoch
+        return {key: values[at] for key, values in self.histories[self.kept].items()}
+
 
 @attrs.frozen
 class StageTraining:
@@ -69,6 +82,7 @@ class StageTraining:
     augment: Augment | None = None
     feature_cache: FeatureCache | None = None
     callbacks: tuple[Any, ...] = ()  # Keras callbacks of the runner's own, added to every fit
+    logs: str | None = None  # where the stage's callbacks write files (graft.stagelogs), if any does
     quiet: bool = False  # no progress lines (a worker that is not the chief)
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
@@ -102,13 +116,17 @@ def train_stage(
             model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
-            history = fit(keras, model, data, job, observer)
+            made = make_callbacks(keras, stage.callbacks, FitPlace(job.logs, number, len(rounds.steps)))
+            history = fit(keras, model, data, job, observer, made.keras)
             if job.after_fit is not None:
                 job.after_fit(built.model)
             observer.after_fit(stage, number, built)
             verify_frozen(built, step.decisions, before, stage.name)
             ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
-            val_loss = history.get("val_loss", [math.nan])[-1]
+            kept_epoch = made.kept_epoch  # a checkpoint restored this epoch's weights
+            if kept_epoch is not None:
+                log(_kept_epoch_line(stage.callbacks.checkpoint.monitor, kept_epoch, history))
+            val_loss = history.get("val_loss", [math.nan])[-1 if kept_epoch is None else kept_epoch]
             results.append(
                 RoundResult(
                     round=number,
@@ -118,6 +136,7 @@ def train_stage(
                     val_loss=val_loss,
                     features_cached=model is not built.model,
                     kept=False,
+                    kept_epoch=kept_epoch,
                 )
             )
             histories.append(history)
@@ -139,15 +158,22 @@ def train_stage(
     return Trained(tuple(results), tuple(histories), frozenset(ever_trainable))
 
 
-def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver) -> History:
-    """One ``model.fit`` over the stage's batches; the Keras history as plain floats."""
+def _kept_epoch_line(monitor: str, kept: int, history: History) -> str:
+    """Which epoch a checkpoint kept, 1-based as Keras shows epochs on screen."""
+    values = history.get(monitor, [])
+    value = f" ({monitor} {values[kept]:.4f})" if kept < len(values) else ""
+    return f"   checkpoint: kept epoch {kept + 1}/{len(next(iter(history.values()), []))}{value}"
+
+
+def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
+    """One ``model.fit`` over the stage's batches with the stage's ``callbacks``; the Keras history as plain floats."""
     stage = job.stage
     history = model.fit(
         training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches),
         validation_data=validation_batches(data, stage.batch_size),
         epochs=stage.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch
-        callbacks=[*make_callbacks(keras, stage.callbacks), *job.callbacks, *observer.keras_callbacks()],
+        callbacks=[*callbacks, *job.callbacks, *observer.keras_callbacks()],
         verbose=0 if job.quiet else 1 if sys.stdout.isatty() else 2,
     )
     return {key: [float(value) for value in values] for key, values in history.history.items()}

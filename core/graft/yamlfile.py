@@ -81,6 +81,7 @@ class YamlDocument:
     lines: dict[Path, int]
     duplicates: list[tuple[Path, str]] = attrs.Factory(list)
     unreadable: list[tuple[Path, str]] = attrs.Factory(list)  # such values are None in ``data``
+    origins: dict[Path, str] = attrs.Factory(dict)  # values not from the text: path -> their source (``--set ...``)
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -88,6 +89,19 @@ class YamlDocument:
         while path not in self.lines and path:
             path = path[:-1]
         return self.lines.get(path)
+
+    def where(self, path: Path) -> str | None:
+        """Where ``path`` (or its nearest ancestor that is known) came from: ``line 12``, or its origin
+        (``--set stages.transfer.epochs=5``); None if nothing is known."""
+        path = tuple(path)
+        while True:
+            if path in self.origins:
+                return self.origins[path]
+            if path in self.lines:
+                return f"line {self.lines[path]}"
+            if not path:
+                return None
+            path = path[:-1]
 
 
 def load_yaml(text: str, source: str = "<string>") -> YamlDocument:

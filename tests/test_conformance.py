@@ -1,0 +1,171 @@
+"""graft.testing's conformance checks pass on a real plugin and fail on each kind of broken one.
+
+The broken plugins are real installed distributions: ``<name>.dist-info`` with an
+``entry_points.txt`` and the module, in a folder on ``sys.path`` and on the
+``PYTHONPATH`` of the fresh interpreter that runs ``graft validate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import sys
+import textwrap
+
+import pytest
+
+from graft.registry import PluginError
+from graft.testing import (
+    check_data_plugin,
+    check_extractor_plugin,
+    check_head_plugin,
+    check_policy_plugin,
+)
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def install(tmp_path, monkeypatch):
+    """``install(source)``: a distribution whose one plugin is the module ``source``; returns the plugin's name."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.delenv("GRAFT_PLUGINS", raising=False)
+    modules = []
+
+    def write(source: str) -> str:
+        name = f"broken_{next(_counter)}"
+        (site / f"graft_{name}.py").write_text(textwrap.dedent(source))
+        info = site / f"graft_{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: graft-{name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[graft]\n{name} = graft_{name}\n")
+        modules.append(f"graft_{name}")
+        importlib.invalidate_caches()
+        return name
+
+    yield write
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+EXTRACTOR = """
+    import attrs
+    import numpy as np
+    import graft
+
+    @attrs.frozen
+    class Params:
+        units: int = 4
+
+    @graft.hookimpl
+    def build_extractor(params: Params, input_shape):
+        import keras
+        inputs = keras.Input(shape=tuple(input_shape), name="x_input")
+        return keras.Model(inputs, LAYER(inputs), name="x_extractor")
+"""
+
+
+def test_a_real_extractor_with_batch_normalization_conforms():
+    raw = {"layers": [{"name": "c1", "filters": 4, "kernel_size": 3}], "batch_norm": True}
+    found = check_extractor_plugin("conv1d", raw, input_shape=(8, 2), bad_params={"layers": []})
+    assert found.plugin.distribution == "graft-conv1d"
+    assert "c1" in found.layer_names and found.layer_names[-1] == "conformance_head"
+
+
+def test_bad_params_that_validate_are_a_failure():
+    with pytest.raises(AssertionError, match=r"bad_params \{'units': 3\} of head plugin 'dense' must be refused"):
+        check_head_plugin("dense", {"units": 2}, bad_params={"units": 3})
+
+
+def test_a_plugin_importing_keras_at_module_top_fails(install, tmp_path, monkeypatch):
+    fake = tmp_path / "fake"  # a stand-in keras for the fresh interpreter: the check sees the name, quickly
+    (fake / "keras").mkdir(parents=True)
+    (fake / "keras" / "__init__.py").write_text("")
+    name = install("import keras\n" + textwrap.dedent(EXTRACTOR).replace("LAYER(inputs)", "inputs"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "site"), str(fake)]))
+    with pytest.raises(AssertionError, match=rf"a spec using extractor plugin '{name}' imported keras: import keras"):
+        check_extractor_plugin(name, {}, input_shape=(3,))
+
+
+def test_params_that_are_not_an_attrs_class_fail(install):
+    name = install("""
+        import graft
+
+        @graft.hookimpl
+        def build_head(params: dict, features, name):
+            raise AssertionError("never built")
+    """)
+    with pytest.raises(AssertionError, match=rf"an unknown key in the params of head plugin '{name}' must be reported"):
+        check_head_plugin(name, {"units": 2})
+
+
+def test_layer_names_that_change_between_builds_fail(install):
+    name = install(EXTRACTOR.replace("LAYER(inputs)", "keras.layers.Dense(params.units, name=next(NAMES))(inputs)")
+                   + "\n    import itertools\n    NAMES = (f'dense_{i}' for i in itertools.count())\n")
+    with pytest.raises(AssertionError, match=r"a second build named its layers differently"):
+        check_extractor_plugin(name, {"units": 3}, input_shape=(3,))
+
+
+def test_state_outside_the_weights_fails(install):
+    name = install(EXTRACTOR.replace("LAYER(inputs)", "offset_layer(keras)(name='offset')(inputs)") + """
+    def offset_layer(keras):
+        class Offset(keras.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.offset = float(np.random.uniform())  # seeded by the build, kept nowhere
+
+            def call(self, inputs):
+                return inputs + self.offset
+
+        return Offset
+    """)
+    with pytest.raises(AssertionError, match=r"a fresh build with every layer's weights loaded by name computes some"):
+        check_extractor_plugin(name, {}, input_shape=(3,))
+
+
+def test_a_head_layer_not_named_after_the_head_clashes_with_the_other_head(install):
+    name = install("""
+        import graft
+
+        @graft.hookimpl
+        def build_head(features, name):
+            import keras
+            hidden = keras.layers.Dense(4, name="hidden")(features)
+            return keras.layers.Dense(2, name=name)(hidden)
+    """)
+    with pytest.raises(PluginError, match=r"do not compose with the extractor into one model: .*\"hidden\" is used 2"):
+        check_head_plugin(name, None)  # the two heads conformance_a and conformance_b both made a layer 'hidden'
+
+
+def test_a_policy_deciding_differently_each_time_fails(install):
+    name = install("""
+        import itertools
+        import graft
+        CALLS = itertools.count()
+
+        @graft.hookimpl
+        def transfer_policy(layers):
+            frozen = next(CALLS) % 2 == 0
+            return {info.name: graft.LayerDecision(trainable=not frozen) for info in layers}
+    """)
+    with pytest.raises(AssertionError, match=rf"policy '{name}' decided differently the second time"):
+        check_policy_plugin(name, None)
+
+
+
+def test_data_whose_targets_do_not_line_up_fails(install, tmp_path):
+    name = install("""
+        import numpy as np
+        import graft
+
+        @graft.hookimpl
+        def load_data(base_dir):
+            return graft.Dataset(x=np.zeros((4, 2), "float32"), y={"out": np.zeros(3, "int64")}, description="short")
+    """)
+    with pytest.raises(AssertionError, match=rf"data source '{name}' \(short\): 3 targets for head 'out', 4 inputs"):
+        check_data_plugin(name, None, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["site"]  # the specs it wrote are gone
