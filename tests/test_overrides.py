@@ -11,9 +11,10 @@ import importlib.metadata
 import json
 import os
 
-import graft
 import pytest
 import yaml
+
+import graft
 from graft.cli import _parser, main, worker_arguments
 from graft.overrides import OverrideError, parse_override
 from graft.problems import SpecError
@@ -22,7 +23,6 @@ from graft.report import StageReport, Versions
 from graft.resume import first_stage_to_run, stage_fingerprints
 from graft.rundir import RunDir, RunError
 from graft.specfile import load_spec
-
 from tests.conftest import TINY_GRU_SPEC
 
 

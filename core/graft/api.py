@@ -56,7 +56,9 @@ def load_spec(
     overrides = as_overrides(overrides)
     if isinstance(spec, SpecFile):
         if overrides:
-            raise TypeError("overrides apply to a spec as it is read: give them with its path or dict, not a loaded spec")
+            raise TypeError(
+                "overrides apply to a spec as it is read: give them with its path or dict, not a loaded spec"
+            )
         return spec
     return _spec_file(spec, base_dir, Registry.discover(), overrides)
 

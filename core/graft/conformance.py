@@ -166,6 +166,7 @@ def check_data_plugin(
     again = registry.load_data(name, parsed, folder, at=PARAMS_PATH["data source"][:-1])
     if isinstance(first, Dataset):
         _check_dataset(name, first)
+        assert isinstance(again, Dataset), f"data source '{name}' returned a Dataset, then a {type(again).__name__}"
         assert _arrays(first) == _arrays(again) and all(
             _same(a, b) for a, b in zip(_values(first), _values(again), strict=True)
         ), f"data source '{name}' loaded different arrays the second time: a stage's data must be reproducible"

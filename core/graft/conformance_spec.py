@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
     name, *paths = sys.argv[1:] if argv is None else argv
     registry = conformance_registry(enabled={name})
-    problems = []
+    problems: list[list[str]] = []
     for path in paths:
         try:
             load_spec(path, registry)

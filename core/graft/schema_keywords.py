@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from graft import spec, validators
+from graft import callbacks, spec, validators
 
 JSON = dict[str, Any]
 Fragment = JSON | None
@@ -36,8 +36,8 @@ FUNCTIONS: dict[Callable, JSON] = {
 # private validators of the spec, if they are still there (a rename only loses the constraint)
 if callable(getattr(spec, "stage_name", None)):
     FUNCTIONS[spec.stage_name] = {**_pattern_of_name(), "maxLength": spec.MAX_STAGE_NAME}
-if callable(getattr(spec, "_shrink_factor", None)):
-    FUNCTIONS[spec._shrink_factor] = {"exclusiveMinimum": 0, "exclusiveMaximum": 1}
+if callable(getattr(callbacks, "_shrink_factor", None)):
+    FUNCTIONS[callbacks._shrink_factor] = {"exclusiveMinimum": 0, "exclusiveMaximum": 1}
 
 COMPARISON_KEYWORDS = {">=": "minimum", ">": "exclusiveMinimum", "<=": "maximum", "<": "exclusiveMaximum"}
 

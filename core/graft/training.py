@@ -125,6 +125,7 @@ def train_stage(
             ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
             kept_epoch = made.kept_epoch  # a checkpoint restored this epoch's weights
             if kept_epoch is not None:
+                assert stage.callbacks.checkpoint is not None  # only a checkpoint restores an epoch
                 log(_kept_epoch_line(stage.callbacks.checkpoint.monitor, kept_epoch, history))
             val_loss = history.get("val_loss", [math.nan])[-1 if kept_epoch is None else kept_epoch]
             results.append(
