@@ -8,7 +8,8 @@ problems at YAML paths (``Problems`` to collect several), ``check_allocation`` t
 refuse sizes larger than the machine, ``accepting_keras_names`` around Keras
 constructors that name layers themselves, ``GraftError`` as the base of a
 plugin's own errors that keras-graft prints without a traceback, ``did_you_mean``
-for the same "did you mean" hint the core gives.  Importing it does not import
+for the same "did you mean" hint the core gives, ``add_plan_note`` for a line
+``graft plan`` shows about the extractor a plugin built.  Importing it does not import
 TensorFlow.
 
 Notebooks and scripts (``graft.api``): ``load_spec``, ``plan``, ``run`` and
@@ -24,6 +25,7 @@ from graft.data import Dataset, Stream
 from graft.hookspecs import hookimpl
 from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
 from graft.memory import check_allocation
+from graft.plannotes import add_plan_note
 from graft.problems import GraftError, Problems, SpecError, SpecProblem, did_you_mean
 from graft.rounds import Round, Rounds
 
@@ -45,6 +47,7 @@ __all__ = [
     "SpecProblem",
     "Stream",
     "accepting_keras_names",
+    "add_plan_note",
     "check_allocation",
     "did_you_mean",
     "hookimpl",

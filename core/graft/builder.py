@@ -10,6 +10,7 @@ import attrs
 from graft.autonames import recording_auto_names
 from graft.backend import import_keras
 from graft.layers import EXTRACTOR, LayerInfo
+from graft.plannotes import plan_notes
 from graft.problems import Path, Problems
 from graft.registry import PluginError, Registry, debug_enabled
 from graft.spec import ExtractorRef, HeadSpec
@@ -23,13 +24,15 @@ MODEL_HEADS_AT: Path = ("model", "heads")
 class BuiltModel:
     """A composed model, its extractor delegate, and the layers policies can address.
 
-    ``features`` is the extractor's output tensor inside ``model``, where the heads start.
+    ``features`` is the extractor's output tensor inside ``model``, where the heads start;
+    ``notes`` are the extractor plugin's lines for ``graft plan`` (``graft.add_plan_note``).
     """
 
     model: Any
     extractor: Any
     layers: tuple[LayerInfo, ...]
     features: Any = None
+    notes: tuple[str, ...] = ()
 
     def layer(self, name: str) -> Any:
         return next(info.layer for info in self.layers if info.name == name)
@@ -93,7 +96,7 @@ class ModelBuilder:
         model = self._compose(keras, inputs, outputs)
         infos = self._layer_infos(keras, model, extractor)
         self._reject_generated_names(infos, generated)
-        return BuiltModel(model, extractor, infos, features)
+        return BuiltModel(model, extractor, infos, features, plan_notes(extractor))
 
     def _blame(self, part: str) -> str:
         """``extractor plugin 'gru' (distribution ...)`` for a part of the model."""

@@ -94,6 +94,7 @@ class StagePlan:
     rounds: tuple[RoundPlan, ...] = ()
     features: str = ""  # what happens to the extractor's features (graft.feature_cache.feature_plan)
     distribute: str = ""  # the tf.distribute strategy, replicas and per-replica batch (graft.distribute)
+    notes: tuple[str, ...] = ()  # the extractor plugin's notes (graft.add_plan_note)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class StagePlan:
             "outputs": {head: list(shape) for head, shape in self.outputs.items()},
             "features": self.features,
             "distribute": self.distribute,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -123,6 +125,7 @@ class StagePlan:
             rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
             features=data.get("features", ""),
             distribute=data.get("distribute", ""),
+            notes=tuple(data.get("notes", ())),
         )
 
     def layer(self, name: str) -> LayerPlan:
@@ -223,6 +226,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
         rounds=tuple(round_plans),
         features=feature_plan(built, decisions, bool(stage.data.augment), _strategy(spec) == "multi_worker"),
         distribute=spec.distribute.planned(stage.batch_size) if spec.distribute else "",
+        notes=built.notes,
     )
 
 

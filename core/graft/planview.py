@@ -28,6 +28,7 @@ def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None, c
         lines.append(f"stage {number}/{len(plans)} '{plan.name}': policy {plan.policy}, starts from {start}")
         if data is not None:
             lines.extend(f"  {line}" for line in data_lines(data[number - 1]))
+        lines.extend(f"  note: {note}" for note in plan.notes)
         rows, grouped = layer_rows(plan.layers, compact)
         lines.append(format_table([HEADER, *rows], indent="  "))
         if grouped:

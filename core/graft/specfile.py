@@ -18,7 +18,7 @@ from graft.overrides import Override, apply_overrides
 from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.registry import PluginError, Registry
 from graft.spec import DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
-from graft.validators import is_name, loading_spec_in
+from graft.validators import is_name, loading_model_input, loading_spec_in
 from graft.yamlfile import YamlDocument, YamlLimitError, YamlProblem, load_yaml
 
 MAX_BYTES = 1024 * 1024  # a spec is a few kilobytes; anything near this is not a spec
@@ -196,7 +196,8 @@ def parse_spec(text: str, path: str, registry: Registry, overrides: Iterable[Ove
     if overrides:
         document = apply_overrides(document, overrides, path)
     try:
-        with loading_spec_in(os.path.dirname(os.path.abspath(path))):
+        folder, input_shape = os.path.dirname(os.path.abspath(path)), _raw_input_shape(document.data)
+        with loading_spec_in(folder), loading_model_input(input_shape):
             spec = structure(spec_converter(registry), document.data, Spec)
     except SpecProblem as problem:
         raise render(path, document, problem.items) from None
@@ -205,6 +206,12 @@ def parse_spec(text: str, path: str, registry: Registry, overrides: Iterable[Ove
     if items:
         raise spec_file.error(items)
     return spec_file
+
+
+def _raw_input_shape(data) -> object:
+    """``model.input_shape`` as written, for params that depend on it (``graft.validators.model_input_shape``)."""
+    model = data.get("model") if isinstance(data, Mapping) else None
+    return model.get("input_shape") if isinstance(model, Mapping) else None
 
 
 def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:

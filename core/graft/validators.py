@@ -182,6 +182,32 @@ def loading_spec_in(folder: str) -> Iterator[None]:
         _SPEC_FOLDER.reset(token)
 
 
+# -- the model's input, for params that depend on it ---------------------------------------
+
+_INPUT_SHAPE: contextvars.ContextVar[tuple[int, ...] | None] = contextvars.ContextVar("graft_input_shape", default=None)
+
+
+def model_input_shape() -> tuple[int, ...] | None:
+    """``model.input_shape`` of the spec being loaded, for a params check that depends on it (an
+    extractor's smallest input), so that ``graft validate`` reports it; None outside a load, or when
+    ``model.input_shape`` is not a list of positive integers (that is reported at ``model.input_shape``)."""
+    return _INPUT_SHAPE.get()
+
+
+@contextmanager
+def loading_model_input(shape: Any) -> Iterator[None]:
+    """Within the block, ``model_input_shape()`` is ``shape`` as a tuple, or None if it is not a list of
+    positive integers (keras-graft sets it to the raw ``model.input_shape`` while structuring a spec)."""
+    valid = isinstance(shape, (list, tuple)) and bool(shape) and all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape
+    )
+    token = _INPUT_SHAPE.set(tuple(shape) if valid else None)
+    try:
+        yield
+    finally:
+        _INPUT_SHAPE.reset(token)
+
+
 def existing_file(_instance, _attribute, value) -> None:
     """The value is a path to an existing file, relative to the spec's folder (``~`` expanded)."""
     path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))

@@ -74,12 +74,14 @@ a path ending ``.weights.h5``, ``.h5`` or ``.keras``
 
 from __future__ import annotations
 
-import os
-
 import attrs
 
 import graft
-from graft import accepting_keras_names, check_allocation, did_you_mean, validators
+from graft import check_allocation, validators
+from graft_applications.building import base_of, build_application, preprocess, set_bn_momentum
+from graft_applications.offline import KerasFile, keras_cache_folder
+from graft_applications.weights import weights_argument as shared_weights_argument
+from graft_applications.weights import weights_value
 from graft_mobilenet.errors import (
     InputShapeError,
     MobileNetError,
@@ -87,7 +89,7 @@ from graft_mobilenet.errors import (
     WeightsLoadError,
     WeightsUnavailable,
 )
-from graft_mobilenet.imagenet import CONSTRUCTORS, describe, imagenet_error, imagenet_file, keras_cache_folder
+from graft_mobilenet.imagenet import CONSTRUCTORS, describe, imagenet_file
 
 INPUT_NAME = "mobilenet_input"
 PREPROCESS_NAME = "mobilenet_preprocess"
@@ -104,25 +106,9 @@ IMAGENET_ALPHAS = {
 }
 # parameters of each variant without its top at alpha 1.0 (keras.applications, as built here)
 BASE_PARAMS = {"v2": 2_257_984, "v3_small": 939_120, "v3_large": 2_996_352}
-WEIGHTS_WORDS = ("none", "imagenet")
-WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".keras")
-
 
 
 # -- params ------------------------------------------------------------------------
-
-
-def _weights_value(instance, attribute, value) -> None:
-    if value in WEIGHTS_WORDS:
-        return
-    if value.endswith(WEIGHTS_SUFFIXES) and os.path.basename(value) not in WEIGHTS_SUFFIXES:
-        validators.existing_file(instance, attribute, value)  # so graft validate reports a missing file
-        return
-    raise graft.SpecProblem(
-        (attribute.name,),
-        f"'{value}' is not 'none', 'imagenet' or the path of a weights file ending "
-        f"{', '.join(WEIGHTS_SUFFIXES[:-1])} or {WEIGHTS_SUFFIXES[-1]}{did_you_mean(value, WEIGHTS_WORDS)}",
-    )
 
 
 @attrs.frozen
@@ -132,7 +118,7 @@ class MobileNetParams:
     variant: str = attrs.field(default="v2", validator=validators.one_of(VARIANTS))
     alpha: float = attrs.field(default=1.0, validator=validators.positive)
     pooling: str = attrs.field(default="avg", validator=validators.one_of(POOLINGS))
-    weights: str = attrs.field(default="none", validator=_weights_value)
+    weights: str = attrs.field(default="none", validator=weights_value)
     bn_momentum: float | None = attrs.field(default=None, validator=attrs.validators.optional(validators.fraction))
 
     def __attrs_post_init__(self) -> None:
@@ -162,24 +148,12 @@ def build_extractor(params: MobileNetParams, input_shape, base_dir="."):
     shape = check_input_shape(params, input_shape)
     weights = weights_argument(params.weights, base_dir)
     base = _build_base(keras, params, shape, weights)
-    if params.bn_momentum is not None:
-        for layer in base.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = params.bn_momentum
+    set_bn_momentum(keras, base, params.bn_momentum)
     inputs = keras.Input(shape=shape, name=INPUT_NAME)
-    x = inputs
-    if params.variant == "v2":
-        # what keras.applications.mobilenet_v2.preprocess_input does: [0, 255] -> [-1, 1]
-        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=PREPROCESS_NAME)(x)
+    # v2: what keras.applications.mobilenet_v2.preprocess_input does, [0, 255] -> [-1, 1]; v3 has its own
+    x = preprocess(keras, inputs, "tf" if params.variant == "v2" else "built-in", PREPROCESS_NAME)
     features = base(x)
     return keras.Model(inputs, features, name=MODEL_NAME)
-
-
-def base_of(extractor):
-    """The Keras application model nested in an extractor this plugin built."""
-    import keras
-
-    return next(layer for layer in extractor.layers if isinstance(layer, keras.Model))
 
 
 def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, int]:
@@ -209,43 +183,19 @@ def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, i
 def weights_argument(value: str, base_dir: str = ".") -> str | None:
     """The ``weights=`` argument for Keras: None, ``"imagenet"`` or the absolute path of an existing file
     (a relative path is relative to ``base_dir``, the spec's folder)."""
-    if value == "none":
-        return None
-    if value == "imagenet":
-        return "imagenet"
-    expanded = os.path.expanduser(value)
-    path = os.path.abspath(os.path.join(base_dir, expanded))
-    if not os.path.isfile(path):
-        relative = (
-            ""
-            if os.path.isabs(expanded)
-            else f"; a relative path is relative to the spec's folder ({os.path.abspath(base_dir)})"
-        )
-        raise WeightsFileNotFound(f"mobilenet weights file not found: {path} (weights: '{value}'{relative})")
-    return path
+    return shared_weights_argument(value, base_dir, plugin="mobilenet")
 
 
 def _build_base(keras, params: MobileNetParams, shape, weights):
-    constructor = getattr(keras.applications, CONSTRUCTORS[params.variant])
     options = dict(input_shape=shape, alpha=params.alpha, include_top=False, weights=weights, pooling=params.pooling)
     if params.variant != "v2":
         options["include_preprocessing"] = True
-    try:
-        with accepting_keras_names():  # Keras names some layers itself (re_lu_3, global_average_pooling2d)
-            return constructor(**options)
-    except Exception as exc:
-        if weights == "imagenet":
-            error = imagenet_error(keras, params, shape, exc)
-            if error is None:
-                raise
-            raise error from exc
-        if weights is not None:
-            raise WeightsLoadError(
-                f"the weights file {weights} does not load into {describe(params)}: {exc}\n"
-                "  It must hold the weights of the bare Keras model of the same variant and alpha, "
-                "e.g. saved with graft_mobilenet.base_of(extractor).save_weights('base.weights.h5')"
-            ) from exc
-        raise
+    return build_application(
+        keras, CONSTRUCTORS[params.variant], options, what=describe(params),
+        imagenet=KerasFile(*imagenet_file(params, shape)),
+        file_hint="It must hold the weights of the bare Keras model of the same variant and alpha, "
+        "e.g. saved with graft_mobilenet.base_of(extractor).save_weights('base.weights.h5')",
+    )
 
 
 __all__ = [

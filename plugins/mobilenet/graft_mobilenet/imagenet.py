@@ -1,18 +1,17 @@
-"""Keras's ImageNet weights offline: where Keras keeps them, which file it wants, and a clear error.
+"""Keras's ImageNet weights of MobileNet offline: which file Keras wants, and a clear error.
 
 Keras downloads the weights on first use into its cache folder; without internet
 access that fails with a bare ``Exception`` ("URL fetch failure").  ``imagenet_error``
-turns it into one that names the file, its URL and the folder to put it in.
+turns it into one that names the file, its URL and the folder to put it in
+(``graft_applications.offline``, shared with the ``keras_app`` extractor).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
 from typing import TYPE_CHECKING
 
-from graft_mobilenet.errors import WeightsLoadError, WeightsUnavailable
+from graft_applications.offline import KerasFile
+from graft_applications.offline import imagenet_error as shared_imagenet_error
 
 if TYPE_CHECKING:
     from graft_mobilenet import MobileNetParams
@@ -27,32 +26,6 @@ CONSTRUCTORS = {"v2": "MobileNetV2", "v3_small": "MobileNetV3Small", "v3_large":
 
 def describe(params: MobileNetParams) -> str:
     return f"keras.applications.{CONSTRUCTORS[params.variant]}(alpha={params.alpha}, include_top=False)"
-
-
-
-def keras_cache_folder(keras) -> str:
-    """The folder where ``keras.applications`` keeps downloaded weights, computed as Keras does.
-
-    ``keras.utils.get_file(..., cache_subdir="models")`` with its default
-    ``cache_dir``: Keras 3 uses its Keras home (``$KERAS_HOME``, else
-    ``~/.keras``, read when Keras is imported); Keras 2 uses ``~/.keras``.  Both
-    fall back to ``/tmp/.keras`` when that folder is not writable.
-    """
-    if int(keras.__version__.split(".")[0]) >= 3:
-        try:
-            from keras.src.backend.config import keras_home
-
-            base = keras_home()
-        except ImportError:  # pragma: no cover - a Keras 3 without the private accessor
-            base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-        fallback = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    else:
-        base = os.path.join(os.path.expanduser("~"), ".keras")
-        fallback = os.path.join("/tmp", ".keras")
-    base = os.path.expanduser(base)
-    if not os.access(base, os.W_OK):
-        base = fallback
-    return os.path.abspath(os.path.join(base, "models"))
 
 
 def imagenet_file(params: MobileNetParams, shape) -> tuple[str, str, str | None]:
@@ -72,40 +45,6 @@ def imagenet_file(params: MobileNetParams, shape) -> tuple[str, str, str | None]
     return name, V3_WEIGHTS_URL + name, file_hash
 
 
-URL = re.compile(r"https?://\S+?(?=:?(?:\s|$))")
-
-
 def imagenet_error(keras, params: MobileNetParams, shape, exc: Exception) -> Exception | None:
     """A clear error for a failure to get or load the imagenet weights; None if ``exc`` is about something else."""
-    folder = keras_cache_folder(keras)
-    name, url, file_hash = imagenet_file(params, shape)
-    text = str(exc) or type(exc).__name__
-    cached = os.path.join(folder, name)
-    if "URL fetch failure" not in text and os.path.isfile(cached):
-        return WeightsLoadError(
-            f"Keras found the imagenet weights of {describe(params)} in its cache, {cached}, "
-            f"but could not load them: {text}\n"
-            f"  Delete the file (Keras downloads it again) or replace it with the original from {url}"
-        )
-    if not ("URL fetch failure" in text or "file hash does not match" in text or isinstance(exc, OSError)):
-        return None
-    found = URL.search(text)
-    if found:  # the URL Keras really tried, and so the file name it really wants
-        url = found.group(0)
-        name = url.rsplit("/", 1)[-1]
-    check = (
-        f"\n  Keras checks this file's MD5 ({file_hash}): only the original file works; "
-        "a file that does not match is deleted and downloaded again."
-        if file_hash
-        else ""
-    )
-    return WeightsUnavailable(
-        f"the imagenet weights of {describe(params)} are not in Keras's cache and could not be downloaded "
-        f"({type(exc).__name__}: {text})\n"
-        f"  Keras wants the file {name}\n"
-        f"  from {url}\n"
-        f"  Download it where there is internet access and put it in the folder {folder} "
-        f"(as {os.path.join(folder, name)}) so it works offline next time."
-        f"{check}\n"
-        "  Or use weights: none, or weights: the path of a local weights file."
-    )
+    return shared_imagenet_error(keras, describe(params), KerasFile(*imagenet_file(params, shape)), exc)
