@@ -26,8 +26,8 @@ import yaml
 pytest.importorskip("graft_applications")
 
 import graft  # noqa: E402
-import graft_applications  # noqa: E402
 import graft.testing  # noqa: E402
+import graft_applications  # noqa: E402
 from graft import validators  # noqa: E402
 from graft.testing import params_problems, structure_params  # noqa: E402
 from graft_applications import BACKBONES, KerasAppParams  # noqa: E402
