@@ -14,6 +14,7 @@ import attrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.convert import make_converter, structure
+from graft.losses import HeadLoss
 from graft.planning import StagePlan
 from graft.problems import SpecProblem, format_path
 
@@ -105,6 +106,7 @@ class StageReport:
     kept_epoch: int | None = None  # with a checkpoint: the epoch (0-based, of the kept round) published
     data: DataSummary | None = None
     worker_digests: list[str] = attrs.field(factory=list)  # multi_worker: each replica's weights, equal (graft.distribute)
+    heads: dict[str, HeadLoss] = attrs.field(factory=dict)  # how each head was compiled (graft evaluate reads it)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
