@@ -27,7 +27,9 @@ from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
 
 if TYPE_CHECKING:
+    from graft.exporting import Exported
     from graft.planning import StagePlan
+    from graft.serving import Evaluation
 
 SpecLike = Union[str, "os.PathLike[str]", Mapping[str, Any], SpecFile]
 DICT_SOURCE = "spec (a dict)"  # what errors of a spec given as a dict name as its source
@@ -145,6 +147,34 @@ class FinishedStage:
                 f"its layers: {', '.join(layers)}"
             )
         return layers[name]
+
+    def evaluate(self, data: Any = None, *, spec: SpecLike | None = None, batch_size: int | None = None) -> Evaluation:
+        """Loss and metrics per head (``graft evaluate``) on ``data`` (an ``.npz`` path, or a dict with the
+        inputs as ``input`` and each head's targets by its name), or on the stage's own validation data as
+        its spec (``spec``, else the run folder's copy) defines it."""
+        from graft.serving import evaluate
+
+        return evaluate(self, data, spec=spec, batch_size=batch_size)
+
+    def predict(self, inputs: Any, batch_size: int = 32) -> dict[str, Any]:
+        """Each head's outputs by head name (``graft predict``), for ``inputs`` shaped
+        ``(samples, *input_shape)``, or the ``input`` array of an ``.npz`` path."""
+        from graft.serving import input_shape, predict
+        from graft.stagearrays import checked_inputs, read_inputs
+
+        if isinstance(inputs, (str, os.PathLike)):
+            rows = read_inputs(os.fspath(inputs), input_shape(self.model), "inputs")
+        else:
+            rows = checked_inputs(inputs, input_shape(self.model), "the inputs given")
+        return predict(self, rows, batch_size)
+
+    def export(self, path: str | os.PathLike[str], format: str = "saved_model", *, batch: int | None = None,
+               select_tf_ops: bool = False, force: bool = False) -> Exported:
+        """The model as a SavedModel folder or a ``.tflite`` file at ``path`` (``graft export``), checked
+        against the Keras model on a few samples; an existing ``path`` only with ``force``."""
+        from graft.exporting import export
+
+        return export(self.model, os.fspath(path), format, batch=batch, select_tf_ops=select_tf_ops, force=force)
 
 
 def _layers_by_name(model) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``graft`` command line. Only ``plan`` and ``run`` import TensorFlow."""
+"""The ``graft`` command line. Only ``plan``, ``run``, ``evaluate``, ``predict`` and ``export`` import TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Any
 
-from graft import cache_command, new_plugin_command, overrides, report_command, schema_command
+from graft import cache_command, new_plugin_command, overrides, report_command, schema_command, stage_commands
 from graft.backend import VERBOSE_VARIABLE
 from graft.cluster import Cluster
 from graft.problems import GraftError
@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     report_command.add_parser(commands)
     schema_command.add_parser(commands)
     new_plugin_command.add_parser(commands)
+    stage_commands.add_parser(commands)
     return parser
 
 
@@ -275,7 +276,8 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
 
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
-            "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run}
+            "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
+            **stage_commands.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -243,16 +243,19 @@ def _check_split(
     return problems
 
 
-def check_dataset(dataset: Dataset, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]) -> list[str]:
+def check_dataset(
+    dataset: Dataset, input_shape: tuple[int, ...], heads: dict[str, HeadTarget], training: str = "training"
+) -> list[str]:
     """Every problem of ``dataset`` for a model with ``input_shape`` and ``heads``, as messages.
 
     Checks training and validation arrays: emptiness, numeric dtypes, the
     per-sample input shape, NaN/inf, one target array per head and no others,
     sample counts, and each head's targets against its loss and output shape.
+    ``training`` names the first split in messages (``"the"``: "the inputs are ...").
     """
     if not isinstance(dataset, Dataset):
         return [f"the data source returned a {type(dataset).__name__}, not a graft.Dataset"]
-    splits: list[tuple[str, Array, Mapping[str, Array] | None]] = [("training", dataset.x, dataset.y)]
+    splits: list[tuple[str, Array, Mapping[str, Array] | None]] = [(training, dataset.x, dataset.y)]
     if dataset.x_val is not None:
         splits.append(("validation", dataset.x_val, dataset.y_val))
     messages = [message for split, x, y in splits for message in _check_split(split, x, y, tuple(input_shape), heads)]

@@ -14,6 +14,7 @@ import attrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.convert import make_converter, structure
+from graft.losses import HeadLoss
 from graft.planning import StagePlan
 from graft.problems import SpecProblem, format_path
 
@@ -106,6 +107,7 @@ class StageReport:
     data: DataSummary | None = None
     # multi_worker: each replica's weights, equal (graft.distribute)
     worker_digests: list[str] = attrs.field(factory=list)
+    heads: dict[str, HeadLoss] = attrs.field(factory=dict)  # how each head was compiled (graft evaluate reads it)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:

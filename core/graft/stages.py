@@ -229,6 +229,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         kept_epoch=trained.kept_epoch,
         data=stage_data.summary,
         worker_digests=worker_digests,
+        heads=losses,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 

@@ -15,6 +15,7 @@ import os
 import tokenize
 import zipfile
 import zlib
+from collections.abc import Mapping
 
 import attrs
 import numpy as np
@@ -152,18 +153,32 @@ def _load(archive: zipfile.ZipFile, handle, member: Member, name: str, path: str
 def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[Array, dict[str, Array], dict[str, str]]:
     """Inputs, targets and the large arrays read into memory, from the archive at ``path``.
 
-    Each array is checked from its header before any is read.
-
     Problems of the training file (``field == "path"``) are reported at
     ``inputs``/``targets.<head>``, those of any other file at ``field``.
-    Only the arrays used are read; targets must have as many samples as the
-    inputs.  The last result names the large arrays that could not stay on
-    disk, and why (``{"x": "compressed"}``).
     """
     own = field == "path"
     inputs_at = ("inputs",) if own else (field,)
     targets_at = {head: ("targets", head) if own else (field,) for head in params.targets}
-    uses = [(inputs_at, params.inputs)] + [(targets_at[head], key) for head, key in params.targets.items()]
+    targets = {head: (key, targets_at[head]) for head, key in params.targets.items()}
+    return read_arrays(path, (params.inputs, inputs_at), targets, field)
+
+
+def read_arrays(
+    path: str, inputs: tuple[str, Path], targets: Mapping[str, tuple[str, Path]], field: str
+) -> tuple[Array, dict[str, Array], dict[str, str]]:
+    """The inputs and each head's targets from the archive at ``path``, and the large arrays read into memory.
+
+    ``inputs`` is the array's name and the path its problems are reported at;
+    ``targets`` the same per head (none: only the inputs are read).  Each array is
+    checked from its header before any is read; problems of the file itself are
+    reported at ``field``.  Only the arrays used are read; targets must have as
+    many samples as the inputs.  The last result names the large arrays that
+    could not stay on disk, and why (``{"x": "compressed"}``).
+    """
+    inputs_key, inputs_at = inputs
+    keys = {head: key for head, (key, _) in targets.items()}
+    targets_at = {head: at for head, (_, at) in targets.items()}
+    uses = [(inputs_at, inputs_key)] + [(targets_at[head], key) for head, key in keys.items()]
     problems, declared, first_use = Problems(), {}, {}
     with _open_archive(path, field) as archive:
         members = _members(archive)
@@ -177,7 +192,8 @@ def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[Array, dict[st
                     first_use[key] = where
                     declared[key] = _declared(archive, members[key], key, path)
         problems.raise_all()
-        _check_samples(params, path, {key: member.shape for key, member in declared.items()}, inputs_at, targets_at)
+        shapes = {key: member.shape for key, member in declared.items()}
+        _check_samples(inputs_key, keys, path, shapes, inputs_at, targets_at)
         arrays = {}
         with _open_file(path, field) as handle:
             for key, where in first_use.items():
@@ -185,7 +201,7 @@ def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[Array, dict[st
                     arrays[key] = _load(archive, handle, declared[key], key, path)
         problems.raise_all()
     in_memory = {key: why for key, member in declared.items() if (why := _read_although_large(member))}
-    return arrays[params.inputs], {head: arrays[key] for head, key in params.targets.items()}, in_memory
+    return arrays[inputs_key], {head: arrays[key] for head, key in keys.items()}, in_memory
 
 
 def _open_file(path: str, field: str):
@@ -196,20 +212,22 @@ def _open_file(path: str, field: str):
         raise SpecProblem((field,), f"cannot read {path} ({exc.strerror or exc})") from None
 
 
-def _check_samples(params: NpzParams, path: str, shapes: dict, inputs_at: Path, targets_at: dict) -> None:
+def _check_samples(
+    inputs: str, targets: dict[str, str], path: str, shapes: dict, inputs_at: Path, targets_at: dict
+) -> None:
     """Every array used has a sample axis and every target as many samples as the inputs (from the headers)."""
     problems = Problems()
     single = "is a single value (shape ()), not one row per sample"
-    samples = shapes[params.inputs][:1]
+    samples = shapes[inputs][:1]
     if not samples:
-        problems.add(inputs_at, f"array '{params.inputs}' in {path} {single}")
-    for head, key in params.targets.items():
+        problems.add(inputs_at, f"array '{inputs}' in {path} {single}")
+    for head, key in targets.items():
         if not shapes[key]:
             problems.add(targets_at[head], f"array '{key}' in {path} {single}")
         elif samples and shapes[key][0] != samples[0]:
             problems.add(
                 targets_at[head],
-                f"array '{key}' in {path} has {shapes[key][0]} samples but the inputs '{params.inputs}' have "
+                f"array '{key}' in {path} has {shapes[key][0]} samples but the inputs '{inputs}' have "
                 f"{samples[0]}; give every target array one row per input sample",
             )
     problems.raise_all()
