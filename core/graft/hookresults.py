@@ -82,6 +82,13 @@ def _check_decisions(decisions: Any, layers: Sequence[LayerInfo], where: str) ->
     wrong = [f"'{name}' is {shown(value)}" for name, value in decisions.items() if not isinstance(value, LayerDecision)]
     if wrong:
         raise WrongAnswer(f"{where}decisions must be graft.LayerDecision: {'; '.join(wrong[:3])}")
+    scaled = [f"'{name}' ({value.lr_scale:g})" for name, value in decisions.items()
+              if not value.trainable and value.lr_scale != 1.0]
+    if scaled:
+        raise WrongAnswer(
+            f"{where}gave a learning-rate scale to frozen layers: {', '.join(scaled[:3])}; "
+            "lr_scale applies to trained layers (leave it 1.0 for a frozen one)"
+        )
 
 
 def dataset(answer: Any) -> Data:

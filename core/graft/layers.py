@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -39,13 +40,21 @@ class LayerDecision:
 
     ``init="load"`` starts the layer from the stage's ``init`` source (a layer
     the source lacks, or with other shapes, is then an error); ``"reinit"``
-    starts it freshly initialised.
+    starts it freshly initialised.  ``lr_scale`` multiplies the stage's learning
+    rate for a trained layer (discriminative fine-tuning: ``0.1`` trains it ten
+    times slower, ``0`` not at all); it must stay ``1.0`` for a frozen layer.
     """
 
     trainable: bool
     init: Literal["load", "reinit"] = attrs.field(
         default="load", validator=attrs.validators.in_(("load", "reinit"))
     )
+    lr_scale: float = attrs.field(default=1.0, kw_only=True, validator=lambda _i, _a, value: _check_scale(value))
+
+
+def _check_scale(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"lr_scale must be a finite number >= 0, got {value!r}")
 
 
 def is_pattern(name: str) -> bool:

@@ -34,6 +34,7 @@ class LayerPlan:
     init: str  # new | loaded | reinitialised | none
     source: str | None  # "stage pretrain" or "file /path/weights.graft.npz" when loaded
     shapes: Shapes = attrs.field(eq=False, repr=False)
+    lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class LayerPlan:
             "init": self.init,
             "source": self.source,
             "weight_shapes": [list(shape) for shape in self.shapes],
+            "lr_scale": self.lr_scale,
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class LayerPlan:
             init=data["init"],
             source=data["source"],
             shapes=[tuple(shape) for shape in data["weight_shapes"]],
+            lr_scale=data.get("lr_scale", 1.0),  # reports written before discriminative rates
         )
 
 
@@ -211,6 +214,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
                 init=init,
                 source=source,
                 shapes=shapes,
+                lr_scale=_lr_scale(info.name, rounds),
             )
         )
     problems.raise_all()
@@ -228,6 +232,11 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
         distribute=spec.distribute.planned(stage.batch_size) if spec.distribute else "",
         notes=built.notes,
     )
+
+
+def _lr_scale(name: str, rounds: Rounds) -> float:
+    """The layer's learning-rate scale in the first round it trains in (1.0 if it never trains)."""
+    return next((step.decisions[name].lr_scale for step in rounds.steps if step.decisions[name].trainable), 1.0)
 
 
 def _strategy(spec: Spec) -> str | None:

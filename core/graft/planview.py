@@ -36,8 +36,11 @@ def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None, c
         lines.append(f"  trainable parameters: {plan.trainable_params:,} of {plan.total_params:,}")
         if len(plan.rounds) > 1:
             lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")
+            scales = {layer.name: layer.lr_scale for layer in plan.layers}
             for position, round_ in enumerate(plan.rounds):
-                lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable)")
+                scaled = sorted({f"lr ×{scales[name]:g}" for name in round_.unfrozen if scales.get(name, 1.0) != 1.0})
+                rate = f", {', '.join(scaled)}" if scaled else ""
+                lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable{rate})")
         if plan.features:
             lines.append(f"  extractor features: {plan.features}")
         if plan.distribute:
@@ -65,7 +68,7 @@ def layer_rows(layers: Sequence[LayerPlan], compact: bool = False) -> tuple[list
 
 def _fate(layer: LayerPlan) -> tuple | None:
     """What happens to the layer's weights; None for a layer without weights."""
-    return None if layer.init == NO_WEIGHTS else (layer.trainable, layer.init, layer.source)
+    return None if layer.init == NO_WEIGHTS else (layer.trainable, layer.init, layer.source, layer.lr_scale)
 
 
 def _runs(layers: Sequence[LayerPlan]) -> list[list[LayerPlan]]:
@@ -108,7 +111,8 @@ def _shape(layer: LayerPlan) -> str:
 def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
     """The ``trains`` and ``starting weights`` cells."""
     where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
-    return ("yes" if layer.trainable else "FROZEN", where)
+    return ("FROZEN" if not layer.trainable else "yes" if layer.lr_scale == 1.0 else f"yes, lr ×{layer.lr_scale:g}",
+            where)
 
 
 def data_lines(summary: DataSummary) -> list[str]:

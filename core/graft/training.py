@@ -23,6 +23,7 @@ from graft.callbacks import FitPlace, make_callbacks
 from graft.data import Data
 from graft.feature_cache import FeatureCache, cached_features, extractor_is_constant
 from graft.losses import HeadLoss, compile_arguments
+from graft.lrscale import layer_scales, scale_learning_rates
 from graft.observer import RunObserver
 from graft.optimizers import make_optimizer
 from graft.pipeline import Augment, training_batches, validation_batches
@@ -113,7 +114,9 @@ def train_stage(
                 if cached is None:
                     cached = cached_features(keras, built, job.dataset, stage.batch_size, job.feature_cache, log)
                 model, data = cached.heads, cached.data
-            model.compile(optimizer=make_optimizer(keras, stage.optimizer), **compile_arguments(keras, job.losses))
+            optimizer = make_optimizer(keras, stage.optimizer)
+            scale_learning_rates(optimizer, built.layers, layer_scales(step.decisions))
+            model.compile(optimizer=optimizer, **compile_arguments(keras, job.losses))
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
             made = make_callbacks(keras, stage.callbacks, FitPlace(job.logs, number, len(rounds.steps)))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.layers import is_pattern
 from graft.problems import Problems
-from graft.validators import one_of, positive
+from graft.validators import non_negative, one_of, positive
 
 Decisions = dict[str, LayerDecision]
 
@@ -53,6 +54,29 @@ class ReplaceHead:
         }
 
 
+def _scales(_instance, _attribute, value: dict[str, float]) -> None:
+    problems = Problems()
+    for key, scale in value.items():
+        with problems.collect():
+            try:
+                non_negative(None, None, scale)
+            except SpecProblem as problem:
+                raise SpecProblem.of([((key, *path), message) for path, message in problem.items]) from None
+    problems.raise_all()
+
+
+def decay_in_range(_instance, _attribute, value: float | None) -> None:
+    if value is not None and not 0 < value <= 1:
+        raise SpecProblem((), f"must be greater than 0 and at most 1, got {value}")
+
+
+def layer_decay(names_top_first: list[list[str]], decay: float | None) -> dict[str, float]:
+    """``decay ** n`` for every name in the n-th group from the top (n = 1, 2, ...); nothing without a decay."""
+    if decay is None:
+        return {}
+    return {name: decay**number for number, names in enumerate(names_top_first, start=1) for name in names}
+
+
 @attrs.frozen
 class LayersParams:
     freeze: list[str] = attrs.field(factory=list)
@@ -60,6 +84,7 @@ class LayersParams:
     reinit: list[str] = attrs.field(factory=list)
     default: str = attrs.field(default="train", validator=one_of(("train", "freeze")))
     freeze_batch_norm: bool = True
+    lr_scale: dict[str, float] = attrs.field(factory=dict, validator=_scales)
 
 
 class Layers:
@@ -74,7 +99,11 @@ class Layers:
         reinit: []                  # trained from a fresh initialisation
         default: train              # or freeze
         freeze_batch_norm: true     # BatchNormalization layers stay frozen (inference mode)
+        lr_scale: {gru_3: 0.1}      # learning-rate multipliers of trained layers (names or patterns)
     ```
+
+    In ``lr_scale`` an exact name wins over a pattern, and the first pattern that
+    matches a layer wins over later ones; a layer no entry matches trains at 1.0.
     """
 
     @hookimpl
@@ -107,10 +136,38 @@ class Layers:
                 return False
             return name in train or params.default == "train"
 
+        trained = {info.name for info in layers if trainable(info.name)}
+        scales = _lr_scales(params.lr_scale, layers, trained)
         return {
-            info.name: LayerDecision(trainable(info.name), "reinit" if info.name in reinit else "load")
+            info.name: LayerDecision(
+                info.name in trained, "reinit" if info.name in reinit else "load", lr_scale=scales.get(info.name, 1.0)
+            )
             for info in layers
         }
+
+
+def _lr_scales(lr_scale: dict[str, float], layers, trained: set[str]) -> dict[str, float]:
+    """Each trained layer's scale: exact names first, then patterns in the order given (the first match wins).
+
+    An entry that matches no trained layer is a problem at ``lr_scale.<entry>``.
+    """
+    problems = Problems()
+    scales: dict[str, float] = {}
+    ordered = sorted(lr_scale.items(), key=lambda item: is_pattern(item[0]))  # stable: exact names first
+    for key, scale in ordered:
+        with problems.collect():
+            names = match_pattern(key, layers, ("lr_scale", key))
+            if not set(names) & trained:
+                raise SpecProblem(
+                    ("lr_scale", key),
+                    f"{_names(set(names))} does not train in this stage (frozen); a learning-rate scale applies "
+                    "to trained layers: remove the entry or train the layer",
+                )
+            for name in names:
+                if name in trained:
+                    scales.setdefault(name, scale)
+    problems.raise_all()
+    return scales
 
 
 def _match_each(patterns, layers, key, problems: Problems) -> list[set[str]]:
@@ -131,6 +188,7 @@ def _names(names: set[str]) -> str:
 class FineTuneTopParams:
     layers: int = attrs.field(validator=positive)
     freeze_batch_norm: bool = True
+    layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
 
 
 class FineTuneTop:
@@ -139,10 +197,12 @@ class FineTuneTop:
     Only layers with weights count (an Activation or Dropout unfreezes nothing).
     With ``freeze_batch_norm`` (the default, as the Keras guide advises)
     BatchNormalization layers stay frozen and are not counted.  Pair it with a
-    low learning rate.
+    low learning rate.  With ``layer_decay`` (discriminative fine-tuning) the
+    heads train at the stage's learning rate, the top extractor layer at
+    ``layer_decay`` times it, the next at ``layer_decay**2``, and so on.
 
     ```yaml
-    policy: {plugin: fine_tune_top, params: {layers: 2}}
+    policy: {plugin: fine_tune_top, params: {layers: 2, layer_decay: 0.5}}
     optimizer: {name: adam, learning_rate: 1.0e-4}
     ```
     """
@@ -159,8 +219,11 @@ class FineTuneTop:
                 ("layers",),
                 f"the extractor has only {len(candidates)} weighted layers that can train; use at most that",
             )
-        top = set(candidates[-params.layers:])
+        top = candidates[-params.layers:]
+        scales = layer_decay([[name] for name in reversed(top)], params.layer_decay)
         return {
-            info.name: LayerDecision(trainable=(not info.in_extractor) or info.name in top)
+            info.name: LayerDecision(
+                trainable=(not info.in_extractor) or info.name in top, lr_scale=scales.get(info.name, 1.0)
+            )
             for info in layers
         }

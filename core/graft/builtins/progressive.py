@@ -16,8 +16,13 @@ policy:
     min_delta: 0.0
     patience: 1
     max_rounds: 4               # optional cap, round 0 included
+    layer_decay: 0.5            # optional: the top group trains at 0.5x the rate, the next at 0.25x, ...
 optimizer: {name: adam, learning_rate: 1.0e-4}
 ```
+
+With ``layer_decay`` the heads keep the stage's learning rate and each group of
+extractor layers trains at ``layer_decay ** n`` times it, n counted from the
+top group (1); a group keeps its rate in every round.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.builtins.policies import decay_in_range, layer_decay
 from graft.problems import Problems
 from graft.rounds import Round, Rounds
 from graft.validators import non_negative, positive
@@ -37,6 +43,7 @@ class ProgressiveParams:
     patience: int = attrs.field(default=1, validator=positive)
     max_rounds: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     freeze_batch_norm: bool = True
+    layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
 
 
 class Progressive:
@@ -47,13 +54,17 @@ class Progressive:
         groups = _groups(params, layers)
         if params.max_rounds is not None:
             groups = groups[: params.max_rounds - 1]
+        scales = layer_decay(groups, params.layer_decay)
         steps = []
         unfrozen: set[str] = set()
         for index in range(len(groups) + 1):
             new = groups[index - 1] if index else []
             unfrozen.update(new)
             decisions = {
-                info.name: LayerDecision(trainable=not info.in_extractor or info.name in unfrozen)
+                info.name: LayerDecision(
+                    trainable=not info.in_extractor or info.name in unfrozen,
+                    lr_scale=scales.get(info.name, 1.0) if info.name in unfrozen else 1.0,
+                )
                 for info in layers
             }
             steps.append(Round("heads" if not index else "+ " + ", ".join(new), decisions, tuple(new)))
