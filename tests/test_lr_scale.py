@@ -97,6 +97,25 @@ def test_every_layer_at_one_scale_trains_as_the_learning_rate_times_the_scale(na
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_scaled_layer_follows_the_learning_rate_when_a_callback_changes_it(name):
+    # reduce_lr sets optimizer.learning_rate between epochs: the traced step must read it, not a copy
+    keras = import_keras()
+    model = _model(keras)
+    infos = [LayerInfo("b", "extractor", "Dense", True, False, model.get_layer("b"))]
+    optimizer = getattr(keras.optimizers, name)(learning_rate=LR)
+    scale_learning_rates(optimizer, infos, {"b": 0.5})
+    model.compile(optimizer=optimizer, loss="mse")
+    x, y = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    start = model.get_layer("b").get_weights()
+    model.train_on_batch(x, y)
+    moved = model.get_layer("b").get_weights()
+    optimizer.learning_rate = 0.0
+    model.train_on_batch(x, y)
+    assert not bitwise(start, moved)
+    assert bitwise(moved, model.get_layer("b").get_weights())
+
+
 @pytest.mark.parametrize("name", ["AdamW", "SGD"])
 def test_a_layer_at_scale_0_does_not_move_even_with_weight_decay(name):
     before, after = _steps(name, {"b": 0.0}, steps=2, weight_decay=0.1)
