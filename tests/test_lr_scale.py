@@ -176,11 +176,14 @@ def scaled_run(tmp_path_factory):
     path.write_text(_spec(
         '{plugin: layers, params: {freeze: [gru_1], lr_scale: {gru_2: 0, "gru_*": 0.1}}}', PLAIN_STAGE
     ))
-    graft.run(str(path), str(folder / "out"), log=lambda _line: None)
-    return folder / "out"
+    lines: list[str] = []
+    graft.run(str(path), str(folder / "out"), log=lines.append)
+    return folder / "out", lines
 
 
 def test_a_run_scales_each_layer_update_and_records_the_scales(scaled_run):
+    scaled_run, lines = scaled_run
+    assert "   learning rate 0.05, scaled for gru_2 ×0, gru_3 ×0.1" in lines
     pretrain = graft.load_stage(scaled_run, "pretrain")
     scaled, plain = graft.load_stage(scaled_run, "transfer"), graft.load_stage(scaled_run, "plain")
 

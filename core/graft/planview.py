@@ -115,6 +115,11 @@ def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
             where)
 
 
+def scaled_rates(plan: StagePlan) -> str:
+    """The layers that learn at a scaled learning rate, e.g. ``gru_2 ×0, gru_3 ×0.1``; empty if none."""
+    return ", ".join(f"{layer.name} ×{layer.lr_scale:g}" for layer in plan.layers if layer.lr_scale != 1.0)
+
+
 def data_lines(summary: DataSummary) -> list[str]:
     """A stage's data in a few lines: where from, how many samples, the classes, what was checked, augmentation."""
     counts = [f"{summary.samples:,} training" if summary.samples is not None else "training",

@@ -34,6 +34,7 @@ from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
 from graft.planning import StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.planview import scaled_rates
 from graft.provenance import stage_versions, write_resolved_spec
 from graft.registry import Registry
 from graft.report import StageReport
@@ -195,6 +196,8 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     )
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
+    if scaled_rates(plan):
+        run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled_rates(plan)}")
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
     source = _source_path(run, index)
     check_source_shared(run.distribution, source)
