@@ -166,6 +166,14 @@ PLAIN_STAGE = """\
     batch_size: 64
     optimizer: {name: sgd, learning_rate: 0.05}
     policy: {plugin: layers, params: {freeze: [gru_1]}}
+  - name: heads_only
+    init: {stage: pretrain}
+    data:
+      source: synthetic
+      params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}
+    epochs: 1
+    batch_size: 64
+    policy: {plugin: layers, params: {freeze: ["gru_*"], lr_scale: {trend: 0}}}
 """
 
 
@@ -201,6 +209,14 @@ def test_a_run_scales_each_layer_update_and_records_the_scales(scaled_run):
     }
     assert report.verification["gru_2"].trainable and not report.verification["gru_2"].changed
     assert '"lr_scale": 0.1' in (scaled_run / "transfer" / "report.json").read_text()
+
+
+def test_scales_hold_when_the_heads_train_on_cached_features(scaled_run):
+    scaled_run, _lines = scaled_run
+    pretrain, stage = graft.load_stage(scaled_run, "pretrain"), graft.load_stage(scaled_run, "heads_only")
+    assert stage.report.features_cached
+    assert bitwise(stage.layer("trend").get_weights(), pretrain.layer("trend").get_weights())
+    assert not bitwise(stage.layer("level").get_weights(), pretrain.layer("level").get_weights())
 
 
 def _plan_layers(tmp_path, text: str, stage: int = 1) -> dict[str, tuple[bool, float]]:
