@@ -36,23 +36,18 @@ from datetime import datetime, timezone
 import attrs
 import numpy as np
 
-from graft.feature_files import (
-    META,
-    Batch,
-    FeaturesMeta,
+from graft.feature_files import META, Batch, FeaturesMeta, StoredFeatures, read_meta, write_split
+from graft.rundir import fsync_path, write_json
+from graft.store_folders import (
     FeatureStoreError,
-    StoredFeatures,
     installed_versions,
     listing,
     make_folder,
     pid_alive,
-    read_meta,
     store_error,
     tree_size,
-    write_split,
     writing,
 )
-from graft.rundir import fsync_path, write_json
 
 __all__ = [
     "CacheEntry", "ClearResult", "FeatureStore", "FeatureStoreError", "StoredFeatures", "cache_root", "features_key"
