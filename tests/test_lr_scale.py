@@ -209,6 +209,9 @@ def test_a_run_scales_each_layer_update_and_records_the_scales(scaled_run):
     }
     assert report.verification["gru_2"].trainable and not report.verification["gru_2"].changed
     assert '"lr_scale": 0.1' in (scaled_run / "transfer" / "report.json").read_text()
+    report_md = (scaled_run / "report.md").read_text()
+    assert "- learning rate scaled for: gru_2 ×0, gru_3 ×0.1\n" in report_md
+    assert "| gru_3 | GRU | (batch, 4) | 120 | yes, lr ×0.1 | loaded from stage pretrain |" in report_md
 
 
 def test_scales_hold_when_the_heads_train_on_cached_features(scaled_run):

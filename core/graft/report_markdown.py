@@ -20,7 +20,7 @@ from urllib.parse import quote
 import attrs
 
 from graft.planning import LOADED, NEW, NO_WEIGHTS, REINIT
-from graft.planview import HEADER, data_lines, layer_rows
+from graft.planview import HEADER, data_lines, layer_rows, scaled_rates
 from graft.report import StageReport
 from graft.summary import summary_rows
 
@@ -88,6 +88,7 @@ def _stage(number: int, count: int, view: StageView, own_versions: bool) -> list
         "",
         f"- frozen{when}: {_names([layer.name for layer in weighted if not layer.trainable])}",
         f"- trains{when}: {_names([layer.name for layer in weighted if layer.trainable])}",
+        *([f"- learning rate scaled for: {scaled_rates(plan)}"] if scaled_rates(plan) else []),
         *(f"- weights {where}: {_names(names)}" for where, names in _starts(view).items()),
         f"- verified after training: {_verified(report)}",
     ]
