@@ -161,6 +161,27 @@ def test_checkpoint_in_rounds_keeps_each_rounds_best_epoch_and_the_best_round(ca
     assert bitwise(published["conv_1"], callbacks_run.weights("pretrain")["conv_1"])  # frozen in both rounds
 
 
+# -- early stopping's restored weights ------------------------------------------------------------------------
+
+
+def test_early_stopping_that_restores_an_earlier_epoch_reports_that_epoch(tmp_path, registry):
+    # min_delta 100: no epoch improves on the first, so Keras stops after epoch 2 and restores epoch 1's weights
+    text = PRETRAIN.replace(CALLBACKS, "    callbacks: {early_stopping: {patience: 1, min_delta: 100}}\n")
+    (tmp_path / "spec.yaml").write_text(text.replace("epochs: 2", "epochs: 4"))
+    spy, log = EpochWeights(), []
+    run_spec(load_spec(str(tmp_path / "spec.yaml"), registry), registry, str(tmp_path / "out"), log=log.append,
+             observer=spy)
+    run = Run(str(tmp_path / "out"), spy, log)
+    history, report = run.history("pretrain"), read_report(run.out, "pretrain")
+    assert len(history["val_loss"]) == 2 and report["kept_epoch"] == 0
+    published, epochs = run.weights("pretrain"), spy.fits[0]
+    assert all(bitwise(published[name], epochs[0][name]) for name in published)
+    assert history["val_loss"][1] != history["val_loss"][0]  # epoch 2's weights were others (Keras 2 restores
+    # them before an observer sees the epoch end, so they are not compared here)
+    assert report["final_metrics"] == {key: values[0] for key, values in history.items()}
+    assert f"   early_stopping: kept epoch 1/2 (val_loss {history['val_loss'][0]:.4f})" in log
+
+
 def test_checkpoint_mode_auto_maximizes_accuracies_only():
     assert Checkpoint(monitor="val_trend_accuracy").maximize
     assert not Checkpoint(monitor="val_loss").maximize and not Checkpoint(monitor="val_level_mae").maximize

@@ -124,15 +124,22 @@ class CallbackKind:
 
 @attrs.frozen
 class FitCallbacks:
-    """The Keras callbacks of one ``fit``; ``checkpoint`` is the one that keeps the best epoch, if any."""
+    """The Keras callbacks of one ``fit``; ``checkpoint`` is the one that keeps the best epoch, if any;
+    ``restored`` tells which epoch's weights early stopping with ``restore_best_weights`` left."""
 
     keras: list[Any]
     checkpoint: Any = None
+    restored: Any = None
+    keeper: str | None = None  # the YAML key of the callback that keeps or restores an epoch
+    monitor: str | None = None  # what that epoch was best by
 
     @property
     def kept_epoch(self) -> int | None:
-        """The epoch (0-based) whose weights the model holds after ``fit``; None without a checkpoint."""
-        return None if self.checkpoint is None else self.checkpoint.kept_epoch
+        """The epoch (0-based) whose weights the model holds after ``fit``, if a callback restored an earlier
+        one's or keeps the best; None when the model simply holds the last epoch's."""
+        if self.checkpoint is not None:
+            return self.checkpoint.kept_epoch
+        return None if self.restored is None else self.restored.held_epoch()
 
 
 def _keras_class(name: str) -> Callable[[Any, Any, FitPlace], Any]:
@@ -202,5 +209,14 @@ def fingerprint_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def make_callbacks(keras, callbacks: Callbacks, place: FitPlace) -> FitCallbacks:
     """The Keras callbacks of one ``fit`` of a stage, built from their options as given."""
     built = {key: CALLBACKS[key].build(keras, options, place) for key, options in configured(callbacks)}
-    return FitCallbacks(list(built.values()), built.get("checkpoint"))
+    if callbacks.checkpoint is not None:
+        return FitCallbacks(list(built.values()), built["checkpoint"], keeper="checkpoint",
+                            monitor=callbacks.checkpoint.monitor)
+    if callbacks.early_stopping is not None and callbacks.early_stopping.restore_best_weights:
+        from graft.epochlog import weights_by_epoch
+
+        restored = weights_by_epoch(keras)  # first: it sees each epoch's weights before early stopping restores
+        return FitCallbacks([restored, *built.values()], restored=restored, keeper="early_stopping",
+                            monitor=callbacks.early_stopping.monitor)
+    return FitCallbacks(list(built.values()))
 

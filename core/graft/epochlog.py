@@ -1,13 +1,15 @@
-"""keras-graft's own Keras callbacks, built by ``graft.callbacks`` for the YAML keys ``csv_logger`` and ``checkpoint``.
+"""keras-graft's own Keras callbacks, built by ``graft.callbacks`` for the YAML keys ``csv_logger`` and ``checkpoint``,
+and the one that tells which epoch's weights early stopping restored.
 
-Both are made for a given ``keras`` module (Keras 2 or 3) when a ``fit`` starts, as
-``graft.interrupts`` makes its callback; both read only the epoch's ``logs``, which
-are the values Keras's History records, so they agree with ``history.json``.
+They are made for a given ``keras`` module (Keras 2 or 3) when a ``fit`` starts, as
+``graft.interrupts`` makes its callback; the first two read only the epoch's ``logs``,
+which are the values Keras's History records, so they agree with ``history.json``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 from typing import Any
@@ -80,3 +82,34 @@ def keep_best(keras, monitor: str, maximize: bool) -> Any:
             return self.best_epoch if self.best_epoch is not None else self.last_epoch
 
     return KeepBest()
+
+
+def weights_by_epoch(keras) -> Any:
+    """A callback that records a digest of the model's weights at every epoch's end, before any callback
+    after it restores other weights; ``held_epoch()`` after ``fit``: the last epoch (0-based) whose
+    weights the model holds, or None if it holds none of them.
+
+    Keras 2 and 3 restore early stopping's best weights at different moments (when stopping, or when
+    training ends); comparing weights tells which epoch's the model holds without depending on either.
+    """
+
+    class WeightsByEpoch(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.digests: list[str] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.digests.append(_digest(self.model.get_weights()))
+
+        def held_epoch(self) -> int | None:
+            now = _digest(self.model.get_weights())
+            return next((epoch for epoch in reversed(range(len(self.digests))) if self.digests[epoch] == now), None)
+
+    return WeightsByEpoch()
+
+
+def _digest(weights: list[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for weight in weights:
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()

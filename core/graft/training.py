@@ -2,8 +2,9 @@
 
 A policy's single set of decisions is one round.  A stage with several rounds
 stops on a plateau of the validation loss and keeps the best round's weights.
-With a ``checkpoint`` callback every round ends at its best epoch's weights, and
-rounds are compared on the validation loss of that epoch.
+With a ``checkpoint`` callback (or early stopping that restores the best weights)
+every round ends at its best epoch's weights, and rounds are compared on the
+validation loss of that epoch.
 While the extractor is frozen and deterministic, the heads train on its features
 computed once and stored on disk (see ``graft.feature_cache``).  Samples reach
 ``fit`` through ``graft.pipeline``, the same way for every source.
@@ -56,7 +57,8 @@ class Trained:
 
     @property
     def kept_epoch(self) -> int | None:
-        """With a checkpoint: the epoch (0-based) of the kept round whose weights the model holds."""
+        """With a checkpoint or early stopping's restored weights: the epoch (0-based) of the kept round whose
+        weights the model holds."""
         return self.rounds[self.kept].kept_epoch
 
     @property
@@ -126,10 +128,10 @@ def train_stage(
             observer.after_fit(stage, number, built)
             verify_frozen(built, step.decisions, before, stage.name)
             ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
-            kept_epoch = made.kept_epoch  # a checkpoint restored this epoch's weights
+            kept_epoch = made.kept_epoch  # a checkpoint or early stopping restored this epoch's weights
             if kept_epoch is not None:
-                assert stage.callbacks.checkpoint is not None  # only a checkpoint restores an epoch
-                log(_kept_epoch_line(stage.callbacks.checkpoint.monitor, kept_epoch, history))
+                assert made.keeper is not None and made.monitor is not None  # only such a callback keeps an epoch
+                log(_kept_epoch_line(made.keeper, made.monitor, kept_epoch, history))
             val_loss = history.get("val_loss", [math.nan])[-1 if kept_epoch is None else kept_epoch]
             results.append(
                 RoundResult(
@@ -162,11 +164,11 @@ def train_stage(
     return Trained(tuple(results), tuple(histories), frozenset(ever_trainable))
 
 
-def _kept_epoch_line(monitor: str, kept: int, history: History) -> str:
-    """Which epoch a checkpoint kept, 1-based as Keras shows epochs on screen."""
+def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> str:
+    """Which epoch's weights the round ends with, 1-based as Keras shows epochs on screen."""
     values = history.get(monitor, [])
     value = f" ({monitor} {values[kept]:.4f})" if kept < len(values) else ""
-    return f"   checkpoint: kept epoch {kept + 1}/{len(next(iter(history.values()), []))}{value}"
+    return f"   {keeper}: kept epoch {kept + 1}/{len(next(iter(history.values()), []))}{value}"
 
 
 def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
