@@ -351,3 +351,23 @@ def test_the_model_file_is_part_of_the_stage_fingerprint(tmp_path):
     (tmp_path / "m.keras").write_bytes(b"two")
     after = stage_fingerprints(graft.load_spec(str(tmp_path / "spec.yaml")))
     assert before != after
+
+
+def test_rename_applies_to_a_weights_file_too(tmp_path):
+    """conv_1 and conv_2 swapped by rename: each then has the other's shapes, named with its file name."""
+    maker = os.path.join(DATA, "make_weights_fixture.py")
+    weights = importlib.util.spec_from_file_location("make_weights_fixture", maker)
+    module = importlib.util.module_from_spec(weights)
+    weights.loader.exec_module(module)
+    path = os.path.join(DATA, f"weights_keras{KERAS_MAJOR}_conv1d_bn.graft.npz")
+    text = module.spec_text("conv1d_bn").replace(
+        "    epochs: 1\n", f"    epochs: 1\n    init: {{weights: {path}, rename: {{conv_1: conv_2, conv_2: conv_1}}}}\n"
+    )
+    (tmp_path / "spec.yaml").write_text(text)
+    problems = plan_problems(str(tmp_path / "spec.yaml"))
+    assert [problem.split(": ", 1)[1] for problem in problems] == [
+        f"layer 'conv_1' has weight shapes (3, 3, 4) here but (3, 4, 2) in file {path} (its layer 'conv_2'); "
+        "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head' for heads)",
+        f"layer 'conv_2' has weight shapes (3, 4, 2) here but (3, 3, 4) in file {path} (its layer 'conv_1'); "
+        "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head' for heads)",
+    ]
