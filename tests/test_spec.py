@@ -269,7 +269,7 @@ def test_init_needs_exactly_one_source(problems):
     text = edit(TINY_GRU_SPEC, "init: {stage: pretrain}", "init: {}")
     assert problems(text) == [
         f"stages[1].init (line {line_of(text, 'init: {}')}): give exactly one of 'stage' (an earlier stage "
-        "of this spec) or 'weights' (a weights file)"
+        "of this spec), 'weights' (a weights.graft.npz file) or 'model' (a Keras .keras or .h5 file)"
     ]
 
 

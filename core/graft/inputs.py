@@ -2,7 +2,7 @@
 
 Any string in a stage's params (or the model's) that names an existing file,
 relative to the spec's folder, is an input of that stage: a data source's
-``path``, an extractor's weights file, a stage's ``init.weights``.  Its digest
+``path``, an extractor's weights file, a stage's ``init.weights`` or ``init.model``.  Its digest
 goes into the stage's fingerprint, so a data file edited after a stage finished
 stops the next ``graft run`` instead of being resumed over.  A folder of data is
 an input when its params field says so (``graft.validators.folder_input``): its

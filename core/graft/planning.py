@@ -12,13 +12,14 @@ import attrs
 
 from graft.builder import BuiltModel, ModelBuilder
 from graft.feature_cache import feature_plan
+from graft.initsource import InitSource, init_source
 from graft.layers import LayerDecision
 from graft.problems import Path, Problems, SpecProblem
 from graft.registry import Registry
 from graft.rounds import Rounds, as_rounds
 from graft.spec import Spec
 from graft.specfile import SpecFile
-from graft.weights import Shapes, WeightsFileError, read_index
+from graft.weights import Shapes
 
 NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
 
@@ -32,7 +33,7 @@ class LayerPlan:
     params: int
     trainable: bool
     init: str  # new | loaded | reinitialised | none
-    source: str | None  # "stage pretrain" or "file /path/weights.graft.npz" when loaded
+    source: str | None  # "stage pretrain", "file /path/weights.graft.npz" or "model /path/m.keras" when loaded
     shapes: Shapes = attrs.field(eq=False, repr=False)
     lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
 
@@ -163,22 +164,11 @@ def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> N
         info.layer.trainable = decisions[info.name].trainable
 
 
-def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> tuple[str | None, dict[str, Shapes] | None]:
-    """A label for the stage's init source and its layer shapes, or (None, None) for a fresh start."""
+def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSource | None:
+    """Stage ``index``'s init source (``graft.initsource``), or None for a fresh start."""
     init = spec_file.spec.stages[index].init
-    if init is None:
-        return None, None
-    if init.stage is not None:
-        prior = next((plan for plan in plans if plan.name == init.stage), None)
-        if prior is None:  # that stage's model could not be built; its problems are reported
-            return f"stage {init.stage}", None
-        return f"stage {init.stage}", {layer.name: layer.shapes for layer in prior.layers}
-    assert init.weights is not None  # an Init without a stage has weights (graft.spec)
-    path = spec_file.resolve(init.weights)
-    try:
-        return f"file {path}", read_index(path)
-    except WeightsFileError as exc:
-        raise SpecProblem(("stages", index, "init", "weights"), str(exc)) from None
+    prior = next((plan for plan in plans if init and plan.name == init.stage), None)
+    return init_source(spec_file, index, {layer.name: layer.shapes for layer in prior.layers} if prior else None)
 
 
 def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Rounds, plans: list[StagePlan]) -> StagePlan:
@@ -186,11 +176,10 @@ def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Round
 
     Leaves the model with the first round's decisions applied.
     """
-    label, source_shapes = source_of(spec_file, index, plans)
-    return _plan(spec_file.spec, index, built, rounds, label, source_shapes)
+    return _plan(spec_file.spec, index, built, rounds, source_of(spec_file, index, plans))
 
 
-def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> StagePlan:
+def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -> StagePlan:
     stage = spec.stages[index]
     problems = Problems()
     layers = []
@@ -202,7 +191,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
     for info in built.layers:
         decision = decisions[info.name]
         shapes = [tuple(int(d) for d in weight.shape) for weight in info.layer.get_weights()]
-        init, source = _init_of(info.name, shapes, decision, label, source_shapes, problems, index)
+        init, loaded_from = _init_of(info.name, shapes, decision, source, problems, index)
         layers.append(
             LayerPlan(
                 name=info.name,
@@ -212,7 +201,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
                 params=int(info.layer.count_params()) if info.has_weights else 0,
                 trainable=decision.trainable,
                 init=init,
-                source=source,
+                source=loaded_from,
                 shapes=shapes,
                 lr_scale=_lr_scale(info.name, rounds),
             )
@@ -222,7 +211,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, label, source_shapes) -> Sta
     return StagePlan(
         name=stage.name,
         policy=stage.policy.plugin,
-        source=label,
+        source=source.label if source is not None else None,
         layers=tuple(layers),
         trainable_params=_count(model.trainable_weights),
         total_params=int(model.count_params()),
@@ -243,30 +232,18 @@ def _strategy(spec: Spec) -> str | None:
     return spec.distribute.strategy if spec.distribute else None
 
 
-def _init_of(name, shapes, decision, label, source_shapes, problems: Problems, index) -> tuple[str, str | None]:
+def _init_of(name, shapes, decision, source: InitSource | None, problems: Problems, index) -> tuple[str, str | None]:
     if not shapes:
         return NO_WEIGHTS, None
-    if source_shapes is None:
+    if source is None or source.shapes is None:  # a fresh start, or an earlier stage that could not be planned
         return NEW, None
     if decision.init == "reinit":
         return REINIT, None
-    at: Path = ("stages", index, "policy")
-    hint = "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head' for heads)"
-    if name not in source_shapes:
-        problems.add(at, f"layer '{name}' is to be loaded but {label} has no such layer; {hint}")
+    found = source.problem(name, shapes)
+    if found is not None:
+        problems.add(("stages", index, found[0]), found[1])
         return NEW, None
-    if [tuple(shape) for shape in source_shapes[name]] != shapes:
-        problems.add(
-            at,
-            f"layer '{name}' has weight shapes {_shapes(shapes)} here but "
-            f"{_shapes(source_shapes[name])} in {label}; {hint}",
-        )
-        return NEW, None
-    return LOADED, label
-
-
-def _shapes(shapes) -> str:
-    return ", ".join(str(tuple(shape)) for shape in shapes)
+    return LOADED, source.label
 
 
 def _output_shape(layer) -> tuple[int | None, ...] | None:
@@ -305,7 +282,7 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
             problems.extend(problem)
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
-            plans.append(_plan(spec_file.spec, index, built, everything, None, None))
+            plans.append(_plan(spec_file.spec, index, built, everything, None))
     if problems:
         raise spec_file.error(problems.items)
     return plans

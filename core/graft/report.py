@@ -28,6 +28,7 @@ class LayerLoad:
     init: str  # new | loaded | reinitialised | none (as in the plan)
     source: str | None = None
     equal_to_source: bool | None = None
+    source_layer: str | None = None  # the file's own name of a layer loaded under another (init.rename)
 
 
 @attrs.frozen
@@ -136,7 +137,13 @@ _CONVERTER = make_converter()
 _CONVERTER.register_unstructure_hook(StagePlan, StagePlan.to_json)
 _CONVERTER.register_structure_hook(StagePlan, lambda data, _: _stage_plan(data))
 _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to report
-    LayerLoad, make_dict_unstructure_fn(LayerLoad, _CONVERTER, equal_to_source=override(omit_if_default=True))
+    LayerLoad,
+    make_dict_unstructure_fn(
+        LayerLoad,
+        _CONVERTER,
+        equal_to_source=override(omit_if_default=True),
+        source_layer=override(omit_if_default=True),  # reports before init.rename stay as they were
+    ),
 )
 _CONVERTER.register_unstructure_hook(  # a round without a checkpoint keeps its last epoch: nothing to say
     RoundResult, make_dict_unstructure_fn(RoundResult, _CONVERTER, kept_epoch=override(omit_if_default=True))

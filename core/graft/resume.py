@@ -18,6 +18,8 @@ from graft.inputs import input_digests
 from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
 
+OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint
+
 
 def stage_fingerprints(spec_file: SpecFile) -> list[str]:
     """One hash per stage over the model, the seed, the stage and every stage before it, with the
@@ -31,6 +33,8 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         if not fields["data"]["augment"]:  # runs from before augment existed stay resumable
             del fields["data"]["augment"]
         fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
+        if fields["init"] is not None:  # and for init's model and rename
+            fields["init"] = {key: value for key, value in fields["init"].items() if value or key in OLD_INIT}
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints

@@ -114,10 +114,14 @@ class ModelSpec:
 
 @attrs.frozen
 class Init:
-    """Where a stage's starting weights come from: exactly one of the two."""
+    """Where a stage's starting weights come from: exactly one of an earlier ``stage``, a ``weights`` file
+    (weights.graft.npz) or a Keras ``model`` file; ``rename`` maps a file's layer names (or globs) to this
+    model's (``graft.renaming``)."""
 
     stage: str | None = None
     weights: str | None = None
+    model: str | None = None
+    rename: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

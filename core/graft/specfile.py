@@ -14,6 +14,7 @@ import attrs
 from graft.builder import INPUT_NAME
 from graft.callbacks import monitored
 from graft.convert import make_converter, structure, structure_attrs
+from graft.initspec import check_init
 from graft.overrides import Override, apply_overrides
 from graft.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.registry import PluginError, Registry
@@ -231,7 +232,7 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
                           f"'{spec.stages[other].name}' only in case; their folders would clash on macOS and Windows"))
         if stage.heads is not None:
             items += _check_head_names(stage.heads, (*at, "heads"))
-        items += _check_init(spec_file, stage, list(seen), at)
+        items += check_init(spec_file.resolve, stage, list(seen), at)
         items += _check_monitors(spec, stage, at)
         items += _check_augment(spec, stage, at)
         seen.setdefault(stage.name, index)
@@ -254,23 +255,6 @@ def _check_head_names(heads: dict, at: Path) -> list[tuple[Path, str]]:
                 )
             )
     return items
-
-
-def _check_init(spec_file: SpecFile, stage: Stage, earlier: list[str], at: Path) -> list[tuple[Path, str]]:
-    init = stage.init
-    if init is None:
-        return []
-    at = (*at, "init")
-    if (init.stage is None) == (init.weights is None):
-        return [(at, "give exactly one of 'stage' (an earlier stage of this spec) or 'weights' (a weights file)")]
-    if init.stage is not None and init.stage not in earlier:
-        if init.stage == stage.name:
-            return [((*at, "stage"), f"stage '{stage.name}' cannot start from itself")]
-        hint = did_you_mean(init.stage, earlier)
-        return [((*at, "stage"), f"no earlier stage '{init.stage}'; earlier stages: {listing(earlier)}{hint}")]
-    if init.weights is not None and not os.path.isfile(spec_file.resolve(init.weights)):
-        return [((*at, "weights"), f"weights file not found: {spec_file.resolve(init.weights)}")]
-    return []
 
 
 def metric_names(heads: dict[str, HeadSpec]) -> list[str]:

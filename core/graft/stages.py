@@ -30,14 +30,16 @@ from graft.distribute import (
 )
 from graft.distribute import start as start_distribution
 from graft.feature_cache import FeatureCache
+from graft.initsource import source_path, source_weights
 from graft.interrupts import InterruptWatch
 from graft.losses import head_losses
 from graft.observer import RunObserver
-from graft.planning import StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.planning import LOADED, StagePlan, build_stage_model, decide, plan_spec, plan_stage
 from graft.planview import scaled_rates
+from graft.problems import GraftError, SpecProblem
 from graft.provenance import stage_versions, write_resolved_spec
 from graft.registry import Registry
-from graft.report import StageReport
+from graft.report import LayerLoad, StageReport
 from graft.resume import data_identity, first_stage_to_run, stage_fingerprints
 from graft.run_report import report_after_run
 from graft.rundir import RunDir, RunError, write_json
@@ -199,9 +201,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     if scaled_rates(plan):
         run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled_rates(plan)}")
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
-    source = _source_path(run, index)
-    check_source_shared(run.distribution, source)
-    load = load_by_name(built, plan, source, stage.name)
+    load = _load(run, index, built, plan)
     start = snapshot(built.layers)
     seed = spec.seed + index
     keras.utils.set_random_seed(seed)
@@ -284,12 +284,18 @@ def _feature_cache(run: Run, index: int) -> FeatureCache | None:
     return FeatureCache(FeatureStore(cache_root(), warn=run.log), data_identity(run.spec_file, index))
 
 
-def _source_path(run: Run, index: int) -> str | None:
-    """The weights file stage ``index`` starts from (a verified earlier stage's, or the spec's file)."""
+def _load(run: Run, index: int, built, plan: StagePlan) -> dict[str, LayerLoad]:
+    """Load the layers the plan loads from the stage's source (a verified earlier stage's weights, the spec's
+    file), by the names they load as, each proven bitwise equal to its source."""
     init = run.spec_file.spec.stages[index].init
-    if init is None:
-        return None
-    if init.stage is not None:
-        return os.path.join(run.run_dir.stage_path(init.stage), WEIGHTS_FILENAME)
-    assert init.weights is not None  # an Init without a stage has weights (graft.spec)
-    return run.spec_file.resolve(init.weights)
+    folder = run.run_dir.stage_path(init.stage) if init is not None and init.stage is not None else None
+    path = source_path(run.spec_file, index, folder)
+    check_source_shared(run.distribution, path)
+    loaded = [layer.name for layer in plan.layers if layer.init == LOADED]
+    if path is None or not loaded:
+        return load_by_name(built, plan, None, run.spec_file.spec.stages[index].name)
+    try:
+        read = source_weights(run.spec_file, index, path, loaded)
+    except (SpecProblem, GraftError) as exc:  # the file changed or vanished since the plan read it
+        raise RunError(f"stage '{plan.name}': cannot read {path} again: {exc}") from None
+    return load_by_name(built, plan, read.weights, plan.name, read.file_names)

@@ -13,20 +13,29 @@ from graft.rundir import RunError
 from graft.weights import Weights, bitwise_equal, read_weights, snapshot
 
 
-def load_by_name(built: BuiltModel, plan: StagePlan, source_path: str | None, stage: str) -> dict[str, LayerLoad]:
-    """Load every layer the plan loads from ``source_path``, by name, and prove each equals its source."""
+def load_by_name(
+    built: BuiltModel,
+    plan: StagePlan,
+    source: str | Weights | None,
+    stage: str,
+    file_names: Mapping[str, str] | None = None,
+) -> dict[str, LayerLoad]:
+    """Load every layer the plan loads from ``source`` (a weights.graft.npz path, or the weights read by
+    the names they load as), by name, and prove each equals its source.  ``file_names`` holds the file's
+    own name of each renamed layer (``init.rename``), for the report."""
+    file_names = file_names or {}
     report = {layer.name: LayerLoad(layer.init, layer.source) for layer in plan.layers}
     to_load = [layer for layer in plan.layers if layer.init == LOADED]
     if not to_load:
         return report
-    assert source_path is not None, "a plan that loads layers has a source"
-    source = read_weights(source_path)
+    assert source is not None, "a plan that loads layers has a source"
+    weights = read_weights(source) if isinstance(source, str) else source
     for layer in to_load:
         target = built.layer(layer.name)
-        target.set_weights(source[layer.name])
-        if not bitwise_equal(target.get_weights(), source[layer.name]):
-            raise RunError(f"stage '{stage}': layer '{layer.name}' differs from {source_path} after loading")
-        report[layer.name] = LayerLoad(layer.init, layer.source, equal_to_source=True)
+        target.set_weights(weights[layer.name])
+        if not bitwise_equal(target.get_weights(), list(weights[layer.name])):
+            raise RunError(f"stage '{stage}': layer '{layer.name}' differs from {layer.source} after loading")
+        report[layer.name] = LayerLoad(layer.init, layer.source, True, file_names.get(layer.name))
     return report
 
 
@@ -53,7 +62,7 @@ def lineage(plan: StagePlan, stage: str, prior: StageReport | None, file_label: 
     """Per layer, the stages (or the file) its weights passed through, oldest first.
 
     ``prior`` is the report of the stage this one starts from; ``file_label`` names
-    the weights file it starts from instead.
+    the file it starts from instead (``file <weights.graft.npz>``, ``model <Keras file>``).
     """
     result = {}
     for layer in plan.layers:
