@@ -285,3 +285,19 @@ def test_wrong_scales_are_spec_errors_at_their_yaml_path_and_line(tmp_path, poli
         graft.plan(str(path))
     text, at = str(caught.value), rf"stages\[1\]\.policy\.params\.{re.escape(where)} \(line \d+\): "
     assert re.search(at + f".*{re.escape(message)}", text), text
+
+
+def test_a_scale_changes_the_stages_fingerprint_and_no_scale_keeps_the_old_one(tmp_path):
+    from graft.resume import stage_fingerprints
+
+    def prints(policy: str) -> list[str]:
+        path = tmp_path / "spec.yaml"
+        path.write_text(_spec(policy))
+        return stage_fingerprints(graft.load_spec(str(path)))
+
+    plain = prints("{plugin: layers, params: {freeze: [gru_1]}}")
+    assert prints("{plugin: layers, params: {freeze: [gru_1], lr_scale: {}}}") == plain  # runs made before resume
+    scaled = prints("{plugin: layers, params: {freeze: [gru_1], lr_scale: {gru_3: 0.5}}}")
+    assert scaled[0] == plain[0] and scaled[1] != plain[1]
+    top = prints("{plugin: fine_tune_top, params: {layers: 1}}")
+    assert prints("{plugin: fine_tune_top, params: {layers: 1, layer_decay: 0.5}}")[1] != top[1]

@@ -19,6 +19,8 @@ from graft.rundir import RunDir, RunError
 from graft.specfile import SpecFile
 
 OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint
+# built-in policy options added since keras-graft 0.1, with their defaults: left out while at them
+ADDED_POLICY_OPTIONS: dict[str, Any] = {"lr_scale": {}, "layer_decay": None}
 
 
 def stage_fingerprints(spec_file: SpecFile) -> list[str]:
@@ -35,6 +37,10 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         if fields["init"] is not None:  # and for init's model and rename
             fields["init"] = {key: value for key, value in fields["init"].items() if value or key in OLD_INIT}
+        params = fields["policy"]["params"]
+        if isinstance(params, dict):  # and for the built-in policies' options added since
+            fields["policy"]["params"] = {key: value for key, value in params.items()
+                                          if key not in ADDED_POLICY_OPTIONS or value != ADDED_POLICY_OPTIONS[key]}
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
