@@ -156,25 +156,22 @@ def _spec(transfer_policy: str, extra_stages: str = "", optimizer: str = "{name:
                         f"    optimizer: {optimizer}\n    policy") + extra_stages
 
 
-PLAIN_STAGE = """\
-  - name: plain
-    init: {stage: pretrain}
-    data:
-      source: synthetic
-      params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}
+def _later_stage(name: str, policy: str, optimizer: str = "") -> str:
+    """Another stage from ``pretrain`` on the transfer stage's data, one step per epoch."""
+    return f"""\
+  - name: {name}
+    init: {{stage: pretrain}}
+    data: {{source: synthetic, params: {{samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0,
+                                       targets: {{level: level, trend: trend}}}}}}
     epochs: 1
     batch_size: 64
-    optimizer: {name: sgd, learning_rate: 0.05}
-    policy: {plugin: layers, params: {freeze: [gru_1]}}
-  - name: heads_only
-    init: {stage: pretrain}
-    data:
-      source: synthetic
-      params: {samples: 48, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {level: level, trend: trend}}
-    epochs: 1
-    batch_size: 64
-    policy: {plugin: layers, params: {freeze: ["gru_*"], lr_scale: {trend: 0}}}
+{optimizer}    policy: {policy}
 """
+
+
+PLAIN_STAGE = _later_stage(
+    "plain", "{plugin: layers, params: {freeze: [gru_1]}}", "    optimizer: {name: sgd, learning_rate: 0.05}\n"
+) + _later_stage("heads_only", '{plugin: layers, params: {freeze: ["gru_*"], lr_scale: {trend: 0}}}')
 
 
 @pytest.fixture(scope="module")
