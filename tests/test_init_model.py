@@ -133,6 +133,7 @@ def test_a_stage_starts_from_a_keras_file_loaded_by_name_and_proven_bitwise(tmp_
         load = report.load[name]
         assert (load.init, load.source, load.equal_to_source) == ("loaded", label, True), name
         assert load.source_layer == (to_file[name] if to_file[name] != name else None), name
+        assert report.plan.layer(name).source_layer == load.source_layer, name
         assert report.lineage[name] == [label, "transfer"]
     for name in FROZEN:  # frozen: bitwise the file's weights after training
         assert bitwise(stage_weights[name], expected[to_file[name]]), name
@@ -140,9 +141,12 @@ def test_a_stage_starts_from_a_keras_file_loaded_by_name_and_proven_bitwise(tmp_
     for name in TRAINED:
         assert not bitwise(stage_weights[name], expected[to_file[name]]), name
         assert report.verification[name].changed is True
+    if rename:  # graft plan names the file's layer
+        shown = (tmp_path / "out" / "report.md").read_text()
+        assert f"| gru_3 | GRU | (batch, 4) | 120 | yes | loaded from {label} (its layer 'top_gru') |" in shown
     # a report without source_layer (as before init.rename) still loads
     data = json.loads((tmp_path / "out" / "transfer" / "report.json").read_text())
-    for entry in data["load"].values():
+    for entry in [*data["load"].values(), *data["plan"]["layers"]]:
         entry.pop("source_layer", None)
     assert StageReport.from_json(data).load["gru_3"].source_layer is None
 

@@ -36,6 +36,7 @@ class LayerPlan:
     source: str | None  # "stage pretrain", "file /path/weights.graft.npz" or "model /path/m.keras" when loaded
     shapes: Shapes = attrs.field(eq=False, repr=False)
     lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
+    source_layer: str | None = None  # the file's own name of a layer loaded under another (init.rename)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class LayerPlan:
             "source": self.source,
             "weight_shapes": [list(shape) for shape in self.shapes],
             "lr_scale": self.lr_scale,
+            "source_layer": self.source_layer,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class LayerPlan:
             source=data["source"],
             shapes=[tuple(shape) for shape in data["weight_shapes"]],
             lr_scale=data.get("lr_scale", 1.0),  # reports written before discriminative rates
+            source_layer=data.get("source_layer"),  # and before init.rename
         )
 
 
@@ -204,6 +207,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -
                 source=loaded_from,
                 shapes=shapes,
                 lr_scale=_lr_scale(info.name, rounds),
+                source_layer=source.file_names.get(info.name) if source is not None and init == LOADED else None,
             )
         )
     problems.raise_all()

@@ -111,6 +111,8 @@ def _shape(layer: LayerPlan) -> str:
 def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
     """The ``trains`` and ``starting weights`` cells."""
     where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
+    if layer.source_layer is not None:
+        where += f" (its layer '{layer.source_layer}')"
     return ("FROZEN" if not layer.trainable else "yes" if layer.lr_scale == 1.0 else f"yes, lr ×{layer.lr_scale:g}",
             where)
 
