@@ -125,10 +125,12 @@ def transfer_policy(
         weights and whether it is a BatchNormalization layer.  Use
         ``graft.match_layers`` to resolve name patterns from your params.
     :return: a mapping from every layer name in ``layers`` to a
-        ``graft.LayerDecision(trainable, init)``; ``init`` is ``"load"`` (start
+        ``graft.LayerDecision(trainable, init, lr_scale=1.0)``; ``init`` is ``"load"`` (start
         from the stage's ``init`` source; if the stage has none the layer starts
-        new) or ``"reinit"`` (start from a fresh initialisation).  A layer
-        missing from the mapping is an error.  keras-graft recompiles the model
+        new) or ``"reinit"`` (start from a fresh initialisation);
+        ``lr_scale`` (keyword, default 1.0) multiplies the stage's learning
+        rate for a trained layer (discriminative fine-tuning; 1.0 for a frozen
+        layer).  A layer missing from the mapping is an error.  keras-graft recompiles the model
         after applying the decisions and checks, after training, that every
         frozen layer is bitwise unchanged.  To train the stage in rounds
         (progressive fine-tuning), return a ``graft.Rounds`` of such mappings
