@@ -298,3 +298,15 @@ def test_a_scale_changes_the_stages_fingerprint_and_no_scale_keeps_the_old_one(t
     assert scaled[0] == plain[0] and scaled[1] != plain[1]
     top = prints("{plugin: fine_tune_top, params: {layers: 1}}")
     assert prints("{plugin: fine_tune_top, params: {layers: 1, layer_decay: 0.5}}")[1] != top[1]
+
+
+def test_the_built_in_policies_with_scales_pass_the_conformance_kit():
+    from graft.testing import check_policy_plugin
+
+    found = check_policy_plugin(
+        "layers", {"freeze": ["conformance_dense"], "lr_scale": {"conformance_features": 0.1}},
+        bad_params={"lr_scale": {"conformance_features": -1}},
+    )
+    assert found.answer.first["conformance_features"].lr_scale == 0.1
+    found = check_policy_plugin("fine_tune_top", {"layers": 2, "layer_decay": 0.5}, bad_params={"layer_decay": 2})
+    assert [found.answer.first[name].lr_scale for name in ("conformance_dense", "conformance_features")] == [0.25, 0.5]

@@ -371,3 +371,13 @@ def test_spec_problems_carry_yaml_paths_and_lines():
         SPEC.replace("5, 6, 12", "5, 6, 7, 8, 9").replace("size: 30", "size: 32"), "digits.yaml", registry
     )
     assert spec_file.spec.stages[0].data.params == DigitsParams(classes=TOP)
+
+
+def test_it_passes_the_conformance_kit(tmp_path):
+    from graft.testing import check_data_plugin
+
+    found = check_data_plugin(
+        "sklearn_digits", {"classes": [3, 4], "per_class": 4, "size": 8}, tmp_path, bad_params={"classes": [3, 3]}
+    )
+    assert found.plugin.distribution == "graft-digits"
+    assert isinstance(found.answer, graft.Dataset) and set(found.answer.y) == {"digit"}

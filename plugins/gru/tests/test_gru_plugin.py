@@ -159,3 +159,11 @@ def test_core_discovers_and_builds_it():
     assert registry.params_class("extractor", "gru") is GRUParams
     model = registry.build_extractor("gru", params({"layers": layers(4)}), (12, 3))
     assert tuple(model.output_shape) == (None, 4)
+
+
+def test_it_passes_the_conformance_kit():
+    from graft.testing import check_extractor_plugin
+
+    found = check_extractor_plugin("gru", {"layers": layers(3, 4)}, input_shape=(6, 2), bad_params={"layers": []})
+    assert found.plugin.distribution == "graft-gru"
+    assert found.layer_names[:2] == ("gru_1", "gru_2")
