@@ -152,7 +152,7 @@ def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> Bu
         spec_file.base_dir,
         heads_at,
     )
-    return builder.build(seed=spec.seed + index)
+    return builder.build(seed=spec.seed_of(index))
 
 
 def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> Rounds:

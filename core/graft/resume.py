@@ -37,6 +37,8 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         if fields["init"] is not None:  # and for init's model and rename
             fields["init"] = {key: value for key, value in fields["init"].items() if value or key in OLD_INIT}
+        if fields["seed"] is None:  # and for a stage's own seed
+            del fields["seed"]
         params = fields["policy"]["params"]
         if isinstance(params, dict):  # and for the built-in policies' options added since
             fields["policy"]["params"] = {key: value for key, value in params.items()

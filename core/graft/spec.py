@@ -133,7 +133,8 @@ class Optimizer:
 
 @attrs.frozen
 class Stage:
-    """One training stage. ``heads``, if given, replaces ``model.heads`` for this stage."""
+    """One training stage. ``heads``, if given, replaces ``model.heads`` for this stage; ``seed``, if given,
+    replaces the spec's ``seed`` plus the stage's index (so two stages can be compared at one seed)."""
 
     name: str = attrs.field(validator=stage_name)
     data: DataRef
@@ -144,6 +145,7 @@ class Stage:
     optimizer: Optimizer = attrs.field(factory=Optimizer)
     heads: dict[str, HeadSpec] | None = attrs.field(default=None, validator=attrs.validators.optional(non_empty))
     callbacks: Callbacks = attrs.field(factory=Callbacks)
+    seed: int | None = attrs.field(default=None, validator=attrs.validators.optional(between(0, MAX_SEED)))
 
 
 @attrs.frozen
@@ -176,3 +178,9 @@ class Spec:
     def heads_of(self, stage: Stage) -> dict[str, HeadSpec]:
         """The heads a stage trains: its own ``heads`` or the model's."""
         return stage.heads if stage.heads is not None else self.model.heads
+
+    def seed_of(self, index: int) -> int:
+        """The seed of stage ``index`` (its initialisation, shuffling, dropout, augmentation): its own
+        ``seed``, else the spec's ``seed`` plus its index."""
+        own = self.stages[index].seed
+        return own if own is not None else self.seed + index

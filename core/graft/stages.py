@@ -203,7 +203,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
     load = _load(run, index, built, plan)
     start = snapshot(built.layers)
-    seed = spec.seed + index
+    seed = spec.seed_of(index)
     keras.utils.set_random_seed(seed)
     job = StageTraining(
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
