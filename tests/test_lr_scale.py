@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import attrs
 import numpy as np
 import pytest
 
@@ -310,3 +311,16 @@ def test_the_built_in_policies_with_scales_pass_the_conformance_kit():
     assert found.answer.first["conformance_features"].lr_scale == 0.1
     found = check_policy_plugin("fine_tune_top", {"layers": 2, "layer_decay": 0.5}, bad_params={"layer_decay": 2})
     assert [found.answer.first[name].lr_scale for name in ("conformance_dense", "conformance_features")] == [0.25, 0.5]
+
+
+def test_many_scaled_layers_are_summed_up_as_a_range():
+    from graft.planning import LayerPlan, StagePlan
+    from graft.planview import scaled_rates
+
+    layers = tuple(LayerPlan(f"conv_{n}", "Conv2D", "extractor", None, 10, True, "loaded", "stage a", [],
+                             lr_scale=0.9 ** (9 - n)) for n in range(9))
+    plan = StagePlan("b", "fine_tune_top", "stage a", layers, 90, 90, {})
+    assert scaled_rates(plan) == "9 layers, from conv_0 ×0.387 to conv_8 ×0.9 (graft plan --all shows each)"
+    assert scaled_rates(attrs.evolve(plan, layers=layers[4:])) == (
+        "conv_4 ×0.59, conv_5 ×0.656, conv_6 ×0.729, conv_7 ×0.81, conv_8 ×0.9"
+    )

@@ -17,6 +17,7 @@ from graft.table import format_table
 SHOWN_IN_FULL = 30  # a stage of this many layers or fewer keeps a row for every layer
 MIN_GROUP = 3  # layers with weights a run needs to fold into one row
 HEADER = ("layer", "type", "output shape", "params", "trains", "starting weights")
+MAX_SCALES_LISTED = 6  # more layers at scaled rates are summed up in one range in the log and report.md
 
 
 def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None, compact: bool = False) -> str:
@@ -38,7 +39,8 @@ def render_text(plans: list[StagePlan], data: list[DataSummary] | None = None, c
             lines.append(f"  trains in up to {len(plan.rounds)} rounds, until the validation loss stops improving:")
             scales = {layer.name: layer.lr_scale for layer in plan.layers}
             for position, round_ in enumerate(plan.rounds):
-                scaled = sorted({f"lr ×{scales[name]:g}" for name in round_.unfrozen if scales.get(name, 1.0) != 1.0})
+                scaled = sorted({f"lr {scale_text(scales[name])}" for name in round_.unfrozen
+                                 if scales.get(name, 1.0) != 1.0})
                 rate = f", {', '.join(scaled)}" if scaled else ""
                 lines.append(f"    round {position}: {round_.label} ({round_.trainable_params:,} trainable{rate})")
         if plan.features:
@@ -113,13 +115,26 @@ def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
     where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
     if layer.source_layer is not None:
         where += f" (its layer '{layer.source_layer}')"
-    return ("FROZEN" if not layer.trainable else "yes" if layer.lr_scale == 1.0 else f"yes, lr ×{layer.lr_scale:g}",
-            where)
+    if not layer.trainable:
+        return "FROZEN", where
+    return ("yes" if layer.lr_scale == 1.0 else f"yes, lr {scale_text(layer.lr_scale)}"), where
 
 
 def scaled_rates(plan: StagePlan) -> str:
-    """The layers that learn at a scaled learning rate, e.g. ``gru_2 ×0, gru_3 ×0.1``; empty if none."""
-    return ", ".join(f"{layer.name} ×{layer.lr_scale:g}" for layer in plan.layers if layer.lr_scale != 1.0)
+    """The layers that learn at a scaled learning rate, e.g. ``gru_2 ×0, gru_3 ×0.1``, or for many the
+    range (``81 layers, from stem_conv ×0.0157 to top_conv ×0.95``); empty if none."""
+    scaled = [layer for layer in plan.layers if layer.lr_scale != 1.0]
+    if len(scaled) <= MAX_SCALES_LISTED:
+        return ", ".join(f"{layer.name} {scale_text(layer.lr_scale)}" for layer in scaled)
+    low = min(scaled, key=lambda layer: layer.lr_scale)
+    high = max(scaled, key=lambda layer: layer.lr_scale)
+    return (f"{len(scaled)} layers, from {low.name} {scale_text(low.lr_scale)} to {high.name} "
+            f"{scale_text(high.lr_scale)} (graft plan --all shows each)")
+
+
+def scale_text(scale: float) -> str:
+    """A learning-rate scale as the plan shows it: ``×0.25``, ``×0.0157`` (three significant digits)."""
+    return f"×{scale:.3g}"
 
 
 def data_lines(summary: DataSummary) -> list[str]:
