@@ -241,6 +241,17 @@ def test_fine_tune_top_layer_decay_halves_the_rate_per_layer_from_the_top(tmp_pa
     }
 
 
+def test_fine_tune_top_all_trains_every_weighted_extractor_layer(tmp_path):
+    policy = "{plugin: fine_tune_top, params: {layers: all, layer_decay: 0.5}}"
+    assert _plan_layers(tmp_path, _spec(policy)) == {
+        "gru_1": (True, 0.125), "gru_2": (True, 0.25), "gru_3": (True, 0.5), "level": (True, 1.0), "trend": (True, 1.0)
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(_spec("{plugin: fine_tune_top, params: {layers: most}}"))
+    with pytest.raises(SpecError, match=r"stages\[1\]\.policy\.params\.layers \(line \d+\): expected an integer or "):
+        graft.load_spec(str(path))
+
+
 def test_progressive_layer_decay_gives_each_group_its_rate_in_every_round(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(_spec('{plugin: progressive, params: {groups: ["gru_3", "gru_[12]"], layer_decay: 0.1}}'))

@@ -323,7 +323,7 @@ def test_fine_tune_top_more_layers_than_the_extractor_has(registry, write_spec, 
     line = line_of(text, "params: {layers: 4}")
     assert caught.value.lines == [
         f"stages[1].policy.params.layers (line {line}): the extractor has only 3 weighted layers that can train; "
-        "use at most that"
+        "use at most that, or all"
     ]
     assert not (tmp_path / "out").exists() and spy.calls == []
 

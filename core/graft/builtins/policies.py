@@ -6,6 +6,8 @@ of the keras-graft distribution.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
@@ -184,15 +186,20 @@ def _names(names: set[str]) -> str:
     return ", ".join(sorted(names))
 
 
+def _layer_count(_instance, _attribute, value: int | str) -> None:
+    if value != "all":
+        positive(_instance, _attribute, value)
+
+
 @attrs.frozen
 class FineTuneTopParams:
-    layers: int = attrs.field(validator=positive)
+    layers: int | Literal["all"] = attrs.field(validator=_layer_count)
     freeze_batch_norm: bool = True
     layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
 
 
 class FineTuneTop:
-    """Load everything; train the heads and the top ``layers`` weighted layers of the extractor.
+    """Load everything; train the heads and the top ``layers`` weighted layers of the extractor (``all``: every one).
 
     Only layers with weights count (an Activation or Dropout unfreezes nothing).
     With ``freeze_batch_norm`` (the default, as the Keras guide advises)
@@ -214,12 +221,14 @@ class FineTuneTop:
             for info in layers
             if info.in_extractor and info.has_weights and not (params.freeze_batch_norm and info.is_batch_norm)
         ]
-        if params.layers > len(candidates):
+        count = len(candidates) if params.layers == "all" else params.layers
+        if count > len(candidates):
             raise SpecProblem(
                 ("layers",),
-                f"the extractor has only {len(candidates)} weighted layers that can train; use at most that",
+                f"the extractor has only {len(candidates)} weighted layers that can train; use at most that, "
+                "or all",
             )
-        top = candidates[-params.layers:]
+        top = candidates[len(candidates) - count:]
         scales = layer_decay([[name] for name in reversed(top)], params.layer_decay)
         return {
             info.name: LayerDecision(
