@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from graft.planning import build_stage_model, plan_spec
-from graft.problems import SpecError
+from graft.problems import SpecError, SpecProblem
 from graft.specfile import load_spec
 from graft.stages import run_spec
 from graft.weights import FILENAME, read_weights, save_weights
@@ -428,3 +428,25 @@ def test_missing_layer_is_fine_when_reinit_lists_it(registry, write_spec):
     assert {layer.name: layer.init for layer in transfer.layers} == {
         **dict.fromkeys(GRU_LAYERS, "loaded"), "extra": "reinitialised"
     }
+
+
+def test_a_layer_with_only_non_trainable_weights_never_counts_as_trained():
+    # EfficientNet's Normalization layer: statistics only; it must not take a layer of fine_tune_top's count
+    # or a layer_decay step, nor show as trained ("trainable but unchanged" in report.md)
+    from graft.backend import import_keras
+    from graft.builtins.policies import FineTuneTop, FineTuneTopParams
+    from graft.layers import LayerInfo
+
+    keras = import_keras()
+    norm = keras.layers.Normalization(mean=0.5, variance=4.0, name="norm")
+    dense = keras.layers.Dense(2, name="dense")
+    dense(norm(keras.Input((3,))))
+    infos = (
+        LayerInfo("norm", "extractor", "Normalization", True, False, norm),
+        LayerInfo("dense", "extractor", "Dense", True, False, dense),
+    )
+    assert [info.can_train for info in infos] == [False, True]
+    decisions = FineTuneTop().transfer_policy(FineTuneTopParams(layers="all", layer_decay=0.5), infos)
+    assert decisions["norm"].trainable is False and decisions["dense"].lr_scale == 0.5
+    with pytest.raises(SpecProblem, match="only 1 weighted layers that can train"):
+        FineTuneTop().transfer_policy(FineTuneTopParams(layers=2), infos)

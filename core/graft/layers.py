@@ -33,6 +33,15 @@ class LayerInfo:
     def in_extractor(self) -> bool:
         return self.part == EXTRACTOR
 
+    @property
+    def can_train(self) -> bool:
+        """False for a layer whose weights are all non-trainable, such as a ``Normalization`` layer's
+        statistics: training never changes them, trainable or not.  (BatchNormalization counts: its
+        moving statistics change while it trains.)"""
+        if not self.has_weights or self.is_batch_norm or self.layer is None:
+            return True
+        return any(getattr(weight, "trainable", True) for weight in self.layer.weights)
+
 
 @attrs.frozen
 class LayerDecision:

@@ -202,11 +202,11 @@ def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -
                 part=info.part,
                 output_shape=_output_shape(info.layer),
                 params=int(info.layer.count_params()) if info.has_weights else 0,
-                trainable=decision.trainable,
+                trainable=decision.trainable and info.can_train,
                 init=init,
                 source=loaded_from,
                 shapes=shapes,
-                lr_scale=_lr_scale(info.name, rounds),
+                lr_scale=_lr_scale(info.name, rounds) if info.can_train else 1.0,
                 source_layer=source.file_names.get(info.name) if source is not None and init == LOADED else None,
             )
         )

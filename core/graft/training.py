@@ -127,7 +127,8 @@ def train_stage(
                 job.after_fit(built.model)
             observer.after_fit(stage, number, built)
             verify_frozen(built, step.decisions, before, stage.name)
-            ever_trainable |= {name for name, decision in step.decisions.items() if decision.trainable}
+            ever_trainable |= {info.name for info in built.layers
+                               if step.decisions[info.name].trainable and info.can_train}
             kept_epoch = made.kept_epoch  # a checkpoint or early stopping restored this epoch's weights
             if kept_epoch is not None:
                 assert made.keeper is not None and made.monitor is not None  # only such a callback keeps an epoch

@@ -201,7 +201,8 @@ class FineTuneTopParams:
 class FineTuneTop:
     """Load everything; train the heads and the top ``layers`` weighted layers of the extractor (``all``: every one).
 
-    Only layers with weights count (an Activation or Dropout unfreezes nothing).
+    Only layers with trainable weights count (an Activation, a Dropout or a Normalization layer's
+    statistics unfreeze nothing).
     With ``freeze_batch_norm`` (the default, as the Keras guide advises)
     BatchNormalization layers stay frozen and are not counted.  Pair it with a
     low learning rate.  With ``layer_decay`` (discriminative fine-tuning) the
@@ -219,7 +220,8 @@ class FineTuneTop:
         candidates = [
             info.name
             for info in layers
-            if info.in_extractor and info.has_weights and not (params.freeze_batch_norm and info.is_batch_norm)
+            if info.in_extractor and info.has_weights and info.can_train
+            and not (params.freeze_batch_norm and info.is_batch_norm)
         ]
         count = len(candidates) if params.layers == "all" else params.layers
         if count > len(candidates):

@@ -75,7 +75,8 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
     """Groups of extractor layer names to unfreeze, top group first."""
     extractor = [info for info in layers if info.in_extractor]
     trainable = [
-        info for info in extractor if info.has_weights and not (params.freeze_batch_norm and info.is_batch_norm)
+        info for info in extractor
+        if info.has_weights and info.can_train and not (params.freeze_batch_norm and info.is_batch_norm)
     ]
     if not params.groups:
         return [[info.name] for info in reversed(trainable)]
