@@ -434,18 +434,16 @@ def test_a_layer_with_only_non_trainable_weights_never_counts_as_trained():
     # EfficientNet's Normalization layer: statistics only; it must not take a layer of fine_tune_top's count
     # or a layer_decay step, nor show as trained ("trainable but unchanged" in report.md)
     from graft.backend import import_keras
+    from graft.builder import describe_layer
     from graft.builtins.policies import FineTuneTop, FineTuneTopParams
-    from graft.layers import LayerInfo
 
     keras = import_keras()
-    norm = keras.layers.Normalization(mean=0.5, variance=4.0, name="norm")
+    norm = keras.layers.Normalization(name="norm")  # mean and variance are weights to adapt, not to train
     dense = keras.layers.Dense(2, name="dense")
     dense(norm(keras.Input((3,))))
-    infos = (
-        LayerInfo("norm", "extractor", "Normalization", True, False, norm),
-        LayerInfo("dense", "extractor", "Dense", True, False, dense),
-    )
-    assert [info.can_train for info in infos] == [False, True]
+    dense.trainable = False  # a plugin may hand a layer over frozen: it can still train
+    infos = (describe_layer(keras, norm, "extractor"), describe_layer(keras, dense, "extractor"))
+    assert [info.can_train for info in infos] == [False, True] and dense.trainable is False
     decisions = FineTuneTop().transfer_policy(FineTuneTopParams(layers="all", layer_decay=0.5), infos)
     assert decisions["norm"].trainable is False and decisions["dense"].lr_scale == 0.5
     with pytest.raises(SpecProblem, match="only 1 weighted layers that can train"):

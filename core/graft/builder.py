@@ -193,11 +193,24 @@ def leaf_layers(keras, model, inputs: bool = False) -> list:
 
 
 def describe_layer(keras, layer, part: str) -> LayerInfo:
+    is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
     return LayerInfo(
         name=layer.name,
         part=part,
         class_name=type(layer).__name__,
         has_weights=bool(layer.weights),
-        is_batch_norm=isinstance(layer, keras.layers.BatchNormalization),
+        is_batch_norm=is_batch_norm,
         layer=layer,
+        can_train=not layer.weights or is_batch_norm or _has_trainable_weights(layer),
     )
+
+
+def _has_trainable_weights(layer) -> bool:
+    """Whether ``layer`` trains any weight while trainable (asked of the layer made trainable for a moment:
+    a plugin may hand it over frozen, and Keras 3 marks a frozen layer's variables non-trainable)."""
+    was = layer.trainable
+    layer.trainable = True
+    try:
+        return bool(layer.trainable_weights)
+    finally:
+        layer.trainable = was

@@ -19,7 +19,11 @@ class LayerInfo:
     """One addressable layer of a built model.
 
     ``part`` is ``"extractor"`` or the name of the head the layer belongs to.
-    ``layer`` is the Keras layer itself, for policies that need more.
+    ``layer`` is the Keras layer itself, for policies that need more.  ``can_train``
+    is False for a layer whose weights are all non-trainable, such as a
+    ``Normalization`` layer's statistics: training never changes them, trainable
+    or not (BatchNormalization counts as trainable: its moving statistics change
+    while it trains).
     """
 
     name: str
@@ -28,19 +32,11 @@ class LayerInfo:
     has_weights: bool
     is_batch_norm: bool
     layer: Any = attrs.field(default=None, eq=False, repr=False)
+    can_train: bool = True  # False if every weight is non-trainable (a Normalization layer's statistics)
 
     @property
     def in_extractor(self) -> bool:
         return self.part == EXTRACTOR
-
-    @property
-    def can_train(self) -> bool:
-        """False for a layer whose weights are all non-trainable, such as a ``Normalization`` layer's
-        statistics: training never changes them, trainable or not.  (BatchNormalization counts: its
-        moving statistics change while it trains.)"""
-        if not self.has_weights or self.is_batch_norm or self.layer is None:
-            return True
-        return any(getattr(weight, "trainable", True) for weight in self.layer.weights)
 
 
 @attrs.frozen
@@ -94,3 +90,5 @@ def match_layers(patterns: Sequence[str], layers: Sequence[LayerInfo], path: Pat
             matched.update(match_pattern(pattern, layers, (*path, index)))
     problems.raise_all()
     return [info.name for info in layers if info.name in matched]
+
+
