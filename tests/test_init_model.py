@@ -24,6 +24,8 @@ from graft.problems import SpecError
 from graft.report import StageReport
 from graft.resume import stage_fingerprints
 from graft.weights import read_weights
+from tests.conftest import TINY_GRU_SPEC
+from tests.observers import bitwise
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -41,23 +43,7 @@ keras = import_keras()
 KERAS_MAJOR = int(keras.__version__.split(".")[0])
 FROZEN, TRAINED = ["gru_1", "gru_2"], ["gru_3", "level", "trend"]
 
-SPEC = """\
-seed: 3
-model:
-  input_shape: [12, 3]
-  extractor:
-    plugin: gru
-    params:
-      layers:
-        - {name: gru_1, units: 4}
-        - {name: gru_2, units: 4}
-        - {name: gru_3, units: 4}
-  heads:
-    level: {plugin: dense, loss: mse, params: {units: 1}}
-    trend:
-      plugin: dense
-      loss: sparse_categorical_crossentropy
-      params: {units: 3, activation: softmax}
+SPEC = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("stages:\n")] + """\
 stages:
   - name: transfer
     init: INIT
@@ -89,13 +75,6 @@ def weights_by_name(model) -> dict[str, list[np.ndarray]]:
         elif layer.weights:
             found[layer.name] = layer.get_weights()
     return found
-
-
-def bitwise(left, right) -> bool:
-    return len(left) == len(right) and all(
-        a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-        for a, b in zip(left, right, strict=True)
-    )
 
 
 def plan_problems(path: str) -> list[str]:
