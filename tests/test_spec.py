@@ -21,7 +21,7 @@ LOSSES = (
     "mse, mae, mean_squared_error, mean_absolute_error, huber, binary_crossentropy, "
     "categorical_crossentropy, sparse_categorical_crossentropy"
 )
-STAGE_KEYS = "name, data, epochs, batch_size, init, policy, optimizer, heads, callbacks"
+STAGE_KEYS = "name, data, epochs, batch_size, init, policy, optimizer, heads, callbacks, seed"
 
 
 def edit(text: str, old: str, new: str, occurrence: int = 1) -> str:
