@@ -122,16 +122,7 @@ def source_path(spec_file: SpecFile, index: int, stage_folder: str | None) -> st
     return spec_file.resolve(init.model if init.model is not None else str(init.weights))
 
 
-@attrs.frozen
-class SourceWeights:
-    """Weights read from a stage's source by the names they load as, and the file's own name of each
-    renamed layer."""
-
-    weights: Weights
-    file_names: dict[str, str]
-
-
-def source_weights(spec_file: SpecFile, index: int, path: str, names: Sequence[str]) -> SourceWeights:
+def source_weights(spec_file: SpecFile, index: int, path: str, names: Sequence[str]) -> Weights:
     """The weights of the layers ``names`` (as they load) from ``path``, stage ``index``'s source file."""
     init = spec_file.spec.stages[index].init
     assert init is not None, "a stage that loads layers has an init"
@@ -144,7 +135,4 @@ def source_weights(spec_file: SpecFile, index: int, path: str, names: Sequence[s
         by_position, file_names = list(weights.values()), list(weights)
     renamed, problems = rename_layers(file_names, init.rename)
     problems.raise_all()  # the plan checked it: the file changed since
-    return SourceWeights(
-        {name: by_position[renamed.sources[name][0]] for name in names},
-        {name: renamed.origin(name) for name in names if renamed.origin(name) != name},
-    )
+    return {name: by_position[renamed.sources[name][0]] for name in names}

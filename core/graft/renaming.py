@@ -39,10 +39,6 @@ class Renamed:
     names: tuple[str, ...]  # the file's names, in file order
     sources: dict[str, list[int]]
 
-    def origin(self, name: str) -> str:
-        """The file's name of the layer loaded as ``name`` (the first, if several)."""
-        return self.names[self.sources[name][0]]
-
 
 def rename_layers(names: Sequence[str], rename: Mapping[str, str], at: Path = ()) -> tuple[Renamed, Problems]:
     """Apply ``rename`` to the file's layer ``names``; problems (a key matching no layer, a layer two keys

@@ -198,8 +198,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     )
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
-    if scaled_rates(plan):
-        run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled_rates(plan)}")
+    scaled = scaled_rates(plan)
+    if scaled:
+        run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled}")
     prior = run.run_dir.read_report(stage.init.stage) if stage.init and stage.init.stage else None
     load = _load(run, index, built, plan)
     start = snapshot(built.layers)
@@ -295,7 +296,7 @@ def _load(run: Run, index: int, built, plan: StagePlan) -> dict[str, LayerLoad]:
     if path is None or not loaded:
         return load_by_name(built, plan, None, run.spec_file.spec.stages[index].name)
     try:
-        read = source_weights(run.spec_file, index, path, loaded)
+        weights = source_weights(run.spec_file, index, path, loaded)
     except (SpecProblem, GraftError) as exc:  # the file changed or vanished since the plan read it
         raise RunError(f"stage '{plan.name}': cannot read {path} again: {exc}") from None
-    return load_by_name(built, plan, read.weights, plan.name, read.file_names)
+    return load_by_name(built, plan, weights, plan.name)

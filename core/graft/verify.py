@@ -13,17 +13,10 @@ from graft.rundir import RunError
 from graft.weights import Weights, bitwise_equal, read_weights, snapshot
 
 
-def load_by_name(
-    built: BuiltModel,
-    plan: StagePlan,
-    source: str | Weights | None,
-    stage: str,
-    file_names: Mapping[str, str] | None = None,
-) -> dict[str, LayerLoad]:
+def load_by_name(built: BuiltModel, plan: StagePlan, source: str | Weights | None, stage: str) -> dict[str, LayerLoad]:
     """Load every layer the plan loads from ``source`` (a weights.graft.npz path, or the weights read by
-    the names they load as), by name, and prove each equals its source.  ``file_names`` holds the file's
-    own name of each renamed layer (``init.rename``), for the report."""
-    file_names = file_names or {}
+    the names they load as), by name, and prove each equals its source; the report keeps the file's own
+    name of a renamed layer (``init.rename``) from the plan."""
     report = {layer.name: LayerLoad(layer.init, layer.source) for layer in plan.layers}
     to_load = [layer for layer in plan.layers if layer.init == LOADED]
     if not to_load:
@@ -35,7 +28,7 @@ def load_by_name(
         target.set_weights(weights[layer.name])
         if not bitwise_equal(target.get_weights(), list(weights[layer.name])):
             raise RunError(f"stage '{stage}': layer '{layer.name}' differs from {layer.source} after loading")
-        report[layer.name] = LayerLoad(layer.init, layer.source, True, file_names.get(layer.name))
+        report[layer.name] = LayerLoad(layer.init, layer.source, True, layer.source_layer)
     return report
 
 
