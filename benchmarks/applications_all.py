@@ -32,9 +32,9 @@ def check(name: str, folder: str) -> dict:
     import numpy as np
     from keras import applications
 
-    from graft.builder import ModelBuilder, leaf_layers
-    from graft.registry import Registry
-    from graft.spec import ExtractorRef, HeadSpec
+    from graft.model.builder import ModelBuilder, leaf_layers
+    from graft.plugins.registry import Registry
+    from graft.spec.records import ExtractorRef, HeadSpec
     from graft.testing import structure_params
     from graft_applications import BACKBONES, KerasAppParams, base_of
 

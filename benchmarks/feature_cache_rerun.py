@@ -85,7 +85,7 @@ def run_stage(folder: str, name: str, settings: dict, size: int, epochs: int, en
     with open(config, "w", encoding="utf-8") as handle:
         handle.write(textwrap.dedent(SPEC.format(size=size, epochs=epochs, **settings)))
     out = os.path.join(folder, "runs", name)
-    command = [sys.executable, "-m", "graft.cli", "run", config, "--out", out]
+    command = [sys.executable, "-m", "graft", "run", config, "--out", out]
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -113,7 +113,7 @@ def main() -> int:
         write_digits(os.path.join(folder, "digits.npz"), args.images, args.size)
         first = run_stage(folder, "first", FIRST, args.size, args.epochs, env)
         variant = run_stage(folder, "variant", VARIANT, args.size, args.epochs, env)
-        cache = subprocess.run([sys.executable, "-m", "graft.cli", "cache"], env=env, capture_output=True, text=True)
+        cache = subprocess.run([sys.executable, "-m", "graft", "cache"], env=env, capture_output=True, text=True)
     finally:
         if args.keep:
             print(f"kept: {folder}")

@@ -4,7 +4,7 @@
 
 Every case is a spec from ``configs/`` mutated by ``tests/fuzzing.py`` (keys deleted
 or added, types swapped, edge numbers and strings, tags, aliases and alias bombs,
-deep nesting, byte edits), run through ``graft.cli.main`` in-process in a worker
+deep nesting, byte edits), run through ``graft.commands.cli.main`` in-process in a worker
 under a time limit and an address-space cap. A case fails if an exception escapes,
 the return code is not 0 or 1, it hangs or blows memory, the ``error:`` output has
 a line that is not ``path (line N): message``, or a message reads like raw Python.
@@ -83,7 +83,7 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
         seeds = fuzzing.tiny_seeds()
     else:
         seeds = fuzzing.load_seeds()
-    from graft import cli  # noqa: F401
+    from graft.commands import cli  # noqa: F401
 
     case_dir = os.path.join(folder, f"{command}-{worker}")
     os.makedirs(case_dir, exist_ok=True)

@@ -9,7 +9,7 @@ a fresh process, alternating A, B, A, B, ...:
 
 - A: what a Keras user writes by hand,
   ``keras.utils.image_dataset_from_directory(dir, image_size, batch_size).prefetch(AUTOTUNE)``;
-- B: keras-graft's ``image_folder`` source through ``graft.pipeline.training_batches``
+- B: keras-graft's ``image_folder`` source through ``graft.data.pipeline.training_batches``
   (keys shuffled every epoch, decoded in parallel, batched, prefetched), as ``graft run`` feeds ``fit``.
 
 Both decode and resize every image every epoch (no cache).  The figure is
@@ -58,7 +58,7 @@ def one_side(side: str, folder: str, size: int, batch: int, epochs: int) -> dict
         count = sum(len(files) for _, _, files in os.walk(folder))
     else:
         from graft.builtins.image_folder import ImageFolder, ImageFolderParams
-        from graft.pipeline import training_batches
+        from graft.data.pipeline import training_batches
 
         params = ImageFolderParams(directory=folder, head="digit", image_size=(size, size), color_mode="rgb")
         stream = ImageFolder().load_data(params, os.path.dirname(folder))
@@ -125,7 +125,7 @@ def main() -> int:
                 steady, overall = rates(results[side][-1])
                 print(f"  run {run + 1} {side}: {steady:8.0f} images/s after epoch 1, {overall:8.0f} over all epochs")
 
-    names = {"A": "A  image_dataset_from_directory + prefetch", "B": "B  graft image_folder + graft.pipeline"}
+    names = {"A": "A  image_dataset_from_directory + prefetch", "B": "B  graft image_folder + graft.data.pipeline"}
     medians = {side: [statistics.median(rates(r)[i] for r in results[side]) for i in (0, 1)] for side in "AB"}
     print()
     print(f"{'pipeline':44}  {'images/s (after epoch 1)':>24}  {'images/s (all epochs)':>21}")

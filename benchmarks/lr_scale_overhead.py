@@ -6,7 +6,7 @@ Each round builds the same model (three GRU(64) and a Dense head, the same seed)
 and fits it on the same random data twice, alternating which goes first:
 
 - ``plain``: ``keras.optimizers.<optimizer>(learning_rate)``, as a Keras user writes it;
-- ``scaled``: the same optimizer with ``graft.lrscale.scale_learning_rates`` giving
+- ``scaled``: the same optimizer with ``graft.model.lrscale.scale_learning_rates`` giving
   ``gru_1`` 0.01 and ``gru_2`` 0.1 (what ``lr_scale`` in a spec does).
 
 The scales act while TensorFlow traces the step, so the traced step differs only by
@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from graft.backend import import_keras
-from graft.layers import LayerInfo
-from graft.lrscale import scale_learning_rates
+from graft.base.backend import import_keras
+from graft.model.lrscale import scale_learning_rates
+from graft.plugins.layers import LayerInfo
 
 SCALES = {"gru_1": 0.01, "gru_2": 0.1}
 

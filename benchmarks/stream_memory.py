@@ -175,7 +175,7 @@ def main() -> int:
     print(f"npz {how}; {args.samples:,} series x ({args.timesteps}, {args.channels}) float32 at 1x; work in {work}")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     floor, *_ = peak_rss(
-        [sys.executable, "-c", "import graft.cli, tensorflow, keras"], env, os.path.join(work, "floor.log")
+        [sys.executable, "-c", "import graft.commands.cli, tensorflow, keras"], env, os.path.join(work, "floor.log")
     )
     print(f"floor: importing graft, tensorflow and keras peaks at {mib(floor)}")
     print(f"{'scale':>5}  {'series':>9}  {'npz':>9}  {'peak RSS':>9}  {'vs 1x':>6}  {'above floor':>11}  "
@@ -193,7 +193,7 @@ def main() -> int:
                                          epochs=args.epochs, batch_size=args.batch_size))
             cache = os.path.join(folder, "cache")
             log = os.path.join(folder, "run.log")
-            command = [sys.executable, "-m", "graft.cli", "run", spec, "--out", os.path.join(folder, "run")]
+            command = [sys.executable, "-m", "graft", "run", spec, "--out", os.path.join(folder, "run")]
             peak, wall, status, sampled = peak_rss(command, {**env, "GRAFT_CACHE_DIR": cache}, log)
             if status != 0:
                 print(f"graft run at {scale}x exited {status}; the end of {log}:\n{tail_of(log)}", file=sys.stderr)

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from graft.registry import Registry
-from graft.specfile import load_spec
+from graft.plugins.registry import Registry
+from graft.spec.specfile import load_spec
 
 # A seed-scenario spec shrunk to run in a second or two: three GRU(4), two heads,
 # pretrain then transfer with gru_1 and gru_2 frozen.

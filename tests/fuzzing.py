@@ -4,7 +4,7 @@ Shared by ``tests/test_fuzz.py`` (a small, derandomised budget in the suite) and
 ``benchmarks/fuzz_specs.py`` (tens of thousands of cases on demand). Standard
 library, PyYAML and numpy only.
 
-The promise under test: whatever the spec file holds, ``graft.cli.main`` returns
+The promise under test: whatever the spec file holds, ``graft.commands.cli.main`` returns
 0, or returns 1 after printing ``error: ...`` whose problem lines read
 ``path (line N): message``, ``path: message`` or a file-level message. Anything
 else -- an exception escaping, another return code, a hang, a memory blowup, a
@@ -919,7 +919,7 @@ def cached_registry():
     validate case); the plugins do not change between cases, and the registry is
     not what is fuzzed. Restored on exit, so other tests see the real method.
     """
-    from graft.registry import Registry
+    from graft.plugins.registry import Registry
 
     original = Registry.__dict__["discover"]
 
@@ -939,8 +939,8 @@ def cached_registry():
 
 
 def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None, clock: str = "wall") -> Outcome:
-    """Run ``graft.cli.main(argv)`` in this process under the oracle."""
-    from graft import cli
+    """Run ``graft.commands.cli.main(argv)`` in this process under the oracle."""
+    from graft.commands import cli
 
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()

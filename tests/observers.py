@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from graft.backend import import_keras
-from graft.observer import RunObserver
+from graft.base.backend import import_keras
+from graft.runs.observer import RunObserver
 
 
 class Crash(Exception):

@@ -1,4 +1,4 @@
-"""The Python API (``graft.api``, exported from ``graft``) on the seed scenario (``TINY_GRU_SPEC``).
+"""The Python API (``graft.finished.api``, exported from ``graft``) on the seed scenario (``TINY_GRU_SPEC``).
 
 One module-scoped run of the tiny spec serves every test that needs a trained stage.
 """
@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 import graft
-from graft.api import FinishedStage, RunResult, UnknownName
-from graft.problems import SpecError
-from graft.report import StageReport
-from graft.rundir import RunError
-from graft.specfile import SpecFile
-from graft.weights import FILENAME, read_weights
+from graft.base.problems import SpecError
+from graft.finished.api import FinishedStage, RunResult, UnknownName
+from graft.model.weights import FILENAME, read_weights
+from graft.records.report import StageReport
+from graft.records.rundir import RunError
+from graft.spec.specfile import SpecFile
 from tests.conftest import TINY_GRU_SPEC
 
 STAGES = ["pretrain", "transfer"]
@@ -115,9 +115,9 @@ def test_a_policy_naming_a_missing_layer_is_a_spec_error_from_plan():
 
 
 def test_graft_plan_stays_the_api_function_after_the_planner_module_is_imported():
-    import graft.planning  # noqa: F401 - a submodule import sets an attribute of the package
+    import graft.planning.stageplan  # noqa: F401 - a submodule import sets an attribute of the package
 
-    assert graft.plan is graft.api.plan
+    assert graft.plan is graft.finished.api.plan
 
 
 # -- run and load_stage ----------------------------------------------------------------------

@@ -151,7 +151,7 @@ def test_graft_validate_reports_the_smallest_input_without_tensorflow(tmp_path):
         "  - {name: one, epochs: 1, data: {source: synthetic, params: {samples: 4, targets: {label: level}}}}\n"
     )
     code = (
-        "import sys\nfrom graft.cli import main\ncode = main(['validate', sys.argv[1]])\n"
+        "import sys\nfrom graft.commands.cli import main\ncode = main(['validate', sys.argv[1]])\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
         "print('HEAVY', heavy[:3], code)\n"
     )
@@ -193,9 +193,9 @@ def test_entry_point_is_installed():
 def build_through_graft(name: str, shape=None, units: int = 2, **raw):
     """The extractor of ``name`` built by keras-graft's own builder (which refuses a layer Keras named
     unasked), with a dense head ``label`` of ``units``; the ``BuiltModel``."""
-    from graft.builder import ModelBuilder
-    from graft.registry import Registry
-    from graft.spec import ExtractorRef, HeadSpec
+    from graft.model.builder import ModelBuilder
+    from graft.plugins.registry import Registry
+    from graft.spec.records import ExtractorRef, HeadSpec
 
     registry = Registry.discover(enabled={"keras_app"})
     head = HeadSpec("dense", "mse", structure_params({"units": units}, registry.params_class("head", "dense")))
@@ -224,7 +224,7 @@ def test_builds_on_its_smallest_input_with_keras_names_and_its_preprocessing(nam
     import keras
     from keras import applications
 
-    from graft.builder import leaf_layers
+    from graft.model.builder import leaf_layers
 
     backbone = BACKBONES[name]
     model = built(name)
@@ -325,12 +325,12 @@ TOP = ["block5_conv1", "block5_conv2", "block5_conv3", "label"]
 
 
 def test_a_transfer_stage_trains_keras_layers_by_name_and_keeps_the_rest_bitwise(tmp_path):
-    from graft.planning import StagePlan
-    from graft.planview import render_text
-    from graft.registry import Registry
-    from graft.specfile import load_spec
-    from graft.stages import run_spec
-    from graft.weights import FILENAME, read_weights
+    from graft.model.weights import FILENAME, read_weights
+    from graft.planning.stageplan import StagePlan
+    from graft.planning.view import render_text
+    from graft.plugins.registry import Registry
+    from graft.runs.stages import run_spec
+    from graft.spec.specfile import load_spec
 
     rng = np.random.default_rng(0)
     for name in ("a", "b"):

@@ -12,8 +12,10 @@ import attrs
 import numpy as np
 import pytest
 
-from graft import augment
-from graft.augment import (
+from graft.base.problems import SpecError
+from graft.data.augment import layer_seed, make_augmenter
+from graft.spec import augment
+from graft.spec.augment import (
     AUGMENTATIONS,
     Brightness,
     Contrast,
@@ -23,11 +25,8 @@ from graft.augment import (
     Translation,
     Zoom,
     describe,
-    layer_seed,
-    make_augmenter,
     needs_images,
 )
-from graft.problems import SpecError
 from tests.conftest import TINY_GRU_SPEC
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -188,7 +187,7 @@ def test_image_augmentations_need_an_image_input_shape(load):
 def test_validate_with_augment_does_not_import_tensorflow(write_spec):
     path = write_spec(spec_text(["{flip: horizontal}", "{rotation: 0.1}", "{noise: 2}"]))
     code = (
-        "import sys; from graft.cli import main; "
+        "import sys; from graft.commands.cli import main; "
         f"rc = main(['validate', {path!r}]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
         "assert not heavy, heavy; sys.exit(rc)"
@@ -207,7 +206,7 @@ def test_validate_with_augment_does_not_import_tensorflow(write_spec):
 @pytest.fixture(scope="module")
 def keras():
     pytest.importorskip("tensorflow")
-    from graft.backend import import_keras
+    from graft.base.backend import import_keras
 
     return import_keras()
 
@@ -328,7 +327,7 @@ def test_making_an_augmenter_leaves_the_global_random_state_alone(keras):
 
 
 def test_importing_augment_does_not_import_tensorflow():
-    code = ("import sys, graft.augment, graft.spec; "
+    code = ("import sys, graft.data.augment, graft.spec.records; "
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -338,7 +337,7 @@ def test_importing_augment_does_not_import_tensorflow():
 
 def test_the_pipeline_augments_the_same_way_for_the_same_seed(keras):
     import graft
-    from graft.pipeline import training_batches
+    from graft.data.pipeline import training_batches
 
     x = images(16)
     data = graft.Dataset(x, {"y": np.arange(16)}, "tiny")

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from graft.backend import import_keras
-from graft.callbacks import Checkpoint
-from graft.observer import RunObserver
-from graft.problems import SpecError
-from graft.resume import stage_fingerprints
-from graft.rundir import RunDir, RunError
-from graft.specfile import load_spec
-from graft.stagelogs import training_folder
-from graft.stages import RunInterrupted, run_spec
-from graft.weights import FILENAME, read_weights, snapshot
+from graft.base.backend import import_keras
+from graft.base.problems import SpecError
+from graft.model.weights import FILENAME, read_weights, snapshot
+from graft.records.rundir import RunDir, RunError
+from graft.runs.observer import RunObserver
+from graft.runs.resume import stage_fingerprints
+from graft.runs.stagelogs import training_folder
+from graft.runs.stages import RunInterrupted, run_spec
+from graft.spec.callbacks import Checkpoint
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import FitSpy, bitwise, read_report
 

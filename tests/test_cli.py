@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from graft.cli import main
+from graft.commands.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "gru_transfer.yaml"
@@ -29,7 +29,7 @@ def graft_command() -> list[str]:
     if beside.exists():
         return [str(beside)]
     found = shutil.which("graft")
-    return [found] if found else [sys.executable, "-m", "graft.cli"]
+    return [found] if found else [sys.executable, "-m", "graft"]
 
 
 def run(args: list[str], all_plugins: bool = False) -> subprocess.CompletedProcess:
@@ -76,7 +76,7 @@ def test_plugins_console_script_lists_the_installed_plugins():
 
 def test_validate_and_plugins_do_not_import_tensorflow_nor_matplotlib():
     code = (
-        "import sys; from graft.cli import main; "
+        "import sys; from graft.commands.cli import main; "
         f"rc = main(['validate', {str(CONFIG)!r}]) or main(['plugins']); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib')); "
         "assert not heavy, heavy; "

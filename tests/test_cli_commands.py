@@ -18,9 +18,9 @@ import sys
 import pytest
 
 import graft
-from graft.cli import TENSORFLOW_DISTRIBUTIONS, main, version_lines
-from graft.planning import LOADED, NEW, NO_WEIGHTS, LayerPlan
-from graft.planview import SHOWN_IN_FULL, layer_rows
+from graft.commands.cli import TENSORFLOW_DISTRIBUTIONS, main, version_lines
+from graft.planning.stageplan import LOADED, NEW, NO_WEIGHTS, LayerPlan
+from graft.planning.view import SHOWN_IN_FULL, layer_rows
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "gru_transfer.yaml"
@@ -136,7 +136,7 @@ def test_version_with_nothing_installed(tmp_path):
 
 def test_version_does_not_import_tensorflow():
     code = (
-        "import sys; from graft.cli import main; rc = main(['--version']); "
+        "import sys; from graft.commands.cli import main; rc = main(['--version']); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(rc)"
     )
     env = {key: value for key, value in os.environ.items() if key != "GRAFT_PLUGINS"}  # every installed plugin

@@ -19,13 +19,13 @@ import types
 
 import pytest
 
-from graft import cluster
-from graft.cli import main
-from graft.cluster import TF_CONFIG, Cluster, ClusterError
-from graft.distribute import check_cluster
-from graft.keras_distribute import KerasUnsupported, check_keras
-from graft.registry import DEBUG_VARIABLE
-from graft.spec import Distribute
+from graft.commands.cli import main
+from graft.distribute import cluster
+from graft.distribute.cluster import TF_CONFIG, Cluster, ClusterError
+from graft.distribute.keras_fit import KerasUnsupported, check_keras
+from graft.distribute.strategy import check_cluster
+from graft.plugins.registry import DEBUG_VARIABLE
+from graft.spec.records import Distribute
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MULTI_WORKER = ROOT / "configs" / "gru_multiworker.yaml"
@@ -53,7 +53,7 @@ def no_strategy(monkeypatch):
         check_cluster(distribute, cluster.size if cluster is not None else None)  # what start does first
         raise AssertionError("graft run went on to start a tf.distribute strategy")
 
-    monkeypatch.setattr("graft.stages.start_distribution", start)
+    monkeypatch.setattr("graft.runs.stages.start_distribution", start)
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def nothing_launched(monkeypatch):
     def launch(*args, **kwargs):
         raise AssertionError(f"run_local_workers was called: {args} {kwargs}")
 
-    monkeypatch.setattr("graft.launcher.run_local_workers", launch)
+    monkeypatch.setattr("graft.distribute.launcher.run_local_workers", launch)
 
 
 def run_error(argv: list[str], capsys) -> str:
@@ -548,7 +548,7 @@ def fresh_python(args: list[str], cwd: pathlib.Path) -> tuple[subprocess.Complet
 def test_a_cluster_error_stops_before_tensorflow(specs, tmp_path):
     """The case that gets furthest (into run_spec) before its error: a multi_worker spec, no cluster."""
     code = (
-        "import sys; from graft.cli import main; "
+        "import sys; from graft.commands.cli import main; "
         f"rc = main(['run', {specs.multi!r}]); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(rc)"
     )

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from graft.planning import plan_spec
-from graft.specfile import load_spec
+from graft.planning.stageplan import plan_spec
+from graft.spec.specfile import load_spec
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))
 FOLDERS = {"mobilenet_folder.yaml": "data/digits_folder"}  # configs reading a folder a script writes first

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from graft.registry import PluginError
+from graft.plugins.registry import PluginError
 from graft.testing import (
     check_data_plugin,
     check_extractor_plugin,

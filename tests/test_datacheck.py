@@ -1,4 +1,4 @@
-"""``graft.datacheck.check_dataset``: every check, with its message."""
+"""``graft.data.datacheck.check_dataset``: every check, with its message."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from graft.data import Dataset
-from graft.datacheck import HeadTarget, check_dataset
+from graft.data.datacheck import HeadTarget, check_dataset
+from graft.plugins.datasets import Dataset
 
 INPUT = (4, 2)
 HEADS = {

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graft.cli import main
-from graft.cluster import free_loopback_ports
-from graft.distribute import weights_digest
-from graft.rundir import RunDir
-from graft.specfile import load_spec
-from graft.stages import run_spec
-from graft.weights import FILENAME, read_weights
+from graft.commands.cli import main
+from graft.distribute.cluster import free_loopback_ports
+from graft.distribute.strategy import weights_digest
+from graft.model.weights import FILENAME, read_weights
+from graft.records.rundir import RunDir
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "gru_multiworker.yaml"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graft.layers import LayerDecision
-from graft.planning import build_stage_model
-from graft.stages import run_spec
-from graft.weights import read_weights
+from graft.model.weights import read_weights
+from graft.planning.stageplan import build_stage_model
+from graft.plugins.layers import LayerDecision
+from graft.runs.stages import run_spec
 
 SPEC = """\
 seed: 4
@@ -41,7 +41,7 @@ stages:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, registry):
-    from graft.specfile import load_spec
+    from graft.spec.specfile import load_spec
 
     folder = tmp_path_factory.mktemp("cache")
     (folder / "spec.yaml").write_text(SPEC)
@@ -81,7 +81,7 @@ def test_cached_and_full_training_give_the_same_weights(runs):
 
 
 def test_only_a_frozen_deterministic_extractor_counts_as_constant(runs, registry):
-    from graft.feature_cache import extractor_is_constant
+    from graft.features.cache import extractor_is_constant
 
     spec_file, _ = runs
     built = build_stage_model(spec_file, registry, 1)
@@ -91,8 +91,8 @@ def test_only_a_frozen_deterministic_extractor_counts_as_constant(runs, registry
 
 
 def test_an_extractor_with_dropout_is_not_constant(write_spec, registry):
-    from graft.feature_cache import extractor_is_constant
-    from graft.specfile import load_spec
+    from graft.features.cache import extractor_is_constant
+    from graft.spec.specfile import load_spec
 
     text = SPEC.replace(
         "plugin: conv1d\n    params:\n      layers: [{name: conv_1, filters: 4, kernel_size: 3}, "

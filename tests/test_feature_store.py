@@ -1,4 +1,4 @@
-"""The feature cache on disk (``graft.feature_store``) and ``graft cache``: pure numpy, no TensorFlow."""
+"""The feature cache on disk (``graft.features.store``) and ``graft cache``: pure numpy, no TensorFlow."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from graft.arrayfile import ArrayFile
-from graft.cli import main
-from graft.feature_store import FeatureStore, FeatureStoreError, cache_root, features_key
+from graft.commands.cli import main
+from graft.features.store import FeatureStore, FeatureStoreError, cache_root, features_key
+from graft.plugins.arrayfile import ArrayFile
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -330,17 +330,17 @@ def test_graft_cache_clear_refuses_a_negative_age(capsys):
 
 def test_the_store_does_not_import_tensorflow():
     code = (
-        "import sys, graft.feature_store, graft.cli; "
+        "import sys, graft.features.store, graft.commands.cli; "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
         "assert not heavy, heavy; "
-        "sys.exit(graft.cli.main(['cache']))"
+        "sys.exit(graft.commands.cli.main(['cache']))"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 PUT_IN_A_PROCESS = """
 import sys, time, numpy as np
-from graft.feature_store import FeatureStore, cache_root
+from graft.features.store import FeatureStore, cache_root
 def slow():
     for number in range(int(sys.argv[2])):
         yield np.full((4, 3), number, np.float32), {{"label": np.arange(4)}}

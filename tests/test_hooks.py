@@ -17,16 +17,16 @@ import pytest
 
 import graft
 from graft import hookspecs
-from graft.builder import ModelBuilder
-from graft.registry import KIND_OF_HOOK, PluginError, Registry
-from graft.spec import ExtractorRef, HeadSpec
+from graft.model.builder import ModelBuilder
+from graft.plugins.registry import KIND_OF_HOOK, PluginError, Registry
+from graft.spec.records import ExtractorRef, HeadSpec
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
 def keras():
-    from graft.backend import import_keras
+    from graft.base.backend import import_keras
 
     return import_keras()
 
@@ -305,7 +305,7 @@ def test_every_hook_has_a_test_here():
 
 def test_every_hook_has_a_registry_method_and_a_kind():
     for hook in hook_names():
-        assert hook in KIND_OF_HOOK, f"graft.registry.KIND_OF_HOOK has no kind for hook {hook}"
+        assert hook in KIND_OF_HOOK, f"graft.plugins.registry.KIND_OF_HOOK has no kind for hook {hook}"
         assert callable(getattr(Registry, hook, None)), f"Registry has no facade method {hook}"
 
 

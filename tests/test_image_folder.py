@@ -16,12 +16,12 @@ import pytest
 
 pytest.importorskip("graft_digits")
 
+from graft.base.problems import SpecError  # noqa: E402
 from graft.builtins.image_folder import ImageFolder, split_files  # noqa: E402
-from graft.cli import main  # noqa: E402
-from graft.imagefiles import EXTENSIONS, list_image_folder  # noqa: E402
-from graft.problems import SpecError  # noqa: E402
-from graft.rundir import RunError  # noqa: E402
-from graft.specfile import load_spec  # noqa: E402
+from graft.commands.cli import main  # noqa: E402
+from graft.data.imagefiles import EXTENSIONS, list_image_folder  # noqa: E402
+from graft.records.rundir import RunError  # noqa: E402
+from graft.spec.specfile import load_spec  # noqa: E402
 from graft_digits.folder import png_bytes, write_png  # noqa: E402
 
 SIDE = 8
@@ -268,7 +268,7 @@ def test_validate_cli_names_the_file(tmp_path, capsys):
 
 def test_a_run_on_an_image_folder_reports_its_classes(tmp_path, registry):
     pytest.importorskip("graft_mobilenet")
-    from graft.stages import run_spec
+    from graft.runs.stages import run_spec
 
     write_folder(tmp_path / "train", {"square": 8, "circle": 8}, side=32)
     write_folder(tmp_path / "val", {"square": 2, "circle": 2}, side=32, start=50)

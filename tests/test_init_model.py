@@ -1,7 +1,7 @@
 """``init: {model: PATH, rename: {...}}``: a stage starts from a plain Keras file a user already has.
 
 The tests build and save real Keras models (``tests/data/make_model_file_fixture.py``), run real stages
-from them through ``graft.api``, and check weights bitwise against the file: loaded layers equal it,
+from them through ``graft.finished.api``, and check weights bitwise against the file: loaded layers equal it,
 frozen layers still equal it after training.  The weights-only files only one Keras writes are kept in
 ``tests/data``.
 """
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 import graft
-from graft.backend import import_keras
-from graft.problems import SpecError
-from graft.report import StageReport
-from graft.resume import stage_fingerprints
-from graft.weights import read_weights
+from graft.base.backend import import_keras
+from graft.base.problems import SpecError
+from graft.model.weights import read_weights
+from graft.records.report import StageReport
+from graft.runs.resume import stage_fingerprints
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import bitwise
 
@@ -275,7 +275,7 @@ def test_validate_checks_extension_and_rename_without_tensorflow(tmp_path):
     text = spec_text("{model: m.pt, rename: {'a_*': 'b_*_*', c: 'd?'}}")
     (tmp_path / "spec.yaml").write_text(text)
     code = (
-        "import sys; from graft.cli import main; "
+        "import sys; from graft.commands.cli import main; "
         f"rc = main(['validate', {str(tmp_path / 'spec.yaml')!r}]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'h5py')); "
         "assert not heavy, heavy; sys.exit(rc)"

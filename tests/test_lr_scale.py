@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import graft
-from graft.backend import import_keras
-from graft.hookresults import WrongAnswer, policy_rounds
-from graft.layers import LayerDecision, LayerInfo
-from graft.lrscale import layer_scales, scale_learning_rates
-from graft.problems import SpecError
+from graft.base.backend import import_keras
+from graft.base.problems import SpecError
+from graft.model.lrscale import layer_scales, scale_learning_rates
+from graft.plugins.hookresults import WrongAnswer, policy_rounds
+from graft.plugins.layers import LayerDecision, LayerInfo
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import bitwise
 
@@ -262,7 +262,7 @@ def test_progressive_layer_decay_gives_each_group_its_rate_in_every_round(tmp_pa
 
 
 def test_the_plan_shows_each_scale(tmp_path, capsys):
-    from graft.cli import main
+    from graft.commands.cli import main
 
     path = tmp_path / "spec.yaml"
     path.write_text(_spec('{plugin: progressive, params: {layer_decay: 0.5}}'))
@@ -297,7 +297,7 @@ def test_wrong_scales_are_spec_errors_at_their_yaml_path_and_line(tmp_path, poli
 
 
 def test_a_scale_changes_the_stages_fingerprint_and_no_scale_keeps_the_old_one(tmp_path):
-    from graft.resume import stage_fingerprints
+    from graft.runs.resume import stage_fingerprints
 
     def prints(policy: str) -> list[str]:
         path = tmp_path / "spec.yaml"
@@ -325,8 +325,8 @@ def test_the_built_in_policies_with_scales_pass_the_conformance_kit():
 
 
 def test_many_scaled_layers_are_summed_up_as_a_range():
-    from graft.planning import LayerPlan, StagePlan
-    from graft.planview import scaled_rates
+    from graft.planning.stageplan import LayerPlan, StagePlan
+    from graft.planning.view import scaled_rates
 
     layers = tuple(LayerPlan(f"conv_{n}", "Conv2D", "extractor", None, 10, True, "loaded", "stage a", [],
                              lr_scale=0.9 ** (9 - n)) for n in range(9))

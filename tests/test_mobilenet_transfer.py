@@ -20,11 +20,11 @@ import pytest
 pytest.importorskip("graft_mobilenet")
 pytest.importorskip("graft_digits")
 
-from graft.planning import plan_spec  # noqa: E402
-from graft.planview import render_text  # noqa: E402
-from graft.specfile import load_spec  # noqa: E402
-from graft.stages import run_spec  # noqa: E402
-from graft.weights import FILENAME, read_weights  # noqa: E402
+from graft.model.weights import FILENAME, read_weights  # noqa: E402
+from graft.planning.stageplan import plan_spec  # noqa: E402
+from graft.planning.view import render_text  # noqa: E402
+from graft.runs.stages import run_spec  # noqa: E402
+from graft.spec.specfile import load_spec  # noqa: E402
 from tests.observers import FitSpy, bitwise, read_report  # noqa: E402
 
 HEAD_2 = (

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from graft.cli import main
-from graft.scaffold import KINDS, plugin_files
+from graft.authoring.scaffold import KINDS, plugin_files
+from graft.commands.cli import main
 from tests.test_package import PUBLIC, graft_bound_problem, private_graft_uses, tomllib
 
 NAMES = {kind: f"scaffolded_{kind}" for kind in KINDS}

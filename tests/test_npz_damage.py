@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graft.base.problems import SpecProblem
 from graft.builtins.npz import Npz, NpzParams
-from graft.problems import SpecProblem
 from graft.validators import loading_spec_in
 
 

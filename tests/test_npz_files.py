@@ -14,9 +14,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from graft.base.problems import SpecProblem
 from graft.builtins.npz import Npz, NpzParams
-from graft.convert import make_converter, structure
-from graft.problems import SpecProblem
+from graft.spec.convert import make_converter, structure
 from graft.validators import loading_spec_in
 
 SAVEZ = "write it with numpy.savez(path, x=inputs, y=targets)"
@@ -170,7 +170,7 @@ def test_a_negative_shape_is_damage(tmp_path):
 
 def test_arrays_larger_than_memory_are_refused_before_reading(tmp_path, monkeypatch):
     np.savez(tmp_path / "d.npz", x=np.zeros((600, 4), np.float32), y=np.zeros(600, np.int8))
-    monkeypatch.setattr("graft.memory.available_bytes", lambda: 4000)
+    monkeypatch.setattr("graft.base.memory.available_bytes", lambda: 4000)
     assert problem(tmp_path, path="d.npz") == (
         ("inputs",),
         f"array 'x' in {tmp_path / 'd.npz'} (shape (600, 4), float32) would allocate 9.4 KiB (2,400 values) but "

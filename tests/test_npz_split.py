@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from graft.base.problems import SpecProblem
 from graft.builtins.npz import Npz, NpzParams
-from graft.convert import make_converter, structure
-from graft.data import Dataset
-from graft.problems import SpecProblem
+from graft.plugins.datasets import Dataset
+from graft.spec.convert import make_converter, structure
 from graft.validators import loading_spec_in
 
 

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import graft.builtins.npz as npz_module
-from graft.arrayfile import ArrayFile
+import graft.data.npz as npz_module
+from graft.base.problems import SpecProblem
 from graft.builtins.npz import Npz, NpzParams
-from graft.convert import make_converter, structure
-from graft.data import Dataset
-from graft.problems import SpecProblem
+from graft.plugins.arrayfile import ArrayFile
+from graft.plugins.datasets import Dataset
+from graft.spec.convert import make_converter, structure
 from graft.validators import loading_spec_in
 
 TARGETS = {"level": "y_level", "trend": "y_trend"}

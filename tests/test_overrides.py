@@ -1,4 +1,4 @@
-"""``--set PATH=VALUE`` (``graft.overrides``) and the self-describing run folder (``graft.provenance``).
+"""``--set PATH=VALUE`` (``graft.spec.overrides``) and the self-describing run folder (``graft.runs.provenance``).
 
 Everything but the last two tests is TensorFlow-free: overrides change the YAML
 document before it is vetted.  ``test_run_with_set`` trains the tiny seed scenario
@@ -15,14 +15,14 @@ import pytest
 import yaml
 
 import graft
-from graft.cli import _parser, main, worker_arguments
-from graft.overrides import OverrideError, parse_override
-from graft.problems import SpecError
-from graft.provenance import RESOLVED, resolved_text, write_resolved_spec
-from graft.report import StageReport, Versions
-from graft.resume import first_stage_to_run, stage_fingerprints
-from graft.rundir import RunDir, RunError
-from graft.specfile import load_spec
+from graft.base.problems import SpecError
+from graft.commands.cli import _parser, main, worker_arguments
+from graft.records.report import StageReport, Versions
+from graft.records.rundir import RunDir, RunError
+from graft.runs.provenance import RESOLVED, resolved_text, write_resolved_spec
+from graft.runs.resume import first_stage_to_run, stage_fingerprints
+from graft.spec.overrides import OverrideError, parse_override
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import graft
-from graft.planning import StagePlan
-from graft.plannotes import plan_notes
-from graft.planview import render_text
+from graft.planning.stageplan import StagePlan
+from graft.planning.view import render_text
+from graft.plugins.plannotes import plan_notes
 
 
 class Model:

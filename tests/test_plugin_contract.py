@@ -17,12 +17,12 @@ import attrs
 import pytest
 
 import graft
-from graft.builder import ModelBuilder
-from graft.planning import plan_spec
-from graft.problems import SpecError
-from graft.registry import PluginError, Registry, debug_enabled
-from graft.spec import ExtractorRef, HeadSpec
-from graft.specfile import load_spec
+from graft.base.problems import SpecError
+from graft.model.builder import ModelBuilder
+from graft.planning.stageplan import plan_spec
+from graft.plugins.registry import PluginError, Registry, debug_enabled
+from graft.spec.records import ExtractorRef, HeadSpec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 
 LAYERS = tuple(
@@ -72,7 +72,7 @@ def faulty(**kwargs) -> Registry:
 
 @pytest.fixture(scope="module")
 def keras():
-    from graft.backend import import_keras
+    from graft.base.backend import import_keras
 
     return import_keras()
 
@@ -303,7 +303,7 @@ def test_a_plugin_importing_tensorflow_at_load_time_is_named_in_graft_plugins(tm
     code = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from graft.registry import Registry, describe
+        from graft.plugins.registry import Registry, describe
         print(json.dumps(describe(Registry.discover(paths=[{str(tmp_path)!r}]).infos)))
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)

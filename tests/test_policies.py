@@ -17,11 +17,11 @@ import re
 import numpy as np
 import pytest
 
-from graft.planning import build_stage_model, plan_spec
-from graft.problems import SpecError, SpecProblem
-from graft.specfile import load_spec
-from graft.stages import run_spec
-from graft.weights import FILENAME, read_weights, save_weights
+from graft.base.problems import SpecError, SpecProblem
+from graft.model.weights import FILENAME, read_weights, save_weights
+from graft.planning.stageplan import build_stage_model, plan_spec
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import FitSpy, bitwise, read_report
 
@@ -433,9 +433,9 @@ def test_missing_layer_is_fine_when_reinit_lists_it(registry, write_spec):
 def test_a_layer_with_only_non_trainable_weights_never_counts_as_trained():
     # EfficientNet's Normalization layer: statistics only; it must not take a layer of fine_tune_top's count
     # or a layer_decay step, nor show as trained ("trainable but unchanged" in report.md)
-    from graft.backend import import_keras
-    from graft.builder import describe_layer
+    from graft.base.backend import import_keras
     from graft.builtins.policies import FineTuneTop, FineTuneTopParams
+    from graft.model.builder import describe_layer
 
     keras = import_keras()
     norm = keras.layers.Normalization(name="norm")  # mean and variance are weights to adapt, not to train

@@ -22,17 +22,17 @@ import numpy as np
 import pytest
 
 import graft
-from graft.backend import import_keras
+from graft.base.backend import import_keras
+from graft.base.problems import SpecError, SpecProblem
 from graft.builtins.progressive import Progressive, ProgressiveParams
-from graft.layers import LayerDecision, LayerInfo
-from graft.observer import RunObserver
-from graft.planning import build_stage_model, plan_spec
-from graft.problems import SpecError, SpecProblem
-from graft.registry import Registry
-from graft.rounds import Plateau, Rounds, as_rounds
-from graft.specfile import load_spec
-from graft.stages import run_spec
-from graft.weights import FILENAME, read_weights
+from graft.model.weights import FILENAME, read_weights
+from graft.planning.stageplan import build_stage_model, plan_spec
+from graft.plugins.layers import LayerDecision, LayerInfo
+from graft.plugins.registry import Registry
+from graft.plugins.rounds import Plateau, Rounds, as_rounds
+from graft.runs.observer import RunObserver
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import read_report
 

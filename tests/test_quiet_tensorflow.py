@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 import graft
-from graft.backend import TENSORFLOW_BANNERS, fd2_lines_hidden, verbose
+from graft.base.backend import TENSORFLOW_BANNERS, fd2_lines_hidden, verbose
 
 BANNERS = [re.compile(pattern) for pattern in TENSORFLOW_BANNERS]
 POSIX = pytest.mark.skipif(os.name != "posix", reason="fd2_lines_hidden hides nothing off POSIX")
@@ -59,7 +59,8 @@ def python(code: str, env: dict[str, str] | None = None, stderr=subprocess.PIPE)
 
 # -- import_keras with the real TensorFlow ---------------------------------------
 
-IMPORT_KERAS = "from graft.backend import import_keras; import_keras(); import os; os.write(1, b'stdout untouched\\n')"
+IMPORT_KERAS = ("from graft.base.backend import import_keras; import_keras(); "
+                "import os; os.write(1, b'stdout untouched\\n')")
 IMPORT_RUNS = {
     # what this machine's TensorFlow prints when imported, with every log level on
     "reference": (["-c", "import tensorflow"], environment(TF_CPP_MIN_LOG_LEVEL="0")),
@@ -152,10 +153,10 @@ def stand_in_environment(folder: pathlib.Path, **changes: str | None) -> dict[st
 def test_a_line_that_is_not_a_banner_is_shown(stand_ins):
     result = python(
         """
-        import graft.backend
-        from graft.backend import import_keras
+        import graft.base.backend
+        from graft.base.backend import import_keras
         print(import_keras().__version__)
-        graft.backend.fd2_lines_hidden = None  # the next call does not hold fd 2 again
+        graft.base.backend.fd2_lines_hidden = None  # the next call does not hold fd 2 again
         print(import_keras().__version__)
         """,
         stand_in_environment(stand_ins),
@@ -167,7 +168,7 @@ def test_a_line_that_is_not_a_banner_is_shown(stand_ins):
 
 def test_graft_verbose_shows_every_line(stand_ins):
     env = stand_in_environment(stand_ins, GRAFT_VERBOSE="1")
-    result = python("from graft.backend import import_keras; import_keras()", env)
+    result = python("from graft.base.backend import import_keras; import_keras()", env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == (CPU_BANNER + UNKNOWN).decode()
     assert result.stdout == ""
@@ -176,7 +177,7 @@ def test_graft_verbose_shows_every_line(stand_ins):
 def test_a_failed_import_shows_everything_it_wrote(stand_ins):
     result = python(
         """
-        from graft.backend import BackendMissing, import_keras
+        from graft.base.backend import BackendMissing, import_keras
         try:
             import_keras()
         except BackendMissing as exc:
@@ -199,7 +200,7 @@ def test_graft_verbose_values(value, shown):
 
 BLOCK = """
 import os, sys
-from graft.backend import fd2_lines_hidden
+from graft.base.backend import fd2_lines_hidden
 os.write(2, b"before\\n")
 with fd2_lines_hidden([r"^BANNER"]):
     os.write(2, b"BANNER one\\nreal error\\nBANNER two\\n")
@@ -236,7 +237,7 @@ def test_a_terminal_as_stderr():
             attributes = termios.tcgetattr(2)
             attributes[3] |= termios.TOSTOP
             termios.tcsetattr(2, termios.TCSANOW, attributes)
-            from graft.backend import fd2_lines_hidden
+            from graft.base.backend import fd2_lines_hidden
             with fd2_lines_hidden([r"^BANNER"]):
                 os.write(2, b"BANNER one\\nreal error\\n")
             os.write(2, b"after\\n")
@@ -262,7 +263,7 @@ def test_everything_is_shown_when_the_block_raises():
     result = python(
         """
         import os
-        from graft.backend import fd2_lines_hidden
+        from graft.base.backend import fd2_lines_hidden
         with fd2_lines_hidden([r"^BANNER"]):
             os.write(2, b"BANNER one\\nreal error\\n")
             raise ValueError("the block failed")
@@ -279,7 +280,7 @@ def test_everything_is_shown_when_the_process_dies_in_the_block():
     result = python(
         """
         import os
-        from graft.backend import fd2_lines_hidden
+        from graft.base.backend import fd2_lines_hidden
         with fd2_lines_hidden([r"^BANNER"]):
             os.write(2, b"BANNER one\\nF cpu_feature_guard.cc:1] compiled to use AVX instructions\\n")
             os.abort()
@@ -293,7 +294,7 @@ def test_a_closed_fd2_stays_closed():
     result = python(
         """
         import os
-        from graft.backend import fd2_lines_hidden
+        from graft.base.backend import fd2_lines_hidden
         os.close(2)
         with fd2_lines_hidden([r"^BANNER"]):
             os.write(1, b"in the block\\n")

@@ -18,7 +18,7 @@ import pytest
 
 import graft
 from graft.builtins.policies import LayersParams
-from graft.registry import PluginError, Registry, describe, enabled_names
+from graft.plugins.registry import PluginError, Registry, describe, enabled_names
 
 _counter = itertools.count()
 

@@ -1,5 +1,5 @@
-"""``curves.png`` of every stage and ``report.md`` of a run (``graft.curves``, ``graft.report_markdown``,
-``graft.run_report``, ``graft report``), on a real tiny run: two heads, then a progressive stage in rounds."""
+"""``curves.png`` of every stage and ``report.md`` of a run (``graft.reports.curves``, ``graft.reports.markdown``,
+``graft.reports.writer``, ``graft report``), on a real tiny run: two heads, then a progressive stage in rounds."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from graft.cli import main
-from graft.curves import FILENAME as CURVES
-from graft.curves import PANEL_SIZE, ROUND_LINE, curves_of, draw
-from graft.report_markdown import FILENAME, number, written_stages
-from graft.rundir import RunDir
-from graft.specfile import load_spec
-from graft.stages import run_spec
+from graft.commands.cli import main
+from graft.records.rundir import RunDir
+from graft.reports.curves import FILENAME as CURVES
+from graft.reports.curves import PANEL_SIZE, ROUND_LINE, curves_of, draw
+from graft.reports.markdown import FILENAME, number, written_stages
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 
 STAGES = ["pretrain", "transfer"]
@@ -190,7 +190,7 @@ def test_graft_report_of_a_folder_without_stages_is_an_error(tmp_path, capsys):
 def test_graft_report_imports_neither_tensorflow_nor_matplotlib_when_the_curves_are_there(finished):
     _, out, _ = finished
     code = (
-        "import sys; from graft.cli import main; rc = main(['report', sys.argv[1]]); "
+        "import sys; from graft.commands.cli import main; rc = main(['report', sys.argv[1]]); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib'))); "
         "sys.exit(rc)"
     )

@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from graft.backend import import_keras
-from graft.losses import compile_arguments, head_losses
-from graft.planning import build_stage_model
-from graft.rundir import RunDir, RunDirLocked, RunError
-from graft.specfile import load_spec
-from graft.stages import run_spec
+from graft.base.backend import import_keras
+from graft.model.losses import compile_arguments, head_losses
+from graft.planning.stageplan import build_stage_model
+from graft.records.rundir import RunDir, RunDirLocked, RunError
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import FitSpy
 from tests.test_runner import PRETRAIN_ONLY, tree
@@ -105,7 +105,7 @@ def test_ctrl_c_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path):
     (tmp_path / "spec.yaml").write_text(text)
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "graft.cli", "run", str(tmp_path / "spec.yaml"), "--out", str(out)],
+        [sys.executable, "-m", "graft", "run", str(tmp_path / "spec.yaml"), "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -216,7 +216,7 @@ def test_a_data_file_edited_after_its_stage_finished_stops_the_run(npz_run, regi
 def test_a_finished_run_is_confirmed_without_tensorflow(npz_run):
     folder, out, _ = npz_run
     code = (
-        "import sys; from graft.cli import main; "
+        "import sys; from graft.commands.cli import main; "
         f"code = main(['run', {str(folder / 'spec.yaml')!r}, '--out', {out!r}]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib')); "
         "print('HEAVY', heavy[:3]); sys.exit(code)"  # matplotlib too: the stages' curves.png are there

@@ -15,10 +15,10 @@ import time
 import attrs
 import pytest
 
-from graft.planning import StagePlan
-from graft.report import LayerCheck, LayerLoad, StageReport
-from graft.resume import first_stage_to_run
-from graft.rundir import LOCK, RunDir, RunDirLocked, RunError
+from graft.planning.stageplan import StagePlan
+from graft.records.report import LayerCheck, LayerLoad, StageReport
+from graft.records.rundir import LOCK, RunDir, RunDirLocked, RunError
+from graft.runs.resume import first_stage_to_run
 
 FINGERPRINTS = ["a" * 16, "b" * 16]
 
@@ -149,7 +149,7 @@ def test_restart_from_sets_damaged_later_stages_aside_but_checks_earlier_ones(fi
 
 HOLD = """
 import sys
-from graft.rundir import RunDir
+from graft.records.rundir import RunDir
 with RunDir(sys.argv[1]).locked():
     print("locked", flush=True)
     sys.stdin.read()

@@ -1,4 +1,4 @@
-"""``graft.stages.run_spec`` end to end on the seed scenario (``TINY_GRU_SPEC``).
+"""``graft.runs.stages.run_spec`` end to end on the seed scenario (``TINY_GRU_SPEC``).
 
 What a run leaves on disk, resuming, crashes inside and between stages, changed
 specs, ``restart_from``, the data checks that run before any training, and that the
@@ -17,21 +17,21 @@ import shutil
 import numpy as np
 import pytest
 
-import graft.stages
-from graft.backend import import_keras
-from graft.builder import leaf_layers
-from graft.planning import build_stage_model
-from graft.problems import SpecError
-from graft.resume import first_stage_to_run, stage_fingerprints
-from graft.rundir import RunDir, RunError
-from graft.specfile import load_spec
-from graft.stages import run_spec
-from graft.weights import FILENAME, read_weights
+import graft.runs.stages
+from graft.base.backend import import_keras
+from graft.base.problems import SpecError
+from graft.model.builder import leaf_layers
+from graft.model.weights import FILENAME, read_weights
+from graft.planning.stageplan import build_stage_model
+from graft.records.rundir import RunDir, RunError
+from graft.runs.resume import first_stage_to_run, stage_fingerprints
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import Crash, FitSpy, bitwise, read_report
 
 STAGES = ["pretrain", "transfer"]
-RESOLVED = "spec.resolved.yaml"  # graft.provenance: the spec each run trained, at the run directory's root
+RESOLVED = "spec.resolved.yaml"  # graft.runs.provenance: the spec each run trained, at the run directory's root
 FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json", "curves.png"}
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
 TRANSFER_DATA = """\
@@ -244,7 +244,7 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
 
     spy.crash = False  # crash while publishing, after model.keras is written
     with monkeypatch.context() as patch:
-        patch.setattr(graft.stages, "save_weights", _crash)
+        patch.setattr(graft.runs.stages, "save_weights", _crash)
         with pytest.raises(Crash):
             run(seed_run.spec_file, out, registry, observer=spy)
     assert sorted(os.listdir(out)) == sorted(["pretrain", "report.md", "transfer.partial", RESOLVED, resolved_aside])

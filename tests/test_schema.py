@@ -21,10 +21,10 @@ import graft
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from graft.cli import main  # noqa: E402
-from graft.registry import Registry  # noqa: E402
-from graft.schema import spec_schema  # noqa: E402
-from graft.specfile import parse_spec  # noqa: E402
+from graft.commands.cli import main  # noqa: E402
+from graft.plugins.registry import Registry  # noqa: E402
+from graft.spec.schema import spec_schema  # noqa: E402
+from graft.spec.specfile import parse_spec  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -184,7 +184,7 @@ def test_gru_params_are_chosen_by_the_plugin_name(schema):
 
 
 def test_enums_come_from_the_spec(schema):
-    from graft import spec
+    from graft.spec import records as spec
 
     defs = schema["$defs"]
     assert defs["HeadSpec"]["properties"]["loss"]["enum"] == list(spec.LOSSES)
@@ -256,7 +256,7 @@ def test_graft_schema_prints_and_writes_the_schema(tmp_path, capsys, schema):
 
 def test_graft_schema_does_not_import_tensorflow():
     code = (
-        "import sys; from graft.cli import main; rc = main(['schema', '--output', sys.argv[1]]); "
+        "import sys; from graft.commands.cli import main; rc = main(['schema', '--output', sys.argv[1]]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
         "print('tensorflow' in sys.modules, heavy); sys.exit(rc)"
     )

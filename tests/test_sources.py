@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from graft.base.problems import SpecProblem
 from graft.builtins.npz import Npz, NpzParams
 from graft.builtins.synthetic import Synthetic, SyntheticParams, generate
-from graft.convert import make_converter, structure
-from graft.problems import SpecProblem
+from graft.spec.convert import make_converter, structure
 from graft.validators import loading_spec_in
 
 
@@ -89,7 +89,7 @@ def test_synthetic_rejects_unknown_target_kind_with_path():
 
 
 def test_synthetic_refuses_sizes_larger_than_memory(monkeypatch):
-    monkeypatch.setattr("graft.memory.available_bytes", lambda: 2**30)
+    monkeypatch.setattr("graft.base.memory.available_bytes", lambda: 2**30)
     [(path, message)] = problem_items(SyntheticParams, targets={"t": "trend"}, samples=1_000_000_000)
     assert path == ("params", "samples")
     assert message.startswith("synthetic data of 1,000,000,000 samples x 50 timesteps x 8 channels would allocate ")
@@ -239,7 +239,7 @@ def test_npz_validation_file_problems_point_at_validation_path(tmp_path, arrays)
 
 
 def test_sources_are_registered_entry_points():
-    from graft.registry import Registry
+    from graft.plugins.registry import Registry
 
     registry = Registry.discover()
     assert {"npz", "synthetic"} <= set(registry.names("data source"))
@@ -251,7 +251,7 @@ def test_sources_are_registered_entry_points():
 
 def test_no_tensorflow_import():
     code = (
-        "import sys, graft.builtins.npz, graft.builtins.synthetic, graft.datacheck; "
+        "import sys, graft.builtins.npz, graft.builtins.synthetic, graft.data.datacheck; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
         "assert not bad, bad"
     )

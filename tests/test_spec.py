@@ -11,10 +11,10 @@ import textwrap
 import pytest
 import yaml
 
+from graft.base.problems import SpecError, SpecProblem
 from graft.builtins.policies import LayersParams
-from graft.convert import load_yaml
-from graft.problems import SpecError, SpecProblem
-from graft.specfile import load_spec, parse_spec
+from graft.spec.convert import load_yaml
+from graft.spec.specfile import load_spec, parse_spec
 from tests.conftest import TINY_GRU_SPEC
 
 LOSSES = (

@@ -15,14 +15,15 @@ import pytest
 import yaml
 
 from graft import hookimpl, validators
-from graft.convert import load_yaml, make_converter, structure
-from graft.optimizers import OPTIMIZERS, make_optimizer, option_problems
-from graft.problems import SpecError, SpecProblem, did_you_mean, listing
-from graft.registry import Registry
-from graft.spec import Spec
-from graft.specfile import MAX_BYTES, SpecFile, check_spec, load_spec, parse_spec, spec_converter
+from graft.base.problems import SpecError, SpecProblem, did_you_mean, listing
+from graft.model.optimizers import make_optimizer
+from graft.plugins.registry import Registry
+from graft.spec.convert import load_yaml, make_converter, structure
+from graft.spec.optimizers import OPTIMIZERS, option_problems
+from graft.spec.records import Spec
+from graft.spec.specfile import MAX_BYTES, SpecFile, check_spec, load_spec, parse_spec, spec_converter
+from graft.spec.yamlfile import MAX_DEPTH, YamlDocument
 from graft.testing import params_problems
-from graft.yamlfile import MAX_DEPTH, YamlDocument
 from tests.conftest import TINY_GRU_SPEC
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def test_cli_validate_of_a_model_file_exits_1_without_a_traceback(tmp_path):
     path = tmp_path / "model.keras"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", "{}")
-    done = subprocess.run([sys.executable, "-m", "graft.cli", "validate", str(path)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "graft", "validate", str(path)], capture_output=True, text=True)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "looks binary" in done.stderr
 
@@ -361,7 +362,7 @@ def test_every_listed_option_is_accepted_by_keras():
 
 
 def _optimizer(name: str, options: dict):
-    from graft.spec import Optimizer
+    from graft.spec.records import Optimizer
 
     return Optimizer(name=name, learning_rate=0.01, options=options)
 
@@ -563,7 +564,7 @@ def test_a_spec_with_too_many_plain_values_stops_while_being_read(tmp_path, regi
 
 
 def test_a_merge_override_used_through_an_alias_is_not_a_duplicate_key():
-    from graft.yamlfile import load_yaml
+    from graft.spec.yamlfile import load_yaml
 
     text = "base: &b {x: 1, y: 2}\nagain: &c {<<: *b, x: 5}\nthree: *c\nfour: *c\ndup: {a: 1, a: 2}\n"
     document = load_yaml(text)

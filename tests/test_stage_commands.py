@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 import graft
-from graft import serving
-from graft.arrayfile import ArrayFile
-from graft.backend import import_keras
-from graft.cli import main
-from graft.table import format_table
+from graft.base.backend import import_keras
+from graft.base.table import format_table
+from graft.commands.cli import main
+from graft.finished import serving
+from graft.plugins.arrayfile import ArrayFile
 from tests.conftest import TINY_GRU_SPEC
 
 SHAPE = (12, 3)

@@ -7,9 +7,9 @@ import re
 import pytest
 
 import graft
-from graft.problems import SpecError
-from graft.resume import stage_fingerprints
-from graft.weights import FILENAME, read_weights
+from graft.base.problems import SpecError
+from graft.model.weights import FILENAME, read_weights
+from graft.runs.resume import stage_fingerprints
 from tests.observers import bitwise
 
 SPEC = """\

@@ -10,11 +10,11 @@ import pytest
 
 import graft
 from graft.builtins.synthetic import SyntheticParams, generate
-from graft.registry import PluginError, Registry
-from graft.rundir import RunError
-from graft.specfile import load_spec
-from graft.stages import run_spec
-from graft.weights import read_weights
+from graft.model.weights import read_weights
+from graft.plugins.registry import PluginError, Registry
+from graft.records.rundir import RunError
+from graft.runs.stages import run_spec
+from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
@@ -131,7 +131,7 @@ def test_a_spoiled_stream_is_stopped_before_anything_trains(tmp_path, spoil, mes
 
 
 def test_the_pipeline_never_augments_validation_data():
-    from graft.pipeline import training_batches, validation_batches
+    from graft.data.pipeline import training_batches, validation_batches
 
     x = np.arange(24, dtype=np.float32).reshape(6, 4)
     data = graft.Dataset(x[:4], {"y": np.arange(4)}, "tiny", x[4:], {"y": np.arange(2)})
@@ -146,7 +146,7 @@ def test_the_pipeline_never_augments_validation_data():
 
 
 def test_batches_are_reshuffled_every_epoch_and_the_same_for_the_same_seed():
-    from graft.pipeline import training_batches
+    from graft.data.pipeline import training_batches
 
     data = graft.Dataset(np.arange(32, dtype=np.float32)[:, None], {"y": np.arange(32)}, "tiny")
 
@@ -175,9 +175,9 @@ def test_a_stream_whose_train_is_not_a_tf_dataset_is_an_error_naming_the_plugin(
 
 
 def test_tensorflow_failing_mid_epoch_is_a_run_error_and_nothing_is_published(tmp_path, monkeypatch):
-    import graft.streamcheck
+    import graft.data.streamcheck
 
-    monkeypatch.setattr(graft.streamcheck, "SAMPLE_SAMPLES", 16)  # the check reads samples 0..15 (and 38..47)
+    monkeypatch.setattr(graft.data.streamcheck, "SAMPLE_SAMPLES", 16)  # the check reads samples 0..15 (and 38..47)
     class FailingLater:
         @graft.hookimpl
         def load_data(self, params: StreamParams, base_dir: str):

@@ -1,8 +1,8 @@
 """The end-of-run table."""
 
-from graft.planning import StagePlan
-from graft.report import StageReport
-from graft.summary import summary_table
+from graft.planning.stageplan import StagePlan
+from graft.records.report import StageReport
+from graft.reports.summary import summary_table
 
 
 def report(stage, policy, init, trainable, epochs, **final):

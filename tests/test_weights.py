@@ -1,4 +1,4 @@
-"""``graft.weights``: weights saved and loaded by layer NAME, under Keras 2 and Keras 3 alike.
+"""``graft.model.weights``: weights saved and loaded by layer NAME, under Keras 2 and Keras 3 alike.
 
 No training here: models are built from tiny specs and given distinct weights.  The
 cross-version fixtures in ``tests/data`` were written by ``make_weights_fixture.py``
@@ -17,12 +17,12 @@ import pathlib
 import numpy as np
 import pytest
 
-import graft.weights
-from graft.planning import build_stage_model, decide, plan_spec, plan_stage
-from graft.problems import SpecError
-from graft.specfile import load_spec
-from graft.verify import load_by_name
-from graft.weights import FILENAME, WeightsFileError, read_index, read_weights, save_weights
+import graft.model.weights
+from graft.base.problems import SpecError
+from graft.model.weights import FILENAME, WeightsFileError, read_index, read_weights, save_weights
+from graft.planning.stageplan import build_stage_model, decide, plan_spec, plan_stage
+from graft.runs.verify import load_by_name
+from graft.spec.specfile import load_spec
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -121,8 +121,8 @@ def test_index_shapes_classes_and_variable_names(load, registry, tmp_path):
     assert shapes["conv_1_bn"] == [(4,)] * 4
     assert shapes["a"] == [(3, 2), (2,)]
     with np.load(path) as data:
-        index = json.loads(str(data[graft.weights.INDEX_KEY]))
-    assert index["format"] == graft.weights.FORMAT
+        index = json.loads(str(data[graft.model.weights.INDEX_KEY]))
+    assert index["format"] == graft.model.weights.FORMAT
     assert index["layers"]["conv_1_bn"]["class"] == "BatchNormalization"
     assert index["layers"]["conv_1_bn"]["variables"] == ["gamma", "beta", "moving_mean", "moving_variance"]
     assert index["layers"]["a"]["variables"] == ["kernel", "bias"]
@@ -179,7 +179,7 @@ def _index(value: dict) -> np.ndarray:
         (lambda p: np.savez(p, __graft_index__=np.array("{not json")), "has a damaged index"),
         (
             lambda p: np.savez(
-                p, __graft_index__=_index({"format": graft.weights.FORMAT, "layers": {"d": {"shapes": [[2]]}}})
+                p, __graft_index__=_index({"format": graft.model.weights.FORMAT, "layers": {"d": {"shapes": [[2]]}}})
             ),
             "is damaged: its index lists arrays it lacks: d:0",
         ),
@@ -247,7 +247,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(load, registry,
         file.truncate(100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(graft.weights.np, "savez", half_then_crash)
+    monkeypatch.setattr(graft.model.weights.np, "savez", half_then_crash)
     with pytest.raises(OSError, match="disk full"):
         save_weights(built.layers, str(path))
     assert path.read_bytes() == before
@@ -304,5 +304,5 @@ def test_both_keras_versions_write_the_same_index():
         indexes = []
         for major in (2, 3):
             with np.load(os.path.join(DATA, fixture.filename(variant, major))) as data:
-                indexes.append(json.loads(str(data[graft.weights.INDEX_KEY])))
+                indexes.append(json.loads(str(data[graft.model.weights.INDEX_KEY])))
         assert indexes[0] == indexes[1]

@@ -12,24 +12,27 @@ for the same "did you mean" hint the core gives, ``add_plan_note`` for a line
 ``graft plan`` shows about the extractor a plugin built.  Importing it does not import
 TensorFlow.
 
-Notebooks and scripts (``graft.api``): ``load_spec``, ``plan``, ``run`` and
+Notebooks and scripts (``graft.finished.api``): ``load_spec``, ``plan``, ``run`` and
 ``load_stage`` (a ``FinishedStage``; ``run`` returns a ``RunResult``).  They load on
 first use, and import TensorFlow only when they build or load a model.
 """
 
 import importlib
 
-from graft.arrayfile import ArrayFile
-from graft.autonames import accepting_keras_names
-from graft.data import Dataset, Stream
-from graft.hookspecs import hookimpl
-from graft.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
-from graft.memory import check_allocation
-from graft.plannotes import add_plan_note
-from graft.problems import GraftError, Problems, SpecError, SpecProblem, did_you_mean
-from graft.rounds import Round, Rounds
+from graft import _moved
+from graft._version import __version__ as __version__  # the one version number
+from graft.base.memory import check_allocation
+from graft.base.problems import GraftError, Problems, SpecError, SpecProblem, did_you_mean
+from graft.plugins.arrayfile import ArrayFile
+from graft.plugins.autonames import accepting_keras_names
+from graft.plugins.datasets import Dataset, Stream
+from graft.plugins.hookspecs import hookimpl
+from graft.plugins.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
+from graft.plugins.plannotes import add_plan_note
+from graft.plugins.rounds import Round, Rounds
 
-__version__ = "0.1.0"
+_moved.install()  # the module paths of 0.1 (graft.stages, graft.registry, ...) keep working
+
 
 __all__ = [
     "EXTRACTOR",
@@ -63,7 +66,7 @@ _API = frozenset({"FinishedStage", "RunResult", "load_spec", "load_stage", "plan
 
 
 def __getattr__(name: str):
-    """The Python API (graft.api), imported on first use so that ``import graft`` stays light."""
+    """The Python API (graft.finished.api), imported on first use so that ``import graft`` stays light."""
     if name in _API:
-        return getattr(importlib.import_module("graft.api"), name)
+        return getattr(importlib.import_module("graft.finished.api"), name)
     raise AttributeError(f"module 'graft' has no attribute {name!r}")

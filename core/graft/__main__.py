@@ -2,6 +2,6 @@
 
 import sys
 
-from graft.cli import main
+from graft.commands.cli import main
 
 sys.exit(main())

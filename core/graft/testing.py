@@ -17,7 +17,7 @@ def test_conformance():  # graft validate without TensorFlow, YAML paths, layer 
 ```
 
 The conformance checks, ``check_extractor_plugin``, ``check_head_plugin``,
-``check_policy_plugin`` and ``check_data_plugin``, are described in ``graft.conformance``.
+``check_policy_plugin`` and ``check_data_plugin``, are described in ``graft.authoring.conformance``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from typing import Any
 
-from graft.conformance import (
+from graft.authoring.conformance import (
     CONFORMANCE_LAYERS,
     Conformance,
     check_data_plugin,
@@ -34,9 +34,9 @@ from graft.conformance import (
     check_head_plugin,
     check_policy_plugin,
 )
-from graft.convert import make_converter, structure
-from graft.problems import Path, SpecProblem
-from graft.registry import PluginInfo, Registry
+from graft.base.problems import Path, SpecProblem
+from graft.plugins.registry import PluginInfo, Registry
+from graft.spec.convert import make_converter, structure
 
 __all__ = [
     "CONFORMANCE_LAYERS",

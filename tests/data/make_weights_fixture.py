@@ -7,7 +7,7 @@ Run it once under Keras 2 (TensorFlow 2.15) and once under Keras 3::
 
 For each model variant it builds the fixed tiny model with the installed plugins,
 sets EVERY weight (BatchNormalization statistics included) to ``pattern()``, and
-saves it with ``graft.weights.save_weights`` as
+saves it with ``graft.model.weights.save_weights`` as
 ``weights_keras{major}{suffix}.graft.npz``; ``fixtures.json`` records which Keras
 wrote each file and its SHA-256.  The test loads every file under the running Keras
 and checks each variable against ``pattern()``.
@@ -106,11 +106,11 @@ def set_pattern(layers) -> None:
 
 
 def main() -> None:
-    from graft.backend import import_keras, keras_major
-    from graft.planning import build_stage_model
-    from graft.registry import Registry
-    from graft.specfile import parse_spec
-    from graft.weights import save_weights
+    from graft.base.backend import import_keras, keras_major
+    from graft.model.weights import save_weights
+    from graft.planning.stageplan import build_stage_model
+    from graft.plugins.registry import Registry
+    from graft.spec.specfile import parse_spec
 
     keras = import_keras()
     major = keras_major()

@@ -17,8 +17,8 @@ from __future__ import annotations
 import attrs
 
 from graft import hookimpl
-from graft.memory import check_allocation
-from graft.problems import Problems
+from graft.base.memory import check_allocation
+from graft.base.problems import Problems
 from graft.validators import between, each, fraction, one_of
 
 MAX_UNITS = 2**31 - 1  # TensorFlow shapes are int32

@@ -15,9 +15,9 @@ import attrs
 import numpy as np
 
 import graft
-from graft.data import Stream
-from graft.imagefiles import ImageFolderListing, list_image_folder
-from graft.problems import Path, Problems, SpecProblem, did_you_mean, listing
+from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
+from graft.data.imagefiles import ImageFolderListing, list_image_folder
+from graft.plugins.datasets import Stream
 from graft.validators import between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them

@@ -11,8 +11,8 @@ from typing import Literal
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
-from graft.layers import is_pattern
-from graft.problems import Problems
+from graft.base.problems import Problems
+from graft.plugins.layers import is_pattern
 from graft.validators import non_negative, one_of, positive
 
 Decisions = dict[str, LayerDecision]

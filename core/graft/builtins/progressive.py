@@ -30,9 +30,9 @@ from __future__ import annotations
 import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft.base.problems import Problems
 from graft.builtins.policies import decay_in_range, layer_decay
-from graft.problems import Problems
-from graft.rounds import Round, Rounds
+from graft.plugins.rounds import Round, Rounds
 from graft.validators import non_negative, positive
 
 

@@ -9,9 +9,9 @@ import attrs
 import numpy as np
 
 import graft
-from graft.data import Dataset
-from graft.memory import check_allocation
-from graft.problems import Problems, did_you_mean
+from graft.base.memory import check_allocation
+from graft.base.problems import Problems, did_you_mean
+from graft.plugins.datasets import Dataset
 from graft.validators import fraction, non_empty, non_negative, positive
 
 TARGET_KINDS = ("level", "trend")

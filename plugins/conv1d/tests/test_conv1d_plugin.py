@@ -7,7 +7,7 @@ import yaml
 
 import graft
 import graft_conv1d
-from graft.registry import Registry
+from graft.plugins.registry import Registry
 from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft_conv1d import Conv1DParams
 

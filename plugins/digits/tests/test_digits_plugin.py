@@ -11,9 +11,9 @@ import yaml
 
 import graft
 import graft_digits
-from graft.datacheck import HeadTarget, check_dataset
-from graft.registry import Registry
-from graft.specfile import parse_spec
+from graft.data.datacheck import HeadTarget, check_dataset
+from graft.plugins.registry import Registry
+from graft.spec.specfile import parse_spec
 from graft.testing import installed_plugin, params_problems, structure_params
 from graft_digits import DigitsParams, SklearnDigits, digit_images, split_indices
 
@@ -288,7 +288,7 @@ def test_import_leaves_tensorflow_and_sklearn_out():
         """
         import sys
         import graft_digits
-        from graft.registry import Registry
+        from graft.plugins.registry import Registry
         Registry.discover(enabled={"sklearn_digits"})
         assert "tensorflow" not in sys.modules, "tensorflow imported"
         assert "sklearn" not in sys.modules, "sklearn imported"

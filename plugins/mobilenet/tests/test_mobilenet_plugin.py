@@ -20,7 +20,7 @@ import yaml
 import graft
 import graft_mobilenet
 from graft import validators
-from graft.registry import Registry
+from graft.plugins.registry import Registry
 from graft.testing import assert_no_tensorflow_on_import, installed_plugin, params_problems, structure_params
 from graft_mobilenet import MobileNetParams
 
@@ -53,7 +53,7 @@ def build(seed=1, shape=SHAPE, base_dir=".", **raw):
 def leaf_names(model):
     import keras
 
-    from graft.builder import leaf_layers
+    from graft.model.builder import leaf_layers
 
     return [layer.name for layer in leaf_layers(keras, model)]
 
@@ -169,7 +169,7 @@ def test_unknown_key():
 
 
 def test_spec_reports_params_at_their_yaml_line(tmp_path):
-    from graft.specfile import parse_spec
+    from graft.spec.specfile import parse_spec
 
     text = SPEC.replace("variant: v2", "variant: v3-large")
     (tmp_path / "data.npz").write_bytes(b"")  # validate checks that the data file exists, not what it holds
@@ -451,7 +451,7 @@ def test_entry_point_is_installed():
 def test_core_discovers_and_builds_it():
     import keras
 
-    from graft.builder import leaf_layers
+    from graft.model.builder import leaf_layers
 
     registry = Registry.discover(enabled={"mobilenet"})
     assert registry.get("extractor", "mobilenet").distribution == "graft-mobilenet"
@@ -483,8 +483,8 @@ stages:
 
 
 def test_spec_plans_with_keras_layer_names(tmp_path):
-    from graft.planning import plan_spec
-    from graft.specfile import parse_spec
+    from graft.planning.stageplan import plan_spec
+    from graft.spec.specfile import parse_spec
 
     np.savez(tmp_path / "data.npz", x=np.zeros((4, *SHAPE), "float32"), y=np.zeros(4, "int64"))
     registry = Registry.discover(enabled={"mobilenet"})

@@ -1,0 +1,1 @@
+"""The ``graft`` command line: one module per command family; TensorFlow only for commands that need a model."""

@@ -1,0 +1,288 @@
+"""The ``graft`` command line. Only ``plan``, ``run``, ``evaluate``, ``predict`` and ``export`` import TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+from graft.base.backend import VERBOSE_VARIABLE
+from graft.base.problems import GraftError
+from graft.base.table import format_table
+from graft.commands import cache as cache_command
+from graft.commands import new_plugin as new_plugin_command
+from graft.commands import report as report_command
+from graft.commands import schema as schema_command
+from graft.commands import stage as stage_commands
+from graft.distribute.cluster import Cluster
+from graft.plugins.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
+from graft.spec import overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"  # before anything imports TensorFlow: its own log lines are then shown
+    if args.debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # plugin errors keep their cause for the traceback
+    if not args.version and args.command is None:
+        parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
+    try:
+        return _version() if args.version else COMMANDS[args.command](args)
+    except GraftError as exc:
+        return _report(exc)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was trained or written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `graft plan ... | head`
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graft", description="Transfer learning on Keras from a vetted YAML spec.")
+    parser.add_argument(
+        "--version", action="store_true",
+        help="versions of keras-graft, TensorFlow, Keras and the installed plugins (without importing TensorFlow)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback behind an error (for plugin authors); or GRAFT_DEBUG=1",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help=f"show TensorFlow's own log lines; or {VERBOSE_VARIABLE}=1"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = commands.add_parser(
+        "plugins", help="list installed plugins: name, what they provide, distribution, status"
+    )
+    plugins.add_argument("--format", choices=("text", "json"), default="text", help="json: a list of rows, for scripts")
+
+    validate = commands.add_parser("validate", help="check specs without TensorFlow")
+    validate.add_argument(
+        "configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid"
+    )
+    _add_set(validate, "every CONFIG")
+
+    plan = commands.add_parser(
+        "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
+    )
+    plan.add_argument("config")
+    _add_set(plan)
+    plan.add_argument("--format", choices=("text", "json"), default="text", help="json: every layer, for scripts")
+    plan.add_argument(
+        "--all", action="store_true",
+        help="a row for every layer (by default a stage of more than 30 layers shows runs of layers "
+        "with the same fate as one row)",
+    )
+
+    run = commands.add_parser("run", help="train the stages of a spec, resuming after the last finished one")
+    run.add_argument("config")
+    _add_set(run)
+    run.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
+    run.add_argument(
+        "--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping"
+    )
+    run.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="train the whole model even where the extractor is frozen (slower, same result)",
+    )
+    workers = run.add_argument_group("multi_worker (the spec says distribute: {strategy: multi_worker})")
+    workers.add_argument("--local-workers", metavar="N", type=_worker_count,
+                         help="start N worker processes on this machine (to try it, and for tests)")
+    workers.add_argument("--workers", metavar="HOST:PORT,...",
+                         help="every worker's address, the same list on every machine (else TF_CONFIG)")
+    workers.add_argument(
+        "--worker-index", metavar="N", type=int, help="which of --workers this process is (0: the chief)"
+    )
+
+    cache_command.add_parser(commands)
+    report_command.add_parser(commands)
+    schema_command.add_parser(commands)
+    new_plugin_command.add_parser(commands)
+    stage_commands.add_parser(commands)
+    return parser
+
+
+def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None:
+    command.add_argument(
+        "--set", action="append", dest="overrides", default=None, type=overrides.argument, metavar="PATH=VALUE",
+        help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
+        "index; VALUE is YAML); +PATH=VALUE adds a key the file does not have; repeatable, applied in order",
+    )
+
+
+def _report(exc: GraftError) -> int:
+    """Print ``error: ...`` (and, with --debug, the traceback behind it); the exit code."""
+    if debug_enabled() and (exc.__cause__ or exc.__context__):
+        traceback.print_exception(exc)
+    print(f"error: {exc}", file=sys.stderr)
+    return getattr(exc, "exit_code", 1)
+
+
+def _version() -> int:
+    print("\n".join(version_lines()))
+    return 0
+
+
+def _plugins(args) -> int:
+    columns = ("name", "provides", "distribution", "status")
+    rows = [{key: row[key] for key in columns} for row in describe(Registry.discover().infos)]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
+    return 0
+
+
+def _validate(args) -> int:
+    """Every spec is checked, whatever the others' problems: a line for each valid one, the errors of the others."""
+    from graft.spec.specfile import load_spec
+
+    registry = Registry.discover()
+    failed = []
+    for config in args.configs:
+        try:
+            spec = load_spec(config, registry, args.overrides or ()).spec
+        except GraftError as exc:
+            _report(exc)
+            failed.append(config)
+            continue
+        stages = ", ".join(stage.name for stage in spec.stages)
+        count = len(args.overrides or ())
+        print(
+            f"{config}: valid{f' with {count} --set' if count else ''} — extractor {spec.model.extractor.plugin}, "
+            f"heads {', '.join(spec.model.heads)}, stages {stages}"
+        )
+    if failed and len(args.configs) > 1:
+        print(f"{len(failed)} of {len(args.configs)} specs invalid: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _plan(args) -> int:
+    import attrs
+
+    from graft.planning.stagedata import load_and_check_data
+    from graft.planning.stageplan import plan_spec
+    from graft.planning.view import render_text
+    from graft.spec.specfile import load_spec
+
+    registry = Registry.discover()
+    spec_file = load_spec(args.config, registry, args.overrides or ())
+    plans = plan_spec(spec_file, registry)
+    data = [loaded.summary for loaded in load_and_check_data(spec_file, registry, plans)]
+    if args.format == "json":
+        stages = [{**plan.to_json(), "data": attrs.asdict(summary)} for plan, summary in zip(plans, data, strict=True)]
+        print(json.dumps({"stages": stages}, indent=2))
+    else:
+        print(render_text(plans, data, compact=not args.all), end="")
+    return 0
+
+
+def _run(args) -> int:
+    from graft.distribute.strategy import check_cluster
+    from graft.runs.stages import default_out_dir, run_spec
+    from graft.spec.specfile import load_spec
+
+    registry = Registry.discover()
+    spec_file = load_spec(args.config, registry, args.overrides or ())
+    out = args.out or default_out_dir(args.config)
+    cluster = _cluster(args)
+    if args.local_workers:
+        from graft.distribute.launcher import run_local_workers
+
+        check_cluster(spec_file.spec.distribute, args.local_workers)
+        return run_local_workers(worker_arguments(args, out), args.local_workers)
+    run_spec(
+        spec_file,
+        registry,
+        out,
+        restart_from=args.restart_from,
+        cache_features=not args.no_feature_cache,
+        wait=args.wait,
+        cluster=cluster,
+    )
+    return 0
+
+
+def worker_arguments(args, out: str) -> list[str]:
+    """What ``graft run --local-workers`` passes on to each worker's ``graft run``."""
+    return [args.config, "--out", out, *(["--restart-from", args.restart_from] if args.restart_from else []),
+            *(["--wait"] if args.wait else []), *(["--no-feature-cache"] if args.no_feature_cache else []),
+            *(f"--set={override.text}" for override in args.overrides or ())]
+
+
+def _cluster(args) -> Cluster | None:
+    """The cluster from --workers/--worker-index, else TF_CONFIG; None for a single process."""
+    from graft.distribute.cluster import ClusterError, from_arguments, from_environment
+
+    if args.local_workers and (args.workers or args.worker_index is not None):
+        raise ClusterError("--local-workers starts its own workers: leave out --workers and --worker-index")
+    if args.workers:
+        return from_arguments(args.workers, args.worker_index)
+    if args.worker_index is not None:
+        raise ClusterError("--worker-index needs --workers host:port,...: every worker's address")
+    return None if args.local_workers else from_environment(os.environ)
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of workers from 1 to 64, got {text!r}")
+    return count
+
+
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tf-nightly")
+NO_PLUGINS = "none installed (only the built-ins of keras-graft; graft plugins lists them)"
+INSTALL_TENSORFLOW = "pip install 'keras-graft[cpu]' (CPU-only) or 'keras-graft[gpu]' (NVIDIA GPU)"
+
+
+def version_lines(paths: list[str] | None = None) -> list[str]:
+    """keras-graft, TensorFlow, Keras and the plugin distributions, from their metadata: nothing heavy is imported.
+
+    ``paths`` limits the search to those folders (as ``sys.path`` entries).
+    """
+    import importlib.metadata
+
+    from graft._version import __version__
+
+    where: dict[str, Any] = {"path": paths} if paths is not None else {}
+
+    def installed(*names: str) -> str | None:
+        """``name version`` of the first of ``names`` installed."""
+        for name in names:
+            found = next(iter(importlib.metadata.distributions(name=name, **where)), None)
+            if found is not None:
+                return f"{name} {found.version}"
+        return None
+
+    # enabled=set(): every third-party plugin is listed with its distribution but not loaded
+    infos = Registry.discover(paths, enabled=set()).infos
+    plugins = sorted({f"{info.distribution} {info.version}".strip() for info in infos
+                      if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION})
+    return [
+        f"keras-graft {__version__}",
+        installed(*TENSORFLOW_DISTRIBUTIONS)
+        or f"tensorflow not installed (graft plan and graft run need it): {INSTALL_TENSORFLOW}",
+        installed("keras") or f"keras not installed (it comes with TensorFlow): {INSTALL_TENSORFLOW}",
+        f"plugins: {', '.join(plugins) or NO_PLUGINS}",
+    ]
+
+
+COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
+            "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
+            **stage_commands.COMMANDS}
+
+if __name__ == "__main__":
+    sys.exit(main())

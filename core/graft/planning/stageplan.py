@@ -1,0 +1,292 @@
+"""The per-stage layer plan: who trains, who is frozen, where each layer's weights start.
+
+Shared by ``graft plan`` and ``graft run``: the runner executes exactly the plan
+that ``graft plan`` shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from graft.base.problems import Path, Problems, SpecProblem
+from graft.features.cache import feature_plan
+from graft.model.builder import BuiltModel, ModelBuilder
+from graft.model.initsource import InitSource, init_source
+from graft.model.weights import Shapes
+from graft.plugins.layers import LayerDecision
+from graft.plugins.registry import Registry
+from graft.plugins.rounds import Rounds, as_rounds
+from graft.spec.records import Spec
+from graft.spec.specfile import SpecFile
+
+NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
+
+
+@attrs.frozen
+class LayerPlan:
+    name: str
+    class_name: str
+    part: str
+    output_shape: tuple[int | None, ...] | None
+    params: int
+    trainable: bool
+    init: str  # new | loaded | reinitialised | none
+    source: str | None  # "stage pretrain", "file /path/weights.graft.npz" or "model /path/m.keras" when loaded
+    shapes: Shapes = attrs.field(eq=False, repr=False)
+    lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
+    source_layer: str | None = None  # the file's own name of a layer loaded under another (init.rename)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.class_name,
+            "part": self.part,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "params": self.params,
+            "trainable": self.trainable,
+            "init": self.init,
+            "source": self.source,
+            "weight_shapes": [list(shape) for shape in self.shapes],
+            "lr_scale": self.lr_scale,
+            "source_layer": self.source_layer,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LayerPlan:
+        shape = data["output_shape"]
+        return cls(
+            name=data["name"],
+            class_name=data["type"],
+            part=data["part"],
+            output_shape=None if shape is None else tuple(shape),
+            params=data["params"],
+            trainable=data["trainable"],
+            init=data["init"],
+            source=data["source"],
+            shapes=[tuple(shape) for shape in data["weight_shapes"]],
+            lr_scale=data.get("lr_scale", 1.0),  # reports written before discriminative rates
+            source_layer=data.get("source_layer"),  # and before init.rename
+        )
+
+
+@attrs.frozen
+class RoundPlan:
+    """One round of a stage trained in rounds: what it unfreezes and how much then trains."""
+
+    label: str
+    unfrozen: tuple[str, ...]
+    trainable_params: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "unfrozen": list(self.unfrozen), "trainable_params": self.trainable_params}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RoundPlan:
+        return cls(data["label"], tuple(data["unfrozen"]), data["trainable_params"])
+
+
+@attrs.frozen
+class StagePlan:
+    """``layers`` show the first round; ``rounds`` has one entry per round (one for most policies)."""
+
+    name: str
+    policy: str
+    source: str | None
+    layers: tuple[LayerPlan, ...]
+    trainable_params: int
+    total_params: int
+    outputs: dict[str, tuple[int, ...]]
+    rounds: tuple[RoundPlan, ...] = ()
+    features: str = ""  # what happens to the extractor's features (graft.features.cache.feature_plan)
+    distribute: str = ""  # the tf.distribute strategy, replicas and per-replica batch (graft.distribute.strategy)
+    notes: tuple[str, ...] = ()  # the extractor plugin's notes (graft.add_plan_note)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "policy": self.policy,
+            "init": self.source,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "layers": [layer.to_json() for layer in self.layers],
+            "rounds": [round_.to_json() for round_ in self.rounds],
+            "outputs": {head: list(shape) for head, shape in self.outputs.items()},
+            "features": self.features,
+            "distribute": self.distribute,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StagePlan:
+        """The plan ``to_json`` wrote; ``KeyError``/``TypeError``/``ValueError`` if ``data`` is not one."""
+        return cls(
+            name=data["name"],
+            policy=data["policy"],
+            source=data["init"],
+            layers=tuple(LayerPlan.from_json(layer) for layer in data["layers"]),
+            trainable_params=data["trainable_params"],
+            total_params=data["total_params"],
+            outputs={head: tuple(shape) for head, shape in data["outputs"].items()},
+            rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
+            features=data.get("features", ""),
+            distribute=data.get("distribute", ""),
+            notes=tuple(data.get("notes", ())),
+        )
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(layer for layer in self.layers if layer.name == name)
+
+
+def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> BuiltModel:
+    """The model stage ``index`` trains: the spec's extractor with the stage's heads."""
+    spec = spec_file.spec
+    stage = spec.stages[index]
+    heads_at: Path = ("stages", index, "heads") if stage.heads is not None else ("model", "heads")
+    builder = ModelBuilder(
+        registry,
+        tuple(spec.model.input_shape),
+        spec.model.extractor,
+        spec.heads_of(stage),
+        spec_file.base_dir,
+        heads_at,
+    )
+    return builder.build(seed=spec.seed_of(index))
+
+
+def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltModel) -> Rounds:
+    """The stage's policy decisions (one round, or several), checked by the registry to cover every layer."""
+    policy = spec_file.spec.stages[index].policy
+    return registry.transfer_policy(policy.plugin, policy.params, built.layers, at=("stages", index, "policy"))
+
+
+def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> None:
+    """Set ``trainable`` on every layer as decided (the caller compiles afterwards)."""
+    for info in built.layers:
+        info.layer.trainable = decisions[info.name].trainable
+
+
+def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSource | None:
+    """Stage ``index``'s init source (``graft.model.initsource``), or None for a fresh start."""
+    init = spec_file.spec.stages[index].init
+    prior = next((plan for plan in plans if init and plan.name == init.stage), None)
+    return init_source(spec_file, index, {layer.name: layer.shapes for layer in prior.layers} if prior else None)
+
+
+def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Rounds, plans: list[StagePlan]) -> StagePlan:
+    """Resolve each layer's starting weights against the init source; mismatches are problems.
+
+    Leaves the model with the first round's decisions applied.
+    """
+    return _plan(spec_file.spec, index, built, rounds, source_of(spec_file, index, plans))
+
+
+def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -> StagePlan:
+    stage = spec.stages[index]
+    problems = Problems()
+    layers = []
+    round_plans: list[RoundPlan] = []
+    for step in reversed(rounds.steps):  # ends with the first round applied
+        apply_decisions(built, step.decisions)
+        round_plans.insert(0, RoundPlan(step.label, step.unfrozen, _count(built.model.trainable_weights)))
+    decisions = rounds.first
+    for info in built.layers:
+        decision = decisions[info.name]
+        shapes = [tuple(int(d) for d in weight.shape) for weight in info.layer.get_weights()]
+        init, loaded_from = _init_of(info.name, shapes, decision, source, problems, index)
+        layers.append(
+            LayerPlan(
+                name=info.name,
+                class_name=info.class_name,
+                part=info.part,
+                output_shape=_output_shape(info.layer),
+                params=int(info.layer.count_params()) if info.has_weights else 0,
+                trainable=decision.trainable and info.can_train,
+                init=init,
+                source=loaded_from,
+                shapes=shapes,
+                lr_scale=_lr_scale(info.name, rounds) if info.can_train else 1.0,
+                source_layer=source.file_names.get(info.name) if source is not None and init == LOADED else None,
+            )
+        )
+    problems.raise_all()
+    model = built.model
+    return StagePlan(
+        name=stage.name,
+        policy=stage.policy.plugin,
+        source=source.label if source is not None else None,
+        layers=tuple(layers),
+        trainable_params=_count(model.trainable_weights),
+        total_params=int(model.count_params()),
+        outputs=built.output_shapes(),
+        rounds=tuple(round_plans),
+        features=feature_plan(built, decisions, bool(stage.data.augment), _strategy(spec) == "multi_worker"),
+        distribute=spec.distribute.planned(stage.batch_size) if spec.distribute else "",
+        notes=built.notes,
+    )
+
+
+def _lr_scale(name: str, rounds: Rounds) -> float:
+    """The layer's learning-rate scale in the first round it trains in (1.0 if it never trains)."""
+    return next((step.decisions[name].lr_scale for step in rounds.steps if step.decisions[name].trainable), 1.0)
+
+
+def _strategy(spec: Spec) -> str | None:
+    return spec.distribute.strategy if spec.distribute else None
+
+
+def _init_of(name, shapes, decision, source: InitSource | None, problems: Problems, index) -> tuple[str, str | None]:
+    if not shapes:
+        return NO_WEIGHTS, None
+    if source is None or source.shapes is None:  # a fresh start, or an earlier stage that could not be planned
+        return NEW, None
+    if decision.init == "reinit":
+        return REINIT, None
+    found = source.problem(name, shapes)
+    if found is not None:
+        problems.add(("stages", index, found[0]), found[1])
+        return NEW, None
+    return LOADED, source.label
+
+
+def _output_shape(layer) -> tuple[int | None, ...] | None:
+    try:
+        return tuple(None if d is None else int(d) for d in layer.output.shape)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+
+
+def _count(weights) -> int:
+    total = 0
+    for weight in weights:
+        size = 1
+        for dim in weight.shape:
+            size *= int(dim)
+        total += size
+    return total
+
+
+def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
+    """Plan every stage; raise one ``SpecError`` with every problem of every stage."""
+    plans: list[StagePlan] = []
+    problems = Problems()
+    for index in range(len(spec_file.spec.stages)):
+        try:
+            built = build_stage_model(spec_file, registry, index)
+        except SpecProblem as problem:  # the next stages are still built: their own heads may have problems
+            for path, message in problem.items:
+                if path not in {known for known, _ in problems.items}:  # stages that share the model: once
+                    problems.add(path, message)
+            continue
+        try:
+            rounds = decide(spec_file, registry, index, built)
+            plans.append(plan_stage(spec_file, index, built, rounds, plans))
+        except SpecProblem as problem:
+            problems.extend(problem)
+            # a stand-in (everything trains, nothing loaded) so later stages can still be checked
+            everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
+            plans.append(_plan(spec_file.spec, index, built, everything, None))
+    if problems:
+        raise spec_file.error(problems.items)
+    return plans

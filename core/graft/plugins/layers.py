@@ -1,0 +1,95 @@
+"""What a transfer policy sees of a model, what it decides, and name matching."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+
+from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
+
+EXTRACTOR = "extractor"
+INPUT_NAME = "input"  # the composed model's input layer
+
+
+@attrs.frozen
+class LayerInfo:
+    """One addressable layer of a built model.
+
+    ``part`` is ``"extractor"`` or the name of the head the layer belongs to.
+    ``layer`` is the Keras layer itself, for policies that need more.  ``can_train``
+    is False for a layer whose weights are all non-trainable, such as a
+    ``Normalization`` layer's statistics: training never changes them, trainable
+    or not (BatchNormalization counts as trainable: its moving statistics change
+    while it trains).
+    """
+
+    name: str
+    part: str
+    class_name: str
+    has_weights: bool
+    is_batch_norm: bool
+    layer: Any = attrs.field(default=None, eq=False, repr=False)
+    can_train: bool = True  # False if every weight is non-trainable (a Normalization layer's statistics)
+
+    @property
+    def in_extractor(self) -> bool:
+        return self.part == EXTRACTOR
+
+
+@attrs.frozen
+class LayerDecision:
+    """A policy's decision for one layer.
+
+    ``init="load"`` starts the layer from the stage's ``init`` source (a layer
+    the source lacks, or with other shapes, is then an error); ``"reinit"``
+    starts it freshly initialised.  ``lr_scale`` multiplies the stage's learning
+    rate for a trained layer (discriminative fine-tuning: ``0.1`` trains it ten
+    times slower, ``0`` not at all); it must stay ``1.0`` for a frozen layer.
+    """
+
+    trainable: bool
+    init: Literal["load", "reinit"] = attrs.field(
+        default="load", validator=attrs.validators.in_(("load", "reinit"))
+    )
+    lr_scale: float = attrs.field(default=1.0, kw_only=True, validator=lambda _i, _a, value: _check_scale(value))
+
+
+def _check_scale(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"lr_scale must be a finite number >= 0, got {value!r}")
+
+
+def is_pattern(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
+def match_pattern(pattern: str, layers: Sequence[LayerInfo], path: Path = ()) -> list[str]:
+    """Names of ``layers`` that ``pattern`` (a name or a glob) matches, in model order.
+
+    Matching nothing raises a ``SpecProblem`` at ``path`` that lists the layers
+    and suggests the closest name.
+    """
+    names = [info.name for info in layers]
+    hits = fnmatch.filter(names, pattern)
+    if not hits:
+        what = f"pattern '{pattern}' matches no layer" if is_pattern(pattern) else f"no layer '{pattern}' in the model"
+        raise SpecProblem(path, f"{what}; layers: {listing(names)}{did_you_mean(pattern, names)}")
+    return hits
+
+
+def match_layers(patterns: Sequence[str], layers: Sequence[LayerInfo], path: Path = ()) -> list[str]:
+    """Names matched by any of ``patterns``, in model order; every pattern that
+    matches nothing is reported at ``path + (index,)``."""
+    matched: set[str] = set()
+    problems = Problems()
+    for index, pattern in enumerate(patterns):
+        with problems.collect():
+            matched.update(match_pattern(pattern, layers, (*path, index)))
+    problems.raise_all()
+    return [info.name for info in layers if info.name in matched]
+
+

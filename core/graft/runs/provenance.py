@@ -1,0 +1,101 @@
+"""What a run folder says about where its results came from.
+
+``<out>/spec.resolved.yaml`` is the spec the run trained, as checked (``--set``
+overrides applied), with a header naming its file and overrides; each stage's
+``report.json`` says the versions it ran with (``graft.records.report.Versions``).  The
+chief writes the spec once the run directory is locked and the run goes on; an
+earlier run's copy that differs (another spec, other overrides) is moved aside,
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import yaml
+
+from graft.plugins.registry import CORE_DISTRIBUTION, Registry
+from graft.records.report import Versions
+from graft.records.rundir import PARTIAL, RunDir, RunError
+from graft.base.files import fsync_path
+from graft.spec.records import Spec, Stage
+from graft.spec.specfile import DICT_ANCHOR, SpecFile, one_line
+
+RESOLVED = "spec.resolved.yaml"
+
+
+def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versions:
+    """The versions stage ``stage`` runs with: TensorFlow and Keras as imported, keras-graft, and the distribution
+    of each plugin it uses (extractor, the heads it trains, policy, data source)."""
+    import tensorflow
+
+    from graft._version import __version__
+
+    used = [("extractor", spec.model.extractor.plugin), ("policy", stage.policy.plugin),
+            ("data source", stage.data.source), *(("head", head.plugin) for head in spec.heads_of(stage).values())]
+    plugins = {}
+    for kind, name in used:
+        info = registry.get(kind, name)
+        if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION:
+            plugins[info.distribution] = info.version
+    return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, keras_graft=__version__,
+                    plugins=dict(sorted(plugins.items())))
+
+
+def resolved_text(spec_file: SpecFile) -> str:
+    """The spec as checked, as YAML, under a header saying where it came from."""
+    if os.path.basename(spec_file.path) == DICT_ANCHOR:
+        source = "a dict given to the Python API (graft.load_spec / graft.run)"
+    else:
+        source = os.path.abspath(spec_file.path)
+    sets = " ".join(f"--set {shlex.quote(override.text)}" for override in spec_file.overrides)
+    header = [
+        "# The spec this run trained, as graft run checked it (written by graft run; editing it changes nothing).",
+        f"# from: {source}",
+        f"# overrides: {sets or 'none'}",
+        f"# relative paths in it are relative to {spec_file.base_dir}",
+    ]
+    body = yaml.dump(spec_file.document.data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=None)  # lists and mappings of plain values on one line, as specs are written
+    return "\n".join(one_line(line) for line in header) + "\n" + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """``safe_dump`` without anchors: every value written out where it is used."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def write_resolved_spec(run_dir: RunDir, spec_file: SpecFile) -> str:
+    """Write ``<out>/spec.resolved.yaml`` (flushed to disk, renamed into place) unless the same text is there;
+    a different one is moved aside (``<out>/spec.resolved.yaml.replaced-<time>``).  Its path."""
+    text = resolved_text(spec_file)
+    path = os.path.join(run_dir.path, RESOLVED)
+    if _holds(path, text):
+        return path
+    partial = path + PARTIAL
+    try:
+        run_dir.set_aside(RESOLVED + PARTIAL)  # left by a run that died while writing it, or not ours: kept
+        with open(partial, "x", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        run_dir.set_aside(RESOLVED)
+        os.replace(partial, path)
+        fsync_path(run_dir.path)
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}; nothing was trained") from None
+    return path
+
+
+def _holds(path: str, text: str) -> bool:
+    """Whether ``path`` is a regular file (not a link) holding exactly ``text``."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read(len(text) + 1) == text
+    except (OSError, UnicodeDecodeError):
+        return False

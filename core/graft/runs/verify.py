@@ -1,0 +1,68 @@
+"""The proofs a stage gives at the level of weights: loaded layers equal their source bitwise,
+frozen layers come out of training bitwise unchanged; and the lineage of every layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from graft.model.builder import BuiltModel
+from graft.plugins.layers import LayerDecision
+from graft.planning.stageplan import LOADED, StagePlan
+from graft.records.report import LayerCheck, LayerLoad, StageReport
+from graft.records.rundir import RunError
+from graft.model.weights import Weights, bitwise_equal, read_weights, snapshot
+
+
+def load_by_name(built: BuiltModel, plan: StagePlan, source: str | Weights | None, stage: str) -> dict[str, LayerLoad]:
+    """Load every layer the plan loads from ``source`` (a weights.graft.npz path, or the weights read by
+    the names they load as), by name, and prove each equals its source; the report keeps the file's own
+    name of a renamed layer (``init.rename``) from the plan."""
+    report = {layer.name: LayerLoad(layer.init, layer.source) for layer in plan.layers}
+    to_load = [layer for layer in plan.layers if layer.init == LOADED]
+    if not to_load:
+        return report
+    assert source is not None, "a plan that loads layers has a source"
+    weights = read_weights(source) if isinstance(source, str) else source
+    for layer in to_load:
+        target = built.layer(layer.name)
+        target.set_weights(weights[layer.name])
+        if not bitwise_equal(target.get_weights(), list(weights[layer.name])):
+            raise RunError(f"stage '{stage}': layer '{layer.name}' differs from {layer.source} after loading")
+        report[layer.name] = LayerLoad(layer.init, layer.source, True, layer.source_layer)
+    return report
+
+
+def verify_frozen(built: BuiltModel, decisions: Mapping[str, LayerDecision], before: Weights, stage: str) -> None:
+    """Every frozen layer must be bitwise unchanged (BatchNormalization statistics included)."""
+    after = snapshot(built.layers)
+    for name, decision in decisions.items():
+        if not decision.trainable and not bitwise_equal(before[name], after[name]):
+            raise RunError(
+                f"stage '{stage}': frozen layer '{name}' changed during training; nothing was published for this stage"
+            )
+
+
+def changes(start: Weights, end: Weights, ever_trainable: frozenset[str]) -> dict[str, LayerCheck]:
+    """Per layer with weights: did it train in some round, did its weights change."""
+    return {
+        name: LayerCheck(trainable=name in ever_trainable, changed=not bitwise_equal(start[name], end[name]))
+        for name in start
+        if start[name]
+    }
+
+
+def lineage(plan: StagePlan, stage: str, prior: StageReport | None, file_label: str | None) -> dict[str, list[str]]:
+    """Per layer, the stages (or the file) its weights passed through, oldest first.
+
+    ``prior`` is the report of the stage this one starts from; ``file_label`` names
+    the file it starts from instead (``file <weights.graft.npz>``, ``model <Keras file>``).
+    """
+    result = {}
+    for layer in plan.layers:
+        if layer.init != LOADED:
+            result[layer.name] = [stage]
+        elif prior is not None:
+            result[layer.name] = [*prior.lineage.get(layer.name, [prior.stage]), stage]
+        else:
+            result[layer.name] = [str(file_label), stage]
+    return result

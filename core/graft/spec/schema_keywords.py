@@ -1,0 +1,178 @@
+"""What the spec's validators say, as JSON Schema keywords (for ``graft.spec.schema``).
+
+A validator of ``graft.spec.validators`` (or attrs' own) that can be read becomes
+``enum``, ``minimum``, ``pattern`` and the like; one that cannot says nothing, so
+the schema stays permissive where it cannot be exact.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from graft.spec import callbacks, validators
+from graft.spec import records as spec
+
+JSON = dict[str, Any]
+Fragment = JSON | None
+
+
+# -- validators we can read -------------------------------------------------------------
+
+
+def _pattern_of_name() -> JSON:
+    return {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+
+
+# plain validator functions -> the JSON Schema keywords that say the same (or less)
+FUNCTIONS: dict[Callable, JSON] = {
+    validators.positive: {"exclusiveMinimum": 0},
+    validators.non_negative: {"minimum": 0},
+    validators.fraction: {"minimum": 0, "exclusiveMaximum": 1},
+    validators.non_empty: {"minItems": 1, "minProperties": 1, "minLength": 1},  # each keyword applies to its type
+    validators.identifier: _pattern_of_name(),
+}
+# private validators of the spec, if they are still there (a rename only loses the constraint)
+if callable(getattr(spec, "stage_name", None)):
+    FUNCTIONS[spec.stage_name] = {**_pattern_of_name(), "maxLength": spec.MAX_STAGE_NAME}
+if callable(getattr(callbacks, "_shrink_factor", None)):
+    FUNCTIONS[callbacks._shrink_factor] = {"exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+COMPARISON_KEYWORDS = {">=": "minimum", ">": "exclusiveMinimum", "<=": "maximum", "<": "exclusiveMaximum"}
+
+
+def _closure(function: Any, module: str, qualname: str) -> dict[str, Any] | None:
+    """The variables a validator made by ``module.qualname`` closes over, or None if it is another function."""
+    if getattr(function, "__module__", None) != module or getattr(function, "__qualname__", None) != qualname:
+        return None
+    try:
+        return dict(inspect.getclosurevars(function).nonlocals)
+    except (TypeError, ValueError):
+        return None
+
+
+def _jsonable_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validator_fragments(validator: Any) -> list[JSON]:
+    """The JSON Schema keywords a validator implies: a list of fragments (none if it is not understood)."""
+    if validator is None:
+        return []
+    inner = getattr(validator, "_validators", None)  # attrs.validators.and_ / a list of validators
+    if inner is not None:
+        return [fragment for each in inner for fragment in validator_fragments(each)]
+    if type(validator).__name__ == "_OptionalValidator":  # attrs.validators.optional(...)
+        fragments = validator_fragments(validator.validator)
+        return [_allow_null(fragment) for fragment in fragments]
+    try:
+        known = FUNCTIONS.get(validator)
+    except TypeError:  # an unhashable validator
+        known = None
+    if known is not None:
+        return [dict(known)]
+    found = _closure(validator, "graft.spec.validators", "between.<locals>.check")
+    if found is not None and _jsonable_number(found.get("low")) and _jsonable_number(found.get("high")):
+        return [{"minimum": found["low"], "maximum": found["high"]}]
+    found = _closure(validator, "graft.spec.validators", "one_of.<locals>.check")
+    choices = found.get("choices", [None]) if found is not None else [None]
+    if found is not None and all(isinstance(choice, (str, int, float, bool)) for choice in choices):
+        return [{"enum": list(found["choices"])}]
+    found = _closure(validator, "graft.spec.validators", "each.<locals>.run")
+    if found is not None:
+        items = merged(validator_fragments(found.get("check")))
+        return [{"items": items}] if items else []
+    found = _closure(validator, "graft.spec.augment", "_bounded.<locals>.check")
+    if found is not None and _jsonable_number(found.get("low")):
+        fragment: JSON = {"exclusiveMinimum": found["low"]}
+        if _jsonable_number(found.get("high")):
+            fragment["maximum" if found.get("high_inclusive") else "exclusiveMaximum"] = found["high"]
+        return [fragment]
+    return _attrs_validator_fragments(validator)
+
+
+def _attrs_validator_fragments(validator: Any) -> list[JSON]:
+    """attrs' own validators: comparisons, lengths, in_, deep_iterable."""
+    name = type(validator).__name__
+    if name == "_NumberValidator" and validator.compare_op in COMPARISON_KEYWORDS and _jsonable_number(validator.bound):
+        return [{COMPARISON_KEYWORDS[validator.compare_op]: validator.bound}]
+    if name == "_MinLengthValidator":
+        return [{"minLength": validator.min_length, "minItems": validator.min_length}]
+    if name == "_MaxLengthValidator":
+        return [{"maxLength": validator.max_length, "maxItems": validator.max_length}]
+    if name == "_InValidator":
+        options = getattr(validator, "options", None)
+        if isinstance(options, (list, tuple, set, frozenset)) and all(
+            isinstance(option, (str, int, float, bool)) for option in options
+        ):
+            return [{"enum": list(options)}]
+        return []
+    if name == "_DeepIterable":
+        items = merged(validator_fragments(validator.member_validator))
+        return [{"items": items}, *validator_fragments(validator.iterable_validator)] if items else []
+    return []
+
+
+def _allow_null(fragment: JSON) -> JSON:
+    """A fragment of an ``optional`` validator: None passes it (only ``enum`` refuses other types)."""
+    fragment = dict(fragment)
+    if "enum" in fragment and None not in fragment["enum"]:
+        fragment["enum"] = [*fragment["enum"], None]
+    return fragment
+
+
+KEYWORDS_OF_TYPE = {
+    "array": {"minItems", "maxItems", "items", "prefixItems"},
+    "object": {"minProperties", "maxProperties"},
+    "string": {"minLength", "maxLength", "pattern"},
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
+}
+KEYWORDS_OF_TYPE["integer"] = KEYWORDS_OF_TYPE["number"]
+
+
+def _types_of(schema: JSON) -> set[str] | None:
+    """The JSON types a schema allows, if it says so plainly (``type``, or ``anyOf`` of such); else None."""
+    if "anyOf" in schema and "type" not in schema:
+        found = [_types_of(member) for member in schema["anyOf"]]
+        known = [each for each in found if each is not None]
+        return None if len(known) < len(found) else set().union(*known)
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return set(kind)
+    return {"null"} if schema.get("enum") == [None] else None
+
+
+def _pruned(fragment: JSON, base: JSON) -> JSON:
+    """``fragment`` without the keywords of JSON types ``base`` does not allow (non_empty says all three)."""
+    allowed = _types_of(base)
+    if allowed is None:
+        return fragment
+    foreign = set().union(*(words for kind, words in KEYWORDS_OF_TYPE.items() if kind not in allowed))
+    foreign -= set().union(*(KEYWORDS_OF_TYPE.get(kind, set()) for kind in allowed))
+    return {key: value for key, value in fragment.items() if key not in foreign}
+
+
+def merged(fragments: list[JSON], base: JSON | None = None) -> JSON:
+    """``base`` with every fragment's keywords; a fragment whose keywords clash goes into ``allOf``."""
+    result = dict(base or {})
+    if base:
+        fragments = [_pruned(fragment, base) for fragment in fragments]
+    for fragment in fragments:
+        if not fragment:
+            continue
+        fragment = dict(fragment)
+        items = fragment.get("items")
+        if isinstance(items, dict) and isinstance(result.get("items"), dict) and "prefixItems" not in result:
+            result["items"] = merged([fragment.pop("items")], result["items"])  # each(...) on list[X]: into X
+        if set(fragment) & set(result):
+            result.setdefault("allOf", []).append(fragment)
+        elif fragment:
+            result.update(fragment)
+    return result
+
+
+# -- types ------------------------------------------------------------------------------------
