@@ -1,6 +1,6 @@
 """Spec fuzzing: a mutation engine over ``configs/*.yaml`` and the oracle for ``graft validate`` / ``graft plan``.
 
-Shared by ``tests/test_fuzz.py`` (a small, derandomised budget in the suite) and
+Shared by ``tests/spec/test_fuzz.py`` (a small, derandomised budget in the suite) and
 ``benchmarks/fuzz_specs.py`` (tens of thousands of cases on demand). Standard
 library, PyYAML and numpy only.
 
@@ -34,7 +34,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
-TEST_DATA = os.path.join(REPO, "tests", "data")
+TEST_DATA = os.path.join(REPO, "tests", "fixtures")
 
 # -- seeds ------------------------------------------------------------------
 

@@ -297,6 +297,7 @@ def test_import_leaves_tensorflow_and_sklearn_out():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_loading_data_does_not_import_tensorflow():
     code = "import sys, graft_digits as g; g.digit_images(); assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

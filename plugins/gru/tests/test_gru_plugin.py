@@ -161,6 +161,7 @@ def test_core_discovers_and_builds_it():
     assert tuple(model.output_shape) == (None, 4)
 
 
+@pytest.mark.slow
 def test_it_passes_the_conformance_kit():
     from graft.testing import check_extractor_plugin
 

@@ -273,6 +273,7 @@ def fresh_seed_2():
     return build(seed=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".weights.h5", ".h5", ".keras"])
 def test_local_weights_file_loads_bitwise(v2, fresh_seed_2, tmp_path, monkeypatch, suffix):
     source = graft_mobilenet.base_of(v2)
@@ -308,6 +309,7 @@ def test_a_weights_file_gone_after_validate_names_the_absolute_path(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_bn_momentum_sets_every_batch_normalization_layer():
     import keras
 
@@ -318,6 +320,7 @@ def test_bn_momentum_sets_every_batch_normalization_layer():
     assert {layer.momentum for layer in default.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.999}
 
 
+@pytest.mark.slow
 def test_weights_of_another_width_are_a_clear_error(v2, tmp_path):
     path = str(tmp_path / "narrow.weights.h5")
     graft_mobilenet.base_of(v2).save_weights(path)
@@ -383,6 +386,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_imagenet_offline_error_then_cached_file(tmp_path):
     home, keras_home = tmp_path / "home", tmp_path / "keras_home"
     (home / ".keras").mkdir(parents=True)  # both exist: else Keras falls back to the shared /tmp/.keras
@@ -482,6 +486,7 @@ stages:
 """
 
 
+@pytest.mark.slow
 def test_spec_plans_with_keras_layer_names(tmp_path):
     from graft.planning.stageplan import plan_spec
     from graft.spec.specfile import parse_spec
