@@ -13,7 +13,7 @@ table of names that differ was made::
     .tox/tf215/bin/python benchmarks/applications_all.py --out keras2.json
     /work/venv/bin/python benchmarks/applications_all.py --out keras3.json --diff keras2.json
 
-The test suite builds two of them (``tests/test_applications.py``; all with ``GRAFT_ALL_BACKBONES=1``).
+The test suite builds two of them (``tests/scenarios/test_applications.py``; all with ``GRAFT_ALL_BACKBONES=1``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ The scales act while TensorFlow traces the step, so the traced step differs only
 one multiplication per scaled variable; the ratio should be about 1.  The time of
 each fit includes tracing.  A timing of a wrong result is worthless, so the script
 also checks that each scaled layer moved, and less far than in the plain fit (the
-exact amounts are the tests' business: ``tests/test_lr_scale.py``).  Needs
+exact amounts are the tests' business: ``tests/model/test_lr_scale.py``).  Needs
 keras-graft and TensorFlow, nothing else.
 """
 
