@@ -154,5 +154,6 @@ def test_templates_ship_in_the_installed_distribution():
         pytest.skip("an editable install records no files; tox's regular install checks the wheel")
     for kind in KINDS:
         for template in ("module.py", "test.py", "usage.yaml"):
-            assert f"graft/scaffold/templates/{kind}/{template}.tmpl" in recorded
-    assert {"graft/scaffold/templates/pyproject.toml.tmpl", "graft/scaffold/templates/LICENSE.tmpl"} <= recorded
+            assert f"graft/authoring/scaffold/templates/{kind}/{template}.tmpl" in recorded
+    assert {"graft/authoring/scaffold/templates/pyproject.toml.tmpl",
+            "graft/authoring/scaffold/templates/LICENSE.tmpl"} <= recorded
