@@ -16,6 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 import graft
 
@@ -30,9 +31,6 @@ CORE = "keras-graft"
 PUBLIC_SUBMODULES = frozenset({"validators", "testing"})
 PUBLIC = frozenset(graft.__all__) | PUBLIC_SUBMODULES | {"__version__"}
 # The next minor may break the hook API while it is pre-1.0; a plugin must not accept it.
-NEXT_MINOR = "0.2.0"
-
-
 def _pyproject(path: Path) -> dict:
     with path.open("rb") as file:
         return tomllib.load(file)
@@ -85,8 +83,10 @@ def graft_bound_problem(requirements: list[str] | None, version: str) -> str | N
     specifier = SpecifierSet(",".join(str(spec) for spec in specifiers))
     if not specifier.contains(version):
         return f"{CORE}{specifier} excludes the current {version}"
-    if specifier.contains(NEXT_MINOR, prereleases=True):
-        return f"{CORE}{specifier or ' (any version)'} admits {NEXT_MINOR}: add <0.2"
+    major, minor = Version(version).release[:2]
+    next_minor = f"{major}.{minor + 1}.0"  # the hook API may change in the next minor before 1.0
+    if specifier.contains(next_minor, prereleases=True):
+        return f"{CORE}{specifier or ' (any version)'} admits {next_minor}: add <{major}.{minor + 1}"
     return None
 
 

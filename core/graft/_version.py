@@ -1,3 +1,3 @@
 """The one version number of keras-graft (read by setuptools from this file, without importing it)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

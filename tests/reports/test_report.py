@@ -143,6 +143,11 @@ def test_report_md_tells_each_stage_its_frozen_layers_and_final_metrics_from_rep
             assert f"| {name} | {number(final[name])} | {number(final['val_' + name])} |" in part
         assert f"![loss and metrics per epoch, stage {report.stage}]({report.stage}/{CURVES})" in part
         assert f"in {report.wall_time_s:.1f} s" in part
+        assert report.seed is not None and f"; seed {report.seed}" in part
+    assert pretrain.seed != transfer.seed  # the spec's seed plus each stage's index
+    assert pretrain.spec_file is not None and f"Spec: `{pretrain.spec_file}`." in before
+    if pretrain.versions.commit is not None:  # run from a git checkout
+        assert f"commit {pretrain.versions.commit}" in before
     assert len(transfer.rounds) == 2
     for result in transfer.rounds:
         assert f"| {result.round} | {result.label} | {result.trainable_params:,} | {number(result.val_loss)} |" in after

@@ -19,7 +19,7 @@ from graft.base.problems import SpecError
 from graft.commands.cli import _parser, main, worker_arguments
 from graft.records.report import StageReport, Versions
 from graft.records.rundir import RunDir, RunError
-from graft.runs.provenance import RESOLVED, resolved_text, write_resolved_spec
+from graft.runs.provenance import RESOLVED, resolved_text, source_commit, write_resolved_spec
 from graft.runs.resume import first_stage_to_run, stage_fingerprints
 from graft.spec.overrides import OverrideError, parse_override
 from graft.spec.specfile import load_spec
@@ -297,10 +297,13 @@ def test_run_with_set(spec_path, tmp_path, capsys):
     assert transfer["epochs_run"] == 2
     assert len(json.loads((out / "transfer" / "history.json").read_text())["loss"]) == 2
     assert json.loads((out / "pretrain" / "report.json").read_text())["epochs_run"] == 1
+    commit = source_commit()  # run from a git checkout (an editable install): its commit; installed: none
     assert transfer["versions"] == {
         "tensorflow": tf.__version__, "keras": keras.__version__, "keras_graft": graft.__version__,
+        **({"commit": commit} if commit is not None else {}),
         "plugins": {"graft-gru": importlib.metadata.version("graft-gru")},  # dense, layers, synthetic: built in
     }
+    assert transfer["seed"] == 5 + 1 and transfer["spec_file"] == spec_path  # seed=5 plus the stage index
     capsys.readouterr()
 
     # resume: another epoch count makes the finished stage one of a different spec; the same overrides keep both

@@ -63,6 +63,8 @@ class Versions:
     tensorflow: str | None = None
     keras: str | None = None
     keras_graft: str | None = None
+    # keras-graft run from a git checkout: its commit (``+dirty`` with uncommitted changes in core/)
+    commit: str | None = None
     plugins: dict[str, str] = attrs.field(factory=dict)
 
 
@@ -98,6 +100,8 @@ class StageReport:
     # multi_worker: each replica's weights, equal (graft.distribute.strategy)
     worker_digests: list[str] = attrs.field(factory=list)
     heads: dict[str, HeadLoss] = attrs.field(factory=dict)  # how each head was compiled (graft evaluate reads it)
+    seed: int | None = None  # the seed the stage trained with (None: written before keras-graft 0.2 recorded it)
+    spec_file: str | None = None  # the spec file the run was started from, as given (None: a dict, or before 0.2)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +112,8 @@ class StageReport:
             del data["worker_digests"]
         if self.kept_epoch is None:  # no checkpoint: the last epoch's weights, as always
             del data["kept_epoch"]
+        if self.versions.commit is None:  # an installed keras-graft
+            del data["versions"]["commit"]
         return data
 
     @classmethod

@@ -48,6 +48,9 @@ def render(title: str, views: Sequence[StageView]) -> str:
     lines = [f"# keras-graft run: {title}", ""]
     lines.append(f"{len(reports)} stage{'s' if len(reports) != 1 else ''}, {_seconds(wall)} of training in all"
                  + (f"; {versions.pop()}" if len(versions) == 1 else "") + ".")
+    spec_files = {report.spec_file for report in reports if report.spec_file is not None}
+    if spec_files:
+        lines.append(f"Spec: {', '.join(f'`{path}`' for path in sorted(spec_files))}.")
     lines += ["", *_table(summary_rows(reports))]
     for number, view in enumerate(views, start=1):
         lines += ["", *_stage(number, len(views), view, len(versions) > 1)]
@@ -84,6 +87,7 @@ def _stage(number: int, count: int, view: StageView, own_versions: bool) -> list
         f"{plan.trainable_params:,} of {plan.total_params:,} parameters trainable"
         + (" in round 0" if rounds else "")
         + f"; {report.epochs_run} epoch{'s' if report.epochs_run != 1 else ''} in {_seconds(report.wall_time_s)}"
+        + (f"; seed {report.seed}" if report.seed is not None else "")
         + (f"; {_versions(report)}" if own_versions else "") + ".",
         "",
         f"- frozen{when}: {_names([layer.name for layer in weighted if not layer.trainable])}",

@@ -2,7 +2,8 @@
 
 ``<out>/spec.resolved.yaml`` is the spec the run trained, as checked (``--set``
 overrides applied), with a header naming its file and overrides; each stage's
-``report.json`` says the versions it ran with (``graft.records.report.Versions``).  The
+``report.json`` says the versions it ran with (``graft.records.report.Versions``, with the
+source commit when keras-graft runs from a git checkout).  The
 chief writes the spec once the run directory is locked and the run goes on; an
 earlier run's copy that differs (another spec, other overrides) is moved aside,
 never overwritten.
@@ -10,8 +11,10 @@ never overwritten.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
+import subprocess
 
 import yaml
 
@@ -40,15 +43,38 @@ def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versi
         if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION:
             plugins[info.distribution] = info.version
     return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, keras_graft=__version__,
-                    plugins=dict(sorted(plugins.items())))
+                    commit=source_commit(), plugins=dict(sorted(plugins.items())))
+
+
+@functools.cache
+def source_commit() -> str | None:
+    """The git commit of the checkout keras-graft runs from, ``+dirty`` if ``core/`` has uncommitted changes;
+    None when keras-graft was installed from a package (or git is not there to ask)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../core/graft
+    root = os.path.dirname(os.path.dirname(package))
+    if not (os.path.exists(os.path.join(root, ".git")) and os.path.basename(os.path.dirname(package)) == "core"):
+        return None
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "core"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0 or status.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
+def spec_path(spec_file: SpecFile) -> str | None:
+    """The spec file's path as it was given (None for a spec given as a dict)."""
+    return None if os.path.basename(spec_file.path) == DICT_ANCHOR else spec_file.path
 
 
 def resolved_text(spec_file: SpecFile) -> str:
     """The spec as checked, as YAML, under a header saying where it came from."""
-    if os.path.basename(spec_file.path) == DICT_ANCHOR:
-        source = "a dict given to the Python API (graft.load_spec / graft.run)"
-    else:
-        source = os.path.abspath(spec_file.path)
+    given = spec_path(spec_file)
+    source = "a dict given to the Python API (graft.load_spec / graft.run)" if given is None else os.path.abspath(given)
     sets = " ".join(f"--set {shlex.quote(override.text)}" for override in spec_file.overrides)
     header = [
         "# The spec this run trained, as graft run checked it (written by graft run; editing it changes nothing).",

@@ -37,7 +37,7 @@ from graft.runs.observer import RunObserver
 from graft.planning.stageplan import LOADED, StagePlan, build_stage_model, decide, plan_spec, plan_stage
 from graft.planning.view import scaled_rates
 from graft.base.problems import GraftError, SpecProblem
-from graft.runs.provenance import stage_versions, write_resolved_spec
+from graft.runs.provenance import spec_path, stage_versions, write_resolved_spec
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.runs.resume import data_identity, first_stage_to_run, stage_fingerprints
@@ -235,6 +235,8 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         data=stage_data.summary,
         worker_digests=worker_digests,
         heads=losses,
+        seed=seed,
+        spec_file=spec_path(run.spec_file),
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
