@@ -109,12 +109,18 @@ def test_validate_console_script_exit_codes(tmp_path):
 # -- in-process: validate ---------------------------------------------------------
 
 
-def test_validate_passes_a_misspelt_layer_name(misspelt, capsys):
-    path, _ = misspelt
+def test_validate_reports_a_misspelt_layer_name_as_plan_does(misspelt, capsys):
+    path, line = misspelt
 
-    assert main(["validate", path]) == 0  # layer names exist only once the model is built: plan checks them
+    assert main(["validate", path]) == 1  # gru and dense declare their layers: no model is built
 
-    assert capsys.readouterr().out.startswith(f"{path}: valid — ")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [  # word for word what graft plan says (test_plan_reports_a_misspelt_...)
+        f"error: {path}: 1 problem",
+        f"  stages[1].policy.params.freeze[1] (line {line}): no layer 'gru_4' in the model; "
+        "layers: gru_1, gru_2, gru_3, level, trend — did you mean 'gru_3'?",
+    ]
 
 
 def test_validate_reports_every_problem_on_stderr(tmp_path, capsys):

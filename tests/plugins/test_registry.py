@@ -201,7 +201,8 @@ def test_several_unknown_hookimpls_are_all_named(site):
     info = info_of(site.discover(), "typos")
 
     assert info.error == (
-        "'frobnicate' is not a graft hook (hooks: build_extractor, build_head, transfer_policy, load_data); "
+        "'frobnicate' is not a graft hook (hooks: build_extractor, build_head, transfer_policy, load_data, "
+        "extractor_layers, head_layers); "
         "'load_dta' is not a graft hook — did you mean 'load_data'?"
     )
 

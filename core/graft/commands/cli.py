@@ -145,23 +145,28 @@ def _plugins(args) -> int:
 
 def _validate(args) -> int:
     """Every spec is checked, whatever the others' problems: a line for each valid one, the errors of the others."""
+    from graft.spec.layernames import check_layer_names
     from graft.spec.specfile import load_spec
 
     registry = Registry.discover()
     failed = []
     for config in args.configs:
         try:
-            spec = load_spec(config, registry, args.overrides or ()).spec
+            spec_file = load_spec(config, registry, args.overrides or ())
+            names = check_layer_names(spec_file, registry)
         except GraftError as exc:
             _report(exc)
             failed.append(config)
             continue
+        spec = spec_file.spec
         stages = ", ".join(stage.name for stage in spec.stages)
         count = len(args.overrides or ())
         print(
             f"{config}: valid{f' with {count} --set' if count else ''} — extractor {spec.model.extractor.plugin}, "
             f"heads {', '.join(spec.model.heads)}, stages {stages}"
         )
+        if names.summary():
+            print(f"  {names.summary()}")
     if failed and len(args.configs) > 1:
         print(f"{len(failed)} of {len(args.configs)} specs invalid: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
