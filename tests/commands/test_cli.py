@@ -90,6 +90,26 @@ def test_validate_and_plugins_do_not_import_tensorflow_nor_matplotlib():
     )
 
 
+@pytest.mark.slow
+def test_predict_with_a_misnamed_array_fails_before_tensorflow_is_imported(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", inputs=np.zeros((2, 12, 3), np.float32))  # 'inputs', not 'input'
+    code = (
+        "import sys; from graft.commands.cli import main; "
+        f"rc = main(['predict', {str(tmp_path / 'no-such-run')!r}, 'pretrain', {str(tmp_path / 'x.npz')!r}]); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
+        "assert not heavy, heavy; "
+        "sys.exit(rc)"
+    )
+    result = run([sys.executable, "-c", code])
+
+    assert result.returncode == 1, result.stderr
+    assert f"no array 'input' in {tmp_path / 'x.npz'}; arrays: inputs" in result.stderr  # not the missing run folder
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.pretrain-predictions.npz").exists()
+
+
 def test_validate_console_script_exit_codes(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(CONFIG.read_text().replace("epochs: 3", "epochs: three", 1))
