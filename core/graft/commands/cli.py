@@ -11,6 +11,7 @@ from typing import Any
 
 from graft.base.backend import VERBOSE_VARIABLE
 from graft.base.problems import GraftError
+from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.base.table import format_table
 from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
@@ -32,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.version and args.command is None:
         parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
     try:
-        return _version() if args.version else COMMANDS[args.command](args)
+        with sigterm_as_interrupt():  # SIGTERM (kill, timeout, Kubernetes, Slurm) ends a command as Ctrl-C does
+            return _version() if args.version else COMMANDS[args.command](args)
     except GraftError as exc:
         return _report(exc)
-    except KeyboardInterrupt:
-        print("interrupted; nothing was trained or written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"{what(interrupt)}; nothing was trained or written", file=sys.stderr)
+        return exit_code(interrupt)
     except BrokenPipeError:  # `graft plan ... | head`
         sys.stderr.close()
         return 0

@@ -17,9 +17,10 @@ from collections.abc import Callable
 import attrs
 
 from graft.base.backend import import_keras, tf_error_text
-from graft.spec.callbacks import writes_files
+from graft.base.files import write_json
+from graft.base.problems import GraftError, SpecProblem
+from graft.base.signals import exit_code, what
 from graft.distribute.cluster import Cluster
-from graft.reports.curves import ensure_curves
 from graft.distribute.strategy import (
     Distribution,
     average_moving_statistics,
@@ -31,36 +32,38 @@ from graft.distribute.strategy import (
 from graft.distribute.strategy import start as start_distribution
 from graft.features.cache import FeatureCache
 from graft.model.initsource import source_path, source_weights
-from graft.runs.interrupts import InterruptWatch
 from graft.model.losses import head_losses
-from graft.runs.observer import RunObserver
-from graft.planning.stageplan import LOADED, StagePlan, build_stage_model, decide, plan_spec, plan_stage
-from graft.planning.view import scaled_rates
-from graft.base.problems import GraftError, SpecProblem
-from graft.runs.provenance import stage_versions, write_resolved_spec
-from graft.plugins.registry import Registry
-from graft.records.report import LayerLoad, StageReport
-from graft.runs.resume import data_identity, first_stage_to_run, stage_fingerprints
-from graft.reports.writer import report_after_run
-from graft.records.rundir import RunDir, RunError
-from graft.base.files import write_json
-from graft.spec.specfile import SpecFile
-from graft.planning.stagedata import StageData, load_and_check_data
-from graft.runs.stagelogs import move_into, training_folder
-from graft.reports.summary import summary_table
-from graft.runs.training import StageTraining, train_stage
-from graft.runs.verify import changes, lineage, load_by_name
 from graft.model.weights import FILENAME as WEIGHTS_FILENAME
 from graft.model.weights import save_weights, snapshot
+from graft.planning.stagedata import StageData, load_and_check_data
+from graft.planning.stageplan import LOADED, StagePlan, build_stage_model, decide, plan_spec, plan_stage
+from graft.planning.view import scaled_rates
+from graft.plugins.registry import Registry
+from graft.records.report import LayerLoad, StageReport
+from graft.records.rundir import RunDir, RunError
+from graft.reports.curves import ensure_curves
+from graft.reports.summary import summary_table
+from graft.reports.writer import report_after_run
+from graft.runs.interrupts import InterruptWatch
+from graft.runs.observer import RunObserver
+from graft.runs.provenance import stage_versions, write_resolved_spec
+from graft.runs.resume import data_identity, first_stage_to_run, stage_fingerprints
+from graft.runs.stagelogs import move_into, training_folder
+from graft.runs.training import StageTraining, train_stage
+from graft.runs.verify import changes, lineage, load_by_name
 from graft.runs.workers import check_source_shared, first_stage, publish
+from graft.spec.callbacks import writes_files
+from graft.spec.specfile import SpecFile
 
 HISTORY, MODEL = "history.json", "model.keras"
 
 
 class RunInterrupted(RunError):
-    """Ctrl-C during a run: finished stages are kept, the interrupted one left nothing behind."""
+    """Ctrl-C or SIGTERM during a run: finished stages are kept, the interrupted one left nothing behind."""
 
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 def default_out_dir(config: str) -> str:
@@ -136,11 +139,12 @@ def run_spec(
                 run.interrupts.check()
                 with peers_watched(distribution, f"stage '{names[index]}'"):
                     run_stage(run, index, stage_data[index], fingerprints[index])
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:
                 raise RunInterrupted(
-                    f"interrupted during stage '{names[index]}'; "
+                    f"{what(interrupt)} during stage '{names[index]}'; "
                     + (f"the finished stages ({', '.join(names[:index])}) are kept in {out_dir}; " if index else "")
-                    + "run the same command again to go on from there"
+                    + "run the same command again to go on from there",
+                    exit_code=exit_code(interrupt),
                 ) from None
         if not chief:
             assert cluster is not None  # a worker that is not the chief is in a cluster
