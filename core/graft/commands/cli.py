@@ -17,6 +17,7 @@ from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
+from graft.commands import smoke
 from graft.commands import stage as stage_commands
 from graft.distribute.cluster import Cluster
 from graft.plugins.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
@@ -93,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping"
     )
     run.add_argument(
+        "--smoke", action="store_true",
+        help="check the spec end to end in seconds: every stage 1 epoch of a few batches, into a throwaway "
+        "folder removed afterwards (unless --out)",
+    )
+    run.add_argument(
         "--no-feature-cache",
         action="store_true",
         help="train the whole model even where the extractor is frozen (slower, same result)",
@@ -118,7 +124,8 @@ def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None
     command.add_argument(
         "--set", action="append", dest="overrides", default=None, type=overrides.argument, metavar="PATH=VALUE",
         help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
-        "index; VALUE is YAML); +PATH=VALUE adds a key the file does not have; repeatable, applied in order",
+        "index, * for every entry: stages.*.epochs=1; VALUE is YAML); +PATH=VALUE adds a key the file does not "
+        "have; repeatable, applied in order",
     )
 
 
@@ -200,7 +207,17 @@ def _run(args) -> int:
     from graft.spec.specfile import load_spec
 
     registry = Registry.discover()
-    spec_file = load_spec(args.config, registry, args.overrides or ())
+    overrides = [*(args.overrides or ()), *(smoke.overrides() if args.smoke else ())]
+    spec_file = load_spec(args.config, registry, overrides)
+    if args.smoke:
+        if args.local_workers or args.workers or args.worker_index is not None:
+            raise GraftError(
+                "--smoke runs in this one process: leave out --local-workers, --workers and --worker-index"
+            )
+        with smoke.smoke_folder(args.out) as out:
+            run_spec(spec_file, registry, out, restart_from=args.restart_from, cache_features=False, wait=args.wait,
+                     cluster=_cluster(args), max_batches=smoke.BATCHES)
+        return 0
     out = args.out or default_out_dir(args.config)
     cluster = _cluster(args)
     if args.local_workers:

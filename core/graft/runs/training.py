@@ -19,21 +19,21 @@ from typing import Any
 
 import attrs
 
+from graft.data.pipeline import Augment, training_batches, validation_batches
+from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
-from graft.plugins.datasets import Data
-from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
 from graft.model.losses import HeadLoss, compile_arguments
 from graft.model.lrscale import layer_scales, scale_learning_rates
-from graft.runs.observer import RunObserver
 from graft.model.optimizers import make_optimizer
-from graft.data.pipeline import Augment, training_batches, validation_batches
-from graft.planning.stageplan import StagePlan, apply_decisions
-from graft.records.report import RoundResult
-from graft.plugins.rounds import Plateau, Rounds
-from graft.spec.records import Stage
-from graft.runs.verify import verify_frozen
 from graft.model.weights import snapshot
+from graft.planning.stageplan import StagePlan, apply_decisions
+from graft.plugins.datasets import Data
+from graft.plugins.rounds import Plateau, Rounds
+from graft.records.report import RoundResult
+from graft.runs.observer import RunObserver
+from graft.runs.verify import verify_frozen
+from graft.spec.records import Stage
 
 History = dict[str, list[float]]
 
@@ -89,6 +89,7 @@ class StageTraining:
     quiet: bool = False  # no progress lines (a worker that is not the chief)
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
+    max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
 
 
 def train_stage(
@@ -175,9 +176,14 @@ def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> 
 def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
     """One ``model.fit`` over the stage's batches with the stage's ``callbacks``; the Keras history as plain floats."""
     stage = job.stage
+    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches)
+    validation = validation_batches(data, stage.batch_size)
+    if job.max_batches is not None:
+        training = training.take(job.max_batches)
+        validation = validation.take(job.max_batches) if validation is not None else None
     history = model.fit(
-        training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches),
-        validation_data=validation_batches(data, stage.batch_size),
+        training,
+        validation_data=validation,
         epochs=stage.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch
         callbacks=[*callbacks, *job.callbacks, *observer.keras_callbacks()],
