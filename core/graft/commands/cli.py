@@ -143,12 +143,19 @@ def _version() -> int:
 
 
 def _plugins(args) -> int:
+    """The table of installed plugins; exit 1 while a name is claimed by two distributions (no spec can use it)."""
     columns = ("name", "provides", "distribution", "status")
-    rows = [{key: row[key] for key in columns} for row in describe(Registry.discover().infos)]
+    infos = Registry.discover().infos
+    rows = [{key: row[key] for key in columns} for row in describe(infos)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
         print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
+    conflicts = sorted({info.name for info in infos if info.status == "conflict"})
+    if conflicts:
+        print(f"error: {', '.join(conflicts)}: claimed by more than one distribution; uninstall all but one of each",
+              file=sys.stderr)
+        return 1
     return 0
 
 
