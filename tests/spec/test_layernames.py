@@ -83,8 +83,8 @@ def test_conv1d_batch_norm_layers_are_declared(load, registry):
     )
 
     assert lines(load, registry, text) == [
-        f"stages[1].policy.params.train[0] (line {line_of(text, 'conv_1_bn, conv_pool')}): conv_1_bn: BatchNormalization "
-        "stays frozen while freeze_batch_norm is true; set freeze_batch_norm: false to train it",
+        f"stages[1].policy.params.train[0] (line {line_of(text, 'conv_1_bn, conv_pool')}): conv_1_bn: "
+        "BatchNormalization stays frozen while freeze_batch_norm is true; set freeze_batch_norm: false to train it",
     ]
 
 

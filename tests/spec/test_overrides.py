@@ -71,7 +71,8 @@ def test_values_are_yaml_read_as_the_file_is(spec_path, registry):
 
 
 def test_a_star_sets_every_entry_of_a_list_or_mapping(spec_path, registry):
-    spec = loaded(spec_path, registry, "stages.*.epochs=7", "model.heads.*.params.units=2", "stages.*.batch_size=4").spec
+    spec = loaded(spec_path, registry, "stages.*.epochs=7", "model.heads.*.params.units=2",
+                  "stages.*.batch_size=4").spec
     assert [(stage.epochs, stage.batch_size) for stage in spec.stages] == [(7, 4), (7, 4)]
     assert {name: head.params.units for name, head in spec.model.heads.items()} == {"level": 2, "trend": 2}
 
