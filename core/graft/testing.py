@@ -17,7 +17,9 @@ def test_conformance():  # graft validate without TensorFlow, YAML paths, layer 
 ```
 
 The conformance checks, ``check_extractor_plugin``, ``check_head_plugin``,
-``check_policy_plugin`` and ``check_data_plugin``, are described in ``graft.authoring.conformance``.
+``check_policy_plugin`` and ``check_data_plugin``, are described in ``graft.authoring.conformance``;
+``built_extractor_layers`` gives the layers an extractor builds, as ``graft.DeclaredLayer``, to write
+or check its ``extractor_layers``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from graft.authoring.conformance import (
     CONFORMANCE_LAYERS,
     Conformance,
+    built_extractor_layers,
     check_data_plugin,
     check_extractor_plugin,
     check_head_plugin,
@@ -42,6 +45,7 @@ __all__ = [
     "CONFORMANCE_LAYERS",
     "Conformance",
     "assert_no_tensorflow_on_import",
+    "built_extractor_layers",
     "check_data_plugin",
     "check_extractor_plugin",
     "check_head_plugin",

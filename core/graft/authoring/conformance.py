@@ -65,6 +65,7 @@ __all__ = [
     "CONFORMANCE_EXTRACTOR",
     "CONFORMANCE_LAYERS",
     "Conformance",
+    "built_extractor_layers",
     "check_data_plugin",
     "check_extractor_plugin",
     "check_head_plugin",
@@ -105,6 +106,22 @@ def check_extractor_plugin(
     declared = {EXTRACTOR: registry.extractor_layers(name, parsed, tuple(input_shape), at=at)}
     builder = ModelBuilder(registry, tuple(input_shape), ExtractorRef(name, parsed), heads, folder)
     return _round_trip(builder, info, declared)
+
+
+def built_extractor_layers(
+    name: str, params: Mapping[str, Any] | None, input_shape: tuple[int, ...]
+) -> tuple[DeclaredLayer, ...]:
+    """The extractor layers keras-graft's builder builds with the installed plugin ``name`` and raw ``params``, as
+    ``graft.DeclaredLayer``: what ``extractor_layers`` must declare (or a shipped layer list must hold)."""
+    from graft.model.builder import ModelBuilder
+    from graft.spec.records import ExtractorRef
+
+    registry, _ = _installed(name, "extractor")
+    with loading_spec_in(os.getcwd()):
+        parsed = _structured(registry, "extractor", name, params, PARAMS_PATH["extractor"])
+    heads = {DENSE_HEAD: _dense_head(registry, {"units": 2})}
+    built = ModelBuilder(registry, tuple(input_shape), ExtractorRef(name, parsed), heads).build(seed=0)
+    return tuple(DeclaredLayer.of(layer) for layer in built.layers if layer.in_extractor)
 
 
 def check_head_plugin(

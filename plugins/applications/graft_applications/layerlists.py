@@ -65,25 +65,12 @@ def declared(package: str, key: str) -> list[graft.DeclaredLayer] | None:
             for name, cls, weights, norm, train in rows]
 
 
-def build_rows(plugin: str, params: Any, input_shape: tuple[int, ...]) -> list[list[Any]]:
-    """Build ``plugin``'s extractor with ``params`` through keras-graft's builder; its layers as list rows."""
-    from graft.model.builder import ModelBuilder
-    from graft.plugins.layers import DeclaredLayer
-    from graft.plugins.registry import Registry
-    from graft.spec.records import ExtractorRef, HeadSpec
-    from graft.testing import structure_params
+def build_rows(plugin: str, params: dict[str, Any], input_shape: tuple[int, ...]) -> list[list[Any]]:
+    """Build ``plugin``'s extractor with raw ``params`` through keras-graft's builder; its layers as list rows."""
+    from graft.testing import built_extractor_layers
 
-    registry = Registry.discover(enabled={plugin})
-    dense = registry.params_class("head", "dense")
-    assert dense is not None  # the core's dense head takes params
-    head = HeadSpec("dense", "mse", structure_params({"units": 2}, dense))
-    built = ModelBuilder(registry, input_shape, ExtractorRef(plugin, params), {"label": head}).build(seed=0)
-    rows = []
-    for info in built.layers:
-        if info.in_extractor:
-            layer = DeclaredLayer.of(info)
-            rows.append([layer.name, layer.class_name, layer.has_weights, layer.is_batch_norm, layer.can_train])
-    return rows
+    return [[layer.name, layer.class_name, layer.has_weights, layer.is_batch_norm, layer.can_train]
+            for layer in built_extractor_layers(plugin, params, input_shape)]
 
 
 def write(package: str, models: dict[str, list[list[Any]]], folder: str | None = None) -> str:
@@ -94,18 +81,21 @@ def write(package: str, models: dict[str, list[list[Any]]], folder: str | None =
     folder = folder or os.path.join(os.path.dirname(str(resources.files(package).joinpath("__init__.py"))), FOLDER)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, list_name(major))
-    document = {"keras": importlib.metadata.version("keras"), "generated_by": "python -m graft_applications.layerlists",
-                "models": models}
+    header = {"keras": importlib.metadata.version("keras"), "generated_by": "python -m graft_applications.layerlists"}
+    lines = [json.dumps(header)[:-1] + ', "models": {']
+    for number, (key, rows) in enumerate(sorted(models.items()), start=1):  # a model a line: diffs stay readable
+        compact = [[name, cls, *(int(flag) for flag in flags)] for name, cls, *flags in rows]
+        lines.append(f"{json.dumps(key)}: {json.dumps(compact, separators=(',', ':'))}"
+                     + ("," if number < len(models) else ""))
+    lines.append("}}")
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=0, separators=(",", ":"))
-        handle.write("\n")
+        handle.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)
     return path
 
 
 def keras_app_models() -> Iterable[tuple[str, Callable[[], list[list[Any]]]]]:
     """(key, how to build its rows) for every ``keras_app`` backbone and pooling that has a list."""
-    from graft_applications import KerasAppParams
     from graft_applications.backbones import BACKBONES
 
     for backbone in BACKBONES.values():
@@ -113,7 +103,7 @@ def keras_app_models() -> Iterable[tuple[str, Callable[[], list[list[Any]]]]]:
             continue
         for pooling in ("avg", "max"):
             shape = (backbone.min_size, backbone.min_size, 3)
-            params = KerasAppParams(backbone.name, pooling=pooling)
+            params = {"backbone": backbone.name, "pooling": pooling}
             yield f"{backbone.name}/{pooling}", partial(build_rows, "keras_app", params, shape)
 
 

@@ -15,9 +15,9 @@ def key(variant: str, pooling: str) -> str:
 def mobilenet_models() -> Iterable[tuple[str, Callable[[], list[list[Any]]]]]:
     """(key, how to build its rows) for every variant and pooling (alpha and weights do not change the names)."""
     from graft_applications.layerlists import build_rows
-    from graft_mobilenet import POOLINGS, VARIANTS, MobileNetParams
+    from graft_mobilenet import POOLINGS, VARIANTS
 
     for variant in VARIANTS:
         for pooling in POOLINGS:
-            params = MobileNetParams(variant=variant, pooling=pooling)
+            params = {"variant": variant, "pooling": pooling}
             yield key(variant, pooling), partial(build_rows, "mobilenet", params, (32, 32, 3))
