@@ -274,7 +274,8 @@ def test_predict_errors_name_what_is_wrong(run, cli, stage, tmp_path):
     np.savez(tmp_path / "nan.npz", input=np.full((3, *SHAPE), np.nan, np.float32))
     with pytest.raises(graft.GraftError, match=r"the inputs contain 108 NaN/inf value\(s\) in 3 sample\(s\)"):
         stage("pretrain").predict(tmp_path / "nan.npz")
-    code, _, err = cli("predict", run / "out", "finetune", tmp_path / "x.npz")
+    np.savez(tmp_path / "good.npz", input=X[:3])  # a wrong archive is reported first, before the model is loaded
+    code, _, err = cli("predict", run / "out", "finetune", tmp_path / "good.npz")
     assert code == 1
     assert "has no finished stage 'finetune'" in err and "finished stages: pretrain, single" in err
     assert not [name for name in os.listdir(tmp_path) if "predictions" in name]
