@@ -2,6 +2,7 @@
 
 Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
 ``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
+``DeclaredLayer`` to say an extractor's or head's layers from its params,
 ``Dataset`` (arrays, ``ArrayFile`` for arrays on disk) or ``Stream``
 (``tf.data``) for data sources, ``SpecProblem`` and ``graft.validators`` to report
 problems at YAML paths (``Problems`` to collect several), ``check_allocation`` to
@@ -27,7 +28,7 @@ from graft.plugins.arrayfile import ArrayFile
 from graft.plugins.autonames import accepting_keras_names
 from graft.plugins.datasets import Dataset, Stream
 from graft.plugins.hookspecs import hookimpl
-from graft.plugins.layers import EXTRACTOR, LayerDecision, LayerInfo, match_layers, match_pattern
+from graft.plugins.layers import EXTRACTOR, DeclaredLayer, LayerDecision, LayerInfo, match_layers, match_pattern
 from graft.plugins.plannotes import add_plan_note
 from graft.plugins.rounds import Round, Rounds
 
@@ -38,6 +39,7 @@ __all__ = [
     "EXTRACTOR",
     "ArrayFile",
     "Dataset",
+    "DeclaredLayer",
     "FinishedStage",
     "GraftError",
     "LayerDecision",

@@ -110,6 +110,30 @@ def test_layer_names_that_change_between_builds_fail(install):
         check_extractor_plugin(name, {"units": 3}, input_shape=(3,))
 
 
+def test_declared_layers_that_are_not_the_built_ones_fail(install):
+    name = install(EXTRACTOR.replace("LAYER(inputs)", "keras.layers.Dense(params.units, name='x_dense')(inputs)") + """
+    @graft.hookimpl
+    def extractor_layers(params: Params):
+        return [graft.DeclaredLayer("x_dense", "Dense"), graft.DeclaredLayer("x_more", "Dense")]
+    """)
+    with pytest.raises(AssertionError, match=rf"plugin '{name}': extractor_layers declared other layers than it built"):
+        check_extractor_plugin(name, {"units": 3}, input_shape=(3,))
+
+
+def test_declared_layers_that_are_the_built_ones_conform(install):
+    name = install(EXTRACTOR.replace("LAYER(inputs)", "keras.layers.Dense(params.units, name='x_dense')(inputs)") + """
+    @graft.hookimpl
+    def extractor_layers(params: Params):
+        return [graft.DeclaredLayer("x_dense", "Dense")]
+    """)
+    assert check_extractor_plugin(name, {"units": 3}, input_shape=(3,)).layer_names[0] == "x_dense"
+
+
+def test_the_real_head_declares_its_layers():
+    found = check_head_plugin("dense", {"units": 2, "hidden": [3, 4], "dropout": 0.5})
+    assert "conformance_a_dropout_3" in found.layer_names
+
+
 def test_state_outside_the_weights_fails(install):
     name = install(EXTRACTOR.replace("LAYER(inputs)", "offset_layer(keras)(name='offset')(inputs)") + """
     def offset_layer(keras):

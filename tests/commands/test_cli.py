@@ -90,6 +90,26 @@ def test_validate_and_plugins_do_not_import_tensorflow_nor_matplotlib():
     )
 
 
+@pytest.mark.slow
+def test_predict_with_a_misnamed_array_fails_before_tensorflow_is_imported(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", inputs=np.zeros((2, 12, 3), np.float32))  # 'inputs', not 'input'
+    code = (
+        "import sys; from graft.commands.cli import main; "
+        f"rc = main(['predict', {str(tmp_path / 'no-such-run')!r}, 'pretrain', {str(tmp_path / 'x.npz')!r}]); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
+        "assert not heavy, heavy; "
+        "sys.exit(rc)"
+    )
+    result = run([sys.executable, "-c", code])
+
+    assert result.returncode == 1, result.stderr
+    assert f"no array 'input' in {tmp_path / 'x.npz'}; arrays: inputs" in result.stderr  # not the missing run folder
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.pretrain-predictions.npz").exists()
+
+
 def test_validate_console_script_exit_codes(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(CONFIG.read_text().replace("epochs: 3", "epochs: three", 1))
@@ -109,12 +129,18 @@ def test_validate_console_script_exit_codes(tmp_path):
 # -- in-process: validate ---------------------------------------------------------
 
 
-def test_validate_passes_a_misspelt_layer_name(misspelt, capsys):
-    path, _ = misspelt
+def test_validate_reports_a_misspelt_layer_name_as_plan_does(misspelt, capsys):
+    path, line = misspelt
 
-    assert main(["validate", path]) == 0  # layer names exist only once the model is built: plan checks them
+    assert main(["validate", path]) == 1  # gru and dense declare their layers: no model is built
 
-    assert capsys.readouterr().out.startswith(f"{path}: valid — ")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [  # word for word what graft plan says (test_plan_reports_a_misspelt_...)
+        f"error: {path}: 1 problem",
+        f"  stages[1].policy.params.freeze[1] (line {line}): no layer 'gru_4' in the model; "
+        "layers: gru_1, gru_2, gru_3, level, trend — did you mean 'gru_3'?",
+    ]
 
 
 def test_validate_reports_every_problem_on_stderr(tmp_path, capsys):

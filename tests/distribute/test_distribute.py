@@ -269,3 +269,42 @@ def test_batch_normalization_moving_statistics_agree_across_workers_and_frozen_o
         assert len(set(digests)) == 1 and digests[0] == weights_digest(weights)
     assert all(np.array_equal(a, b) for a, b in zip(pretrain["conv_1_bn"], transfer["conv_1_bn"], strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(pretrain["conv_2_bn"], transfer["conv_2_bn"], strict=True))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_as_ctrl_c_does_and_keeps_the_finished_stage(tmp_path):
+    """What a cluster's scheduler does on preemption: SIGTERM to the launcher reaches every worker,
+    each says so in one line, the finished stage stays, the interrupted one leaves nothing; exit 143."""
+    spec = tmp_path / "long.yaml"
+    stage_2 = "    batch_size: 32\n    optimizer: {name: sgd, learning_rate: 0.05}\n    policy:"
+    text = BATCH_NORM_SPEC.replace(f"    epochs: 2\n{stage_2}", f"    epochs: 5000\n{stage_2}")
+    assert text != BATCH_NORM_SPEC
+    spec.write_text(text)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graft", "run", str(spec), "--local-workers", "2", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Epoch 2/5000"):  # the chief trains stage 2
+                break
+        assert seen and seen[-1].startswith("Epoch 2/5000"), "".join(seen)[-3000:]
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = "".join(seen) + rest
+    assert process.returncode == 143, output[-3000:]
+    assert "Traceback" not in output
+    kept = f"during stage 'transfer'; the finished stages (pretrain) are kept in {out}; run the same command again"
+    assert any(line.startswith(f"error: terminated (SIGTERM) {kept}") for line in output.splitlines())  # the chief
+    assert f"[worker 1] error: terminated (SIGTERM) {kept}" in output
+    assert sorted(entry.name for entry in out.iterdir() if not entry.name.startswith(".")) == [
+        "pretrain", "spec.resolved.yaml"
+    ]
+    RunDir(str(out)).read_report("pretrain")

@@ -135,6 +135,55 @@ def layer_names(model) -> list[str]:
     return [layer.name for layer in model.layers]
 
 
+# -- extractor_layers, head_layers ---------------------------------------------------
+
+
+class DeclaringTiny(TinyExtractor):
+    @graft.hookimpl
+    def extractor_layers(self, params: TinyExtractorParams):
+        return [graft.DeclaredLayer(f"{params.prefix}_flat", "Flatten", has_weights=False),
+                graft.DeclaredLayer(f"{params.prefix}_dense", "Dense")]
+
+
+class DeclaringHead(TinyHead):
+    @graft.hookimpl
+    def head_layers(self, params: TinyHeadParams, name):
+        return [*([graft.DeclaredLayer(f"{name}_hidden", "Dense")] if params.hidden else []),
+                graft.DeclaredLayer(name, "Dense")]
+
+
+def test_extractor_layers_are_what_the_plugin_declares_as_layer_infos(registry):
+    registry.register(DeclaringTiny, "declaring")
+
+    declared = registry.extractor_layers("declaring", TinyExtractorParams(3, prefix="p"), (2, 2))
+
+    assert declared == (graft.LayerInfo("p_flat", "extractor", "Flatten", False, False),
+                        graft.LayerInfo("p_dense", "extractor", "Dense", True, False))
+    assert registry.extractor_layers("tiny", TinyExtractorParams(3), (2, 2)) is None  # it does not declare
+
+
+def test_extractor_layers_answering_a_wrong_type_is_a_plugin_error(registry):
+    class Wrong(TinyExtractor):
+        @graft.hookimpl
+        def extractor_layers(self):
+            return ["p_flat"]
+
+    registry.register(Wrong, "wrong")
+
+    with pytest.raises(PluginError, match=r"extractor plugin 'wrong' .* extractor_layers: returned a list holding "
+                                          r"str 'p_flat', not only graft.DeclaredLayer"):
+        registry.extractor_layers("wrong", None, (2, 2))
+
+
+def test_head_layers_belong_to_the_head(registry):
+    registry.register(DeclaringHead, "declaring_head")
+
+    declared = registry.head_layers("declaring_head", TinyHeadParams(2, hidden=4), "trend")
+
+    assert [(info.name, info.part) for info in declared] == [("trend_hidden", "trend"), ("trend", "trend")]
+    assert registry.head_layers("tiny_head", TinyHeadParams(2), "trend") is None
+
+
 # -- build_extractor -------------------------------------------------------------
 
 

@@ -201,7 +201,8 @@ def test_several_unknown_hookimpls_are_all_named(site):
     info = info_of(site.discover(), "typos")
 
     assert info.error == (
-        "'frobnicate' is not a graft hook (hooks: build_extractor, build_head, transfer_policy, load_data); "
+        "'frobnicate' is not a graft hook (hooks: build_extractor, build_head, transfer_policy, load_data, "
+        "extractor_layers, head_layers); "
         "'load_dta' is not a graft hook — did you mean 'load_data'?"
     )
 
@@ -468,3 +469,23 @@ def test_describe_rows(site, monkeypatch):
     twins = [row for row in rows if row["name"] == "twin"]
     assert sorted(row["distribution"] for row in twins) == ["fake-x 0.2", "fake-y 1.0"]
     assert all(row["status"].startswith("conflict: name 'twin' is claimed by 2 distributions") for row in twins)
+
+
+def test_graft_plugins_lists_a_conflict_and_exits_non_zero(site, capsys):
+    from graft.commands.cli import main
+
+    site.dist("fake-x", {"twin": site.module(HEAD, "x")})
+    site.dist("fake-y", {"twin": site.module(HEAD, "y")})
+
+    assert main(["plugins"]) == 1
+
+    captured = capsys.readouterr()
+    assert [line for line in captured.out.splitlines() if line.startswith("twin ")] != []
+    assert captured.err == "error: twin: claimed by more than one distribution; uninstall all but one of each\n"
+
+
+def test_graft_plugins_exits_zero_without_a_conflict(capsys):
+    from graft.commands.cli import main
+
+    assert main(["plugins", "--format", "json"]) == 0
+    assert capsys.readouterr().err == ""

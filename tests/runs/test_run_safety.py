@@ -103,7 +103,10 @@ def test_a_second_run_on_a_busy_out_trains_nothing(finished, damaged_copy, regis
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path):
+@pytest.mark.parametrize(("number", "code", "words"), [(signal.SIGINT, 130, "interrupted"),
+                                                       (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path, number, code, words):
     text = TINY_GRU_SPEC.replace(
         "    epochs: 1\n    batch_size: 16\n    policy:", "    epochs: 500\n    batch_size: 16\n    policy:"
     )
@@ -126,15 +129,15 @@ def test_ctrl_c_during_a_stage_says_what_is_kept_and_how_to_go_on(tmp_path):
             if line.startswith("Epoch 1/500"):  # stage 2 is training
                 break
         assert seen and seen[-1].startswith("Epoch 1/500"), "".join(seen)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(number)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert last == (
-        f"error: interrupted during stage 'transfer'; the finished stages (pretrain) are kept in {out}; "
+        f"error: {words} during stage 'transfer'; the finished stages (pretrain) are kept in {out}; "
         "run the same command again to go on from there"
     )
     assert sorted(os.listdir(out)) == ["pretrain", "spec.resolved.yaml"]

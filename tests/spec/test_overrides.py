@@ -70,6 +70,25 @@ def test_values_are_yaml_read_as_the_file_is(spec_path, registry):
     assert (optimizer.name, optimizer.learning_rate, optimizer.options) == ("sgd", 0.003, {"momentum": 0.9})
 
 
+def test_a_star_sets_every_entry_of_a_list_or_mapping(spec_path, registry):
+    spec = loaded(spec_path, registry, "stages.*.epochs=7", "model.heads.*.params.units=2",
+                  "stages.*.batch_size=4").spec
+    assert [(stage.epochs, stage.batch_size) for stage in spec.stages] == [(7, 4), (7, 4)]
+    assert {name: head.params.units for name, head in spec.model.heads.items()} == {"level": 2, "trend": 2}
+
+
+def test_a_star_s_problems_name_the_override_at_every_entry(spec_path, registry):
+    assert problems(spec_path, registry, "stages.*.epochs=0") == [
+        "stages[0].epochs (--set stages.*.epochs=0): must be from 1 to 100,000, got 0",
+        "stages[1].epochs (--set stages.*.epochs=0): must be from 1 to 100,000, got 0",
+    ]
+    assert problems(spec_path, registry, "seed.*=1") == [
+        "--set seed.*=1: seed is int 3: '*' stands for every entry of a list or every key of a mapping"
+    ]
+    (line,) = problems(spec_path, registry, "stages.*.optimizer.name=sgd")
+    assert line.startswith("--set stages.*.optimizer.name=sgd: stages[0] has no key 'optimizer'; its keys: ")
+
+
 def test_overrides_apply_in_order(spec_path, registry):
     spec = loaded(spec_path, registry, "stages.transfer.epochs=5", "stages[1].epochs=7",
                   "+stages.pretrain.optimizer={}", "+stages.pretrain.optimizer.learning_rate=0.01").spec

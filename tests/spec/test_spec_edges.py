@@ -432,6 +432,10 @@ def test_every_failing_validator_of_every_field_is_reported():
     ]
 
 
+def test_params_problems_of_valid_params_is_an_empty_list():  # as documented; it used to raise AssertionError
+    assert params_problems({"inner": [{"units": 2}], "dropout": 0.1}, Outer) == []
+
+
 def test_post_init_problems_are_collected_with_the_validators():
     assert params_problems({"inner": [], "dropout": 0.5, "a": -1}, Outer) == [
         (("params", "a"), "legacy path names the field"),

@@ -56,7 +56,7 @@ from graft.authoring.conformance_spec import (
 from graft.base.problems import SpecProblem
 from graft.plugins.arrayfile import ArrayFile
 from graft.plugins.datasets import Dataset
-from graft.plugins.layers import LayerDecision
+from graft.plugins.layers import EXTRACTOR, DeclaredLayer, LayerDecision, LayerInfo
 from graft.plugins.registry import PluginInfo, Registry
 from graft.plugins.rounds import Rounds
 from graft.spec.validators import loading_spec_in
@@ -65,6 +65,7 @@ __all__ = [
     "CONFORMANCE_EXTRACTOR",
     "CONFORMANCE_LAYERS",
     "Conformance",
+    "built_extractor_layers",
     "check_data_plugin",
     "check_extractor_plugin",
     "check_head_plugin",
@@ -101,7 +102,26 @@ def check_extractor_plugin(
     from graft.spec.records import ExtractorRef
 
     heads = {DENSE_HEAD: _dense_head(registry, {"units": 2})}
-    return _round_trip(ModelBuilder(registry, tuple(input_shape), ExtractorRef(name, parsed), heads, folder), info)
+    at = PARAMS_PATH["extractor"][:-1]
+    declared = {EXTRACTOR: registry.extractor_layers(name, parsed, tuple(input_shape), at=at)}
+    builder = ModelBuilder(registry, tuple(input_shape), ExtractorRef(name, parsed), heads, folder)
+    return _round_trip(builder, info, declared)
+
+
+def built_extractor_layers(
+    name: str, params: Mapping[str, Any] | None, input_shape: tuple[int, ...]
+) -> tuple[DeclaredLayer, ...]:
+    """The extractor layers keras-graft's builder builds with the installed plugin ``name`` and raw ``params``, as
+    ``graft.DeclaredLayer``: what ``extractor_layers`` must declare (or a shipped layer list must hold)."""
+    from graft.model.builder import ModelBuilder
+    from graft.spec.records import ExtractorRef
+
+    registry, _ = _installed(name, "extractor")
+    with loading_spec_in(os.getcwd()):
+        parsed = _structured(registry, "extractor", name, params, PARAMS_PATH["extractor"])
+    heads = {DENSE_HEAD: _dense_head(registry, {"units": 2})}
+    built = ModelBuilder(registry, tuple(input_shape), ExtractorRef(name, parsed), heads).build(seed=0)
+    return tuple(DeclaredLayer.of(layer) for layer in built.layers if layer.in_extractor)
 
 
 def check_head_plugin(
@@ -123,7 +143,8 @@ def check_head_plugin(
 
     heads = {head: HeadSpec(name, "mse", parsed) for head in HEADS}
     extractor = ExtractorRef(CONFORMANCE_EXTRACTOR)
-    return _round_trip(ModelBuilder(registry, tuple(features), extractor, heads, folder), info)
+    declared = {head: registry.head_layers(name, parsed, head, at=PARAMS_PATH["head"][:-1]) for head in HEADS}
+    return _round_trip(ModelBuilder(registry, tuple(features), extractor, heads, folder), info, declared)
 
 
 def check_policy_plugin(
@@ -218,12 +239,18 @@ def _dense_head(registry: Registry, raw: Mapping[str, Any]):
     return HeadSpec("dense", "mse", _structured(registry, "head", "dense", dict(raw), ("params",)))
 
 
-def _round_trip(builder, info: PluginInfo) -> Conformance:
-    """Build twice with other seeds; the second takes the first's weights by name, bitwise, and computes the same."""
+def _round_trip(builder, info: PluginInfo, declared: dict[str, tuple[LayerInfo, ...] | None]) -> Conformance:
+    """Build twice with other seeds; the second takes the first's weights by name, bitwise, and computes the same.
+
+    ``declared`` holds what ``extractor_layers``/``head_layers`` said of each part (None: nothing); it must
+    be what was built."""
     from graft.model.weights import bitwise_equal, read_weights, save_weights, snapshot
 
     first = builder.build(seed=0)
     names = tuple(layer.name for layer in first.layers)
+    for part, layers in declared.items():
+        if layers is not None:
+            _check_declared(info.name, part, layers, first.layers)
     inputs = np.random.default_rng(0).normal(size=(3, *builder.input_shape)).astype("float32")
     expected = _predict(first.model, inputs)
     saved = snapshot(first.layers)
@@ -247,6 +274,17 @@ def _round_trip(builder, info: PluginInfo) -> Conformance:
             "is some state of the model not in its layers' weights?"
         )
     return Conformance(info, names, first.model)
+
+
+def _check_declared(name: str, part: str, declared: tuple[LayerInfo, ...], built: tuple[LayerInfo, ...]) -> None:
+    """The layers a plugin declared from its params are the layers it built: name, class, weights, batch norm."""
+    said = [DeclaredLayer.of(layer) for layer in declared]
+    made = [DeclaredLayer.of(layer) for layer in built if layer.part == part]
+    hook = "extractor_layers" if part == EXTRACTOR else "head_layers"
+    assert said == made, (
+        f"plugin '{name}': {hook} declared other layers than it built ({part}), so graft validate would check "
+        f"a spec's layer names against the wrong ones\ndeclared: {said}\nbuilt:    {made}"
+    )
 
 
 def _predict(model, inputs: np.ndarray) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ import yaml
 
 from graft.base.problems import format_path
 from graft.plugins.hookspecs import hookimpl
+from graft.plugins.layers import DeclaredLayer
 from graft.plugins.registry import HEAVY_MODULES, Registry
 
 CONFORMANCE_EXTRACTOR = "graft_conformance"
@@ -58,6 +59,14 @@ class ConformanceExtractor:
         x = keras.layers.BatchNormalization(name="conformance_norm")(x)
         x = keras.layers.Dense(int(input_shape[-1]), name="conformance_features")(x)
         return keras.Model(inputs, x, name="conformance_extractor")
+
+    @hookimpl
+    def extractor_layers(self) -> list[DeclaredLayer]:
+        return [
+            DeclaredLayer("conformance_dense", "Dense"),
+            DeclaredLayer("conformance_norm", "BatchNormalization", is_batch_norm=True),
+            DeclaredLayer("conformance_features", "Dense"),
+        ]
 
 
 def conformance_registry(enabled: set[str] | None = None) -> Registry:
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     """In the fresh interpreter, with the arguments ``NAME SPEC...``: load each spec as ``graft validate`` does,
     with ``NAME`` the only third-party plugin loaded; print the problems as JSON."""
     from graft.base.problems import GraftError, SpecError
+    from graft.spec.layernames import check_layer_names
     from graft.spec.specfile import load_spec
 
     name, *paths = sys.argv[1:] if argv is None else argv
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     problems: list[list[str]] = []
     for path in paths:
         try:
-            load_spec(path, registry)
+            check_layer_names(load_spec(path, registry), registry)  # the plugin's declared layers too
             problems.append([])
         except SpecError as exc:
             problems.append(list(exc.lines))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import attrs
 
-from graft import hookimpl
+from graft import DeclaredLayer, hookimpl
 from graft.base.memory import check_allocation
 from graft.base.problems import Problems
 from graft.validators import between, each, fraction, one_of
@@ -55,6 +55,18 @@ def build_head(params: DenseHeadParams, features, name):
             name=name if last else f"{name}_hidden_{index}",
         )(x)
     return x
+
+
+@hookimpl
+def head_layers(params: DenseHeadParams, name: str) -> list[DeclaredLayer]:
+    """The layers ``build_head`` builds, from the params alone (``graft validate`` checks names against them)."""
+    layers = []
+    count = len(params.hidden) + 1
+    for index in range(1, count + 1):
+        if params.dropout:
+            layers.append(DeclaredLayer(f"{name}_dropout_{index}", "Dropout", has_weights=False))
+        layers.append(DeclaredLayer(name if index == count else f"{name}_hidden_{index}", "Dense"))
+    return layers
 
 
 def check_weights(params: DenseHeadParams, features: int | None, name: str) -> None:

@@ -11,11 +11,13 @@ from typing import Any
 
 from graft.base.backend import VERBOSE_VARIABLE
 from graft.base.problems import GraftError
+from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.base.table import format_table
 from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
+from graft.commands import smoke
 from graft.commands import stage as stage_commands
 from graft.distribute.cluster import Cluster
 from graft.plugins.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
@@ -32,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.version and args.command is None:
         parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
     try:
-        return _version() if args.version else COMMANDS[args.command](args)
+        with sigterm_as_interrupt():  # SIGTERM (kill, timeout, Kubernetes, Slurm) ends a command as Ctrl-C does
+            return _version() if args.version else COMMANDS[args.command](args)
     except GraftError as exc:
         return _report(exc)
-    except KeyboardInterrupt:
-        print("interrupted; nothing was trained or written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"{what(interrupt)}; nothing was trained or written", file=sys.stderr)
+        return exit_code(interrupt)
     except BrokenPipeError:  # `graft plan ... | head`
         sys.stderr.close()
         return 0
@@ -91,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", action="store_true", help="if another graft run uses --out, wait for it instead of stopping"
     )
     run.add_argument(
+        "--smoke", action="store_true",
+        help="check the spec end to end in seconds: every stage 1 epoch of a few batches, into a throwaway "
+        "folder removed afterwards (unless --out)",
+    )
+    run.add_argument(
         "--no-feature-cache",
         action="store_true",
         help="train the whole model even where the extractor is frozen (slower, same result)",
@@ -116,7 +124,8 @@ def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None
     command.add_argument(
         "--set", action="append", dest="overrides", default=None, type=overrides.argument, metavar="PATH=VALUE",
         help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
-        "index; VALUE is YAML); +PATH=VALUE adds a key the file does not have; repeatable, applied in order",
+        "index, * for every entry: stages.*.epochs=1; VALUE is YAML); +PATH=VALUE adds a key the file does not "
+        "have; repeatable, applied in order",
     )
 
 
@@ -134,34 +143,46 @@ def _version() -> int:
 
 
 def _plugins(args) -> int:
+    """The table of installed plugins; exit 1 while a name is claimed by two distributions (no spec can use it)."""
     columns = ("name", "provides", "distribution", "status")
-    rows = [{key: row[key] for key in columns} for row in describe(Registry.discover().infos)]
+    infos = Registry.discover().infos
+    rows = [{key: row[key] for key in columns} for row in describe(infos)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
         print(format_table([columns, *([row[key] for key in columns] for row in rows)]))
+    conflicts = sorted({info.name for info in infos if info.status == "conflict"})
+    if conflicts:
+        print(f"error: {', '.join(conflicts)}: claimed by more than one distribution; uninstall all but one of each",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def _validate(args) -> int:
     """Every spec is checked, whatever the others' problems: a line for each valid one, the errors of the others."""
+    from graft.spec.layernames import check_layer_names
     from graft.spec.specfile import load_spec
 
     registry = Registry.discover()
     failed = []
     for config in args.configs:
         try:
-            spec = load_spec(config, registry, args.overrides or ()).spec
+            spec_file = load_spec(config, registry, args.overrides or ())
+            names = check_layer_names(spec_file, registry)
         except GraftError as exc:
             _report(exc)
             failed.append(config)
             continue
+        spec = spec_file.spec
         stages = ", ".join(stage.name for stage in spec.stages)
         count = len(args.overrides or ())
         print(
             f"{config}: valid{f' with {count} --set' if count else ''} — extractor {spec.model.extractor.plugin}, "
             f"heads {', '.join(spec.model.heads)}, stages {stages}"
         )
+        if names.summary():
+            print(f"  {names.summary()}")
     if failed and len(args.configs) > 1:
         print(f"{len(failed)} of {len(args.configs)} specs invalid: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -193,7 +214,17 @@ def _run(args) -> int:
     from graft.spec.specfile import load_spec
 
     registry = Registry.discover()
-    spec_file = load_spec(args.config, registry, args.overrides or ())
+    overrides = [*(args.overrides or ()), *(smoke.overrides() if args.smoke else ())]
+    spec_file = load_spec(args.config, registry, overrides)
+    if args.smoke:
+        if args.local_workers or args.workers or args.worker_index is not None:
+            raise GraftError(
+                "--smoke runs in this one process: leave out --local-workers, --workers and --worker-index"
+            )
+        with smoke.smoke_folder(args.out) as out:
+            run_spec(spec_file, registry, out, restart_from=args.restart_from, cache_features=False, wait=args.wait,
+                     cluster=_cluster(args), max_batches=smoke.BATCHES)
+        return 0
     out = args.out or default_out_dir(args.config)
     cluster = _cluster(args)
     if args.local_workers:

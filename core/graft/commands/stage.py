@@ -83,15 +83,19 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from graft.finished.api import load_stage
     from graft.finished.outfile import check_free
-    from graft.finished.serving import default_predictions_path, input_shape, logits_heads, predict, write_predictions
-    from graft.finished.stagearrays import read_inputs
+    from graft.finished.serving import default_predictions_path
+    from graft.finished.stagearrays import check_inputs, open_inputs
 
     output = args.output or default_predictions_path(args.inputs, args.stage)
     check_free(output, args.force, "--output")  # before the model is loaded and run
+    inputs = open_inputs(args.inputs, "INPUT")  # a missing or misnamed array: before TensorFlow is imported
+
+    from graft.finished.api import load_stage
+    from graft.finished.serving import input_shape, logits_heads, predict, write_predictions
+
     stage = load_stage(args.out, args.stage)
-    rows = read_inputs(args.inputs, input_shape(stage.model), "INPUT")
+    rows = check_inputs(inputs, input_shape(stage.model))
     predictions = predict(stage, rows, args.batch_size)
     written = write_predictions(predictions, output, args.force)
     shapes = ", ".join(f"{name} {values.shape}" for name, values in predictions.items())

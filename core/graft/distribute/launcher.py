@@ -1,8 +1,10 @@
 """``graft run --local-workers N``: N worker processes on this machine, one cluster over loopback ports.
 
 Each worker is ``python -m graft run ... --workers 127.0.0.1:p0,... --worker-index i``
-in a session of its own (a worker blocked on a peer ignores SIGTERM, so stopping
-one means SIGKILL to its process group).  The chief's output is passed through;
+in a session of its own.  Ctrl-C or SIGTERM to this process is passed on to every
+worker as the same signal, and each stops as a single run does (exit 130 or 143); a
+worker blocked on a peer may not get to it, so after ``grace`` seconds its process
+group gets SIGKILL.  The chief's output is passed through;
 other workers' lines are prefixed with ``[worker i]``.  When a worker fails, the
 others get ``grace`` seconds to notice and stop by themselves, then are killed:
 nothing waits forever.  No TensorFlow in this process.
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from graft.base.signals import Terminated, exit_code
 from graft.distribute.cluster import free_loopback_ports
 
 GRACE_S = 60.0  # a worker whose peer died mid-stage stops by itself within ~10 s (TensorFlow's heartbeats)
@@ -47,11 +50,12 @@ def run_local_workers(
         reader.start()
     try:
         code = _supervise(workers, grace, log)
-    except KeyboardInterrupt:
-        for worker in workers:
-            _signal(worker, signal.SIGINT)  # each worker reports what it kept, as a single run does
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (graft.base.signals.Terminated)
+        number = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+        for worker in workers:  # the same signal: each worker reports what it kept, as a single run does
+            _signal(worker, number)
         _stop_within(workers, grace)
-        code = 130
+        code = exit_code(interrupt)
     for reader in readers:
         reader.join(timeout=5)
     return code

@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -164,10 +165,19 @@ def _tflite(keras, model: Any, scratch: str, batch: int | None, select_tf_ops: b
     except ConversionFailed as free_batch:
         flat = convert(1)
         return flat, 1, (
-            "converted at a fixed batch of 1 (one sample per call): at a free batch the converter needs TensorFlow's "
-            f"own ops ({free_batch.reason}); --batch N for N samples per call, or --select-tf-ops for any batch "
-            "(apps then need the Flex delegate)",
+            f"converted at a fixed batch of 1 (one sample per call): at a free batch {in_words(free_batch.reason)}; "
+            "--batch N for N samples per call, or --select-tf-ops for any batch (apps then need the Flex delegate)",
         )
+
+
+def in_words(reason: str) -> str:
+    """What the converter's ``reason`` (MLIR text naming ``'tf.TensorListReserve'`` ops) means, in words."""
+    ops = sorted(set(re.findall(r"'tf\.(\w+)'", reason)))
+    named = f" ({', '.join(ops)})" if ops else ""
+    if any(op.startswith("TensorList") for op in ops):
+        return (f"TFLite's built-in ops cannot hold the buffers of a recurrent layer's loop over the time steps"
+                f"{named}, so the converter needs TensorFlow's own ops")
+    return f"the converter needs TensorFlow's own ops{named}, which TFLite's built-in ops do not cover"
 
 
 def _quietly(work: Callable[[], Any]) -> Any:

@@ -25,7 +25,20 @@ HOW = "save them with numpy.savez(path, input=inputs{targets})"
 
 def read_inputs(path: str, input_shape: tuple[int, ...], option: str) -> Array:
     """The array ``input`` of the archive at ``path``, checked against the model's ``input_shape``."""
-    dataset = _read(path, {}, option)
+    return check_inputs(open_inputs(path, option), input_shape)
+
+
+def open_inputs(path: str, option: str) -> Dataset:
+    """The array ``input`` of the archive at ``path``, read (or mapped) but not yet checked against a model.
+
+    No TensorFlow: ``graft predict`` calls it before it loads the model, so that a missing or
+    misnamed array is reported in a second, not after the model has loaded.
+    """
+    return _read(path, {}, option)
+
+
+def check_inputs(dataset: Dataset, input_shape: tuple[int, ...]) -> Array:
+    """The inputs ``open_inputs`` read, checked against the model's ``input_shape``."""
     _check(dataset, input_shape, {})
     return dataset.x
 

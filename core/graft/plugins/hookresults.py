@@ -11,7 +11,7 @@ from typing import Any
 
 from graft.base.problems import listing
 from graft.plugins.datasets import Data, Dataset, Stream
-from graft.plugins.layers import LayerDecision, LayerInfo
+from graft.plugins.layers import DeclaredLayer, LayerDecision, LayerInfo
 from graft.plugins.rounds import Round, Rounds
 
 
@@ -46,6 +46,26 @@ def head_output(answer: Any, head: str) -> Any:
             f"returned the output of layer '{layer_name}': the output layer of head '{head}' must be named '{head}'"
         )
     return answer
+
+
+def declared_layers(answer: Any, part: str) -> tuple[LayerInfo, ...] | None:
+    """None, or a sequence of ``graft.DeclaredLayer`` with distinct names, as the ``LayerInfo`` of ``part``."""
+    if answer is None:
+        return None
+    if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Sequence):
+        raise WrongAnswer(f"returned {shown(answer)}, not a list of graft.DeclaredLayer (or None)")
+    wrong = [shown(item) for item in answer if not isinstance(item, DeclaredLayer)]
+    if wrong:
+        raise WrongAnswer(f"returned a list holding {wrong[0]}, not only graft.DeclaredLayer")
+    names = [item.name for item in answer]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise WrongAnswer(f"declared layer names twice: {listing(twice)}")
+    if part != "extractor" and answer and answer[-1].name != part:
+        raise WrongAnswer(
+            f"declared '{answer[-1].name}' last: the output layer of head '{part}' must be named '{part}'"
+        )
+    return tuple(item.info(part) for item in answer)
 
 
 def policy_rounds(answer: Any, layers: Sequence[LayerInfo]) -> Rounds:

@@ -48,6 +48,16 @@ plugin and the layer, because such names change with what was built before.
 Input layers are exempt.  To wrap a constructor that names layers itself
 (``keras.applications``), call it inside
 ``graft.accepting_keras_names()``.
+
+Layer names at ``graft validate``.  An extractor or head plugin that knows its
+layers from its params alone implements ``extractor_layers`` or ``head_layers``
+(optional): ``graft validate`` then checks every layer name and pattern the
+spec gives (a policy's params, ``init.rename``) without TensorFlow, with the
+same "did you mean" that ``graft plan`` gives.  It does so by calling the
+stage's ``transfer_policy`` on the declared layers, whose ``LayerInfo.layer``
+is then None; a policy that needs the Keras layer fails there and the stage's
+names are left to ``graft plan``.  Where a plugin cannot say, ``graft
+validate`` says in one line that layer names were not checked.
 """
 
 from __future__ import annotations
@@ -57,8 +67,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from graft.plugins.datasets import Dataset, Stream
-    from graft.plugins.layers import LayerDecision, LayerInfo
+    from graft.plugins.layers import DeclaredLayer, LayerDecision, LayerInfo
     from graft.plugins.rounds import Rounds
 
 hookspec = pluggy.HookspecMarker("graft")
@@ -104,6 +116,38 @@ def build_head(params: Any, features: Any, name: str) -> Any:
         exactly ``name`` (that names the model output, its loss and its
         targets); other layers of the head must be named ``{name}_...``.
         Anything else is an error naming the plugin.
+    """
+
+
+@hookspec
+def extractor_layers(params: Any, input_shape: tuple[int, ...]) -> Sequence[DeclaredLayer] | None:
+    """Say, without TensorFlow, which layers ``build_extractor`` will build (optional).
+
+    Called by ``graft validate`` (never imports Keras here), so that a typo in a layer
+    name in a policy or in ``init.rename`` is found before anything is built.
+
+    :param params: the ``model.extractor.params``, structured into the class that
+        ``build_extractor`` annotates.
+    :param input_shape: the shape of one sample, from ``model.input_shape``.
+    :return: one ``graft.DeclaredLayer(name, class_name, has_weights=True,
+        is_batch_norm=False, can_train=True)`` per leaf layer of the extractor, in
+        model order, input layers left out: exactly what ``build_extractor`` builds
+        (``graft.testing.check_extractor_plugin`` checks that they are equal); or
+        None when the params alone do not tell (then the names are checked by
+        ``graft plan``, as without this hook).
+    """
+
+
+@hookspec
+def head_layers(params: Any, name: str) -> Sequence[DeclaredLayer] | None:
+    """Say, without TensorFlow, which layers ``build_head`` will build for head ``name`` (optional).
+
+    :param params: the head's ``params``, structured into the class that
+        ``build_head`` annotates.
+    :param name: the head's name, the key under ``heads:``.
+    :return: one ``graft.DeclaredLayer`` per layer of the head, in model order,
+        the last named ``name``; or None when the params alone do not tell.
+        ``graft.testing.check_head_plugin`` checks them against the built head.
     """
 
 

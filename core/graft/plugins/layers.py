@@ -41,6 +41,30 @@ class LayerInfo:
 
 
 @attrs.frozen
+class DeclaredLayer:
+    """A layer a plugin says its model will have, known from its params alone (no TensorFlow).
+
+    ``graft validate`` checks the spec's layer names against these; the conformance kit
+    checks that they equal the built layers (name, class, weights, batch norm, can train).
+    """
+
+    name: str
+    class_name: str
+    has_weights: bool = True
+    is_batch_norm: bool = False
+    can_train: bool = True
+
+    def info(self, part: str) -> LayerInfo:
+        """The ``LayerInfo`` a policy sees of this layer at ``graft validate`` (``layer`` is None)."""
+        return LayerInfo(self.name, part, self.class_name, self.has_weights, self.is_batch_norm, None, self.can_train)
+
+    @classmethod
+    def of(cls, info: LayerInfo) -> DeclaredLayer:
+        """What a built layer's ``LayerInfo`` says, to compare with a declaration."""
+        return cls(info.name, info.class_name, info.has_weights, info.is_batch_norm, info.can_train)
+
+
+@attrs.frozen
 class LayerDecision:
     """A policy's decision for one layer.
 

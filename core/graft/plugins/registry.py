@@ -20,6 +20,7 @@ import pluggy
 from graft.base.backend import import_keras
 from graft.base.problems import GraftError, Path, SpecProblem, did_you_mean, listing
 from graft.plugins import hookresults, hookspecs
+from graft.plugins.layers import EXTRACTOR
 from graft.plugins.plugininfo import PluginInfo, describe  # noqa: F401 - describe: graft plugins' rows, re-exported
 
 if TYPE_CHECKING:
@@ -30,13 +31,14 @@ if TYPE_CHECKING:
 GROUP = "graft"
 CORE_DISTRIBUTION = "keras-graft"
 ENABLE_VARIABLE = "GRAFT_PLUGINS"
-KIND_OF_HOOK = {
-    "build_extractor": "extractor",
-    "build_head": "head",
-    "transfer_policy": "policy",
-    "load_data": "data source",
+HOOK_OF_KIND = {  # the hook that makes a plugin provide a kind
+    "extractor": "build_extractor",
+    "head": "build_head",
+    "policy": "transfer_policy",
+    "data source": "load_data",
 }
-HOOK_OF_KIND = {kind: hook for hook, kind in KIND_OF_HOOK.items()}
+DECLARING_HOOKS = {"extractor_layers": "extractor", "head_layers": "head"}  # optional: layer names from params
+KIND_OF_HOOK = {**{hook: kind for kind, hook in HOOK_OF_KIND.items()}, **DECLARING_HOOKS}
 DEBUG_VARIABLE = "GRAFT_DEBUG"
 DEBUG_HINT = f" (set {DEBUG_VARIABLE}=1 or use graft --debug for the traceback)"
 HEAVY_MODULES = ("tensorflow", "keras")
@@ -180,10 +182,16 @@ class Registry:
             )
             self._add_broken(info, hint or str(exc))
             return
-        provides = tuple(KIND_OF_HOOK[caller.name] for caller in self.pm.get_hookcallers(plugin) or ())
+        callers = [caller.name for caller in self.pm.get_hookcallers(plugin) or ()]
+        provides = tuple(kind for kind, hook in HOOK_OF_KIND.items() if hook in callers)
+        lonely = [hook for hook, kind in DECLARING_HOOKS.items() if hook in callers and kind not in provides]
+        if lonely:  # a declaration of layers that nothing builds
+            self.pm.unregister(plugin)
+            self._add_broken(info, f"implements {lonely[0]} but not {HOOK_OF_KIND[DECLARING_HOOKS[lonely[0]]]}")
+            return
         if not provides:
             self.pm.unregister(plugin)
-            self._add_broken(info, f"implements no graft hook ({', '.join(KIND_OF_HOOK)})")
+            self._add_broken(info, f"implements no graft hook ({', '.join(HOOK_OF_KIND.values())})")
             return
         info.plugin, info.provides = plugin, provides
         self.infos.append(info)
@@ -261,6 +269,23 @@ class Registry:
         answer = self._call("head", name, at, params=params, features=features, name=head_name)
         return self._checked("head", name, hookresults.head_output, answer, head_name)
 
+    def extractor_layers(
+        self, name: str, params: Any, input_shape: tuple[int, ...], *, at: Path | None = None
+    ) -> tuple[LayerInfo, ...] | None:
+        """The extractor's layers as its plugin declares them from its params, or None if it does not say."""
+        answer = self._call("extractor", name, at, params=params, input_shape=tuple(input_shape),
+                            hook="extractor_layers")
+        return self._checked("extractor", name, hookresults.declared_layers, answer, EXTRACTOR,
+                             hook="extractor_layers")
+
+    def head_layers(
+        self, name: str, params: Any, head_name: str, *, at: Path | None = None
+    ) -> tuple[LayerInfo, ...] | None:
+        """The head's layers as its plugin declares them from its params, or None if it does not say."""
+        answer = self._call("head", name, at, params=params, name=head_name, hook="head_layers")
+        return self._checked("head", name, hookresults.declared_layers, answer, head_name,
+                             hook="head_layers")
+
     def transfer_policy(
         self, name: str, params: Any, layers: tuple[LayerInfo, ...], *, at: Path | None = None
     ) -> Rounds:
@@ -273,10 +298,15 @@ class Registry:
         answer = self._call("data source", name, at, params=params, base_dir=base_dir)
         return self._checked("data source", name, hookresults.dataset, answer)
 
-    def _call(self, kind: str, name: str, at: Path | None, /, **kwargs: Any) -> Any:
-        """Call the hook of plugin ``name`` alone, under the error contract of ``graft.plugins.hookspecs``."""
+    def _call(self, kind: str, name: str, at: Path | None, /, hook: str | None = None, **kwargs: Any) -> Any:
+        """Call the hook of plugin ``name`` alone, under the error contract of ``graft.plugins.hookspecs``.
+
+        ``hook`` is the kind's own hook by default; an optional one (``DECLARING_HOOKS``) may answer
+        nothing: then None.
+        """
         info = self.get(kind, name)
-        hook = HOOK_OF_KIND[kind]
+        optional = hook is not None
+        hook = hook or HOOK_OF_KIND[kind]
         others = [plugin for plugin in self.pm.get_plugins() if plugin is not info.plugin]
         caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
         try:
@@ -290,16 +320,17 @@ class Registry:
                 f"{kind} plugin '{name}' ({info.origin}) failed in {hook}: {_described(exc)}{DEBUG_HINT}"
             ) from (exc if debug_enabled() else None)
         if not results:
+            if optional:
+                return None
             raise PluginError(f"{kind} plugin '{name}' ({info.origin}) returned nothing from {hook}")
         return results[0]
 
-    def _checked(self, kind: str, name: str, check, *args: Any) -> Any:
+    def _checked(self, kind: str, name: str, check, *args: Any, hook: str | None = None) -> Any:
+        hook = hook or HOOK_OF_KIND[kind]
         try:
             return check(*args)
         except hookresults.WrongAnswer as wrong:
-            raise PluginError(
-                f"{kind} plugin '{name}' ({self.origin(kind, name)}) {HOOK_OF_KIND[kind]}: {wrong}"
-            ) from None
+            raise PluginError(f"{kind} plugin '{name}' ({self.origin(kind, name)}) {hook}: {wrong}") from None
 
     def origin(self, kind: str, name: str) -> str:
         return self.get(kind, name).origin

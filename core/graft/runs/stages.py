@@ -19,6 +19,7 @@ import attrs
 from graft.base.backend import import_keras, tf_error_text
 from graft.base.files import write_json
 from graft.base.problems import GraftError, SpecProblem
+from graft.base.signals import exit_code, what
 from graft.distribute.cluster import Cluster
 from graft.distribute.strategy import (
     Distribution,
@@ -58,9 +59,11 @@ HISTORY, MODEL = "history.json", "model.keras"
 
 
 class RunInterrupted(RunError):
-    """Ctrl-C during a run: finished stages are kept, the interrupted one left nothing behind."""
+    """Ctrl-C or SIGTERM during a run: finished stages are kept, the interrupted one left nothing behind."""
 
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 def default_out_dir(config: str) -> str:
@@ -80,6 +83,7 @@ class Run:
     cache_features: bool = True
     interrupts: InterruptWatch = attrs.field(factory=InterruptWatch)
     distribution: Distribution | None = None
+    max_batches: int | None = None  # a smoke run's batches per epoch (graft run --smoke)
 
     @property
     def is_chief(self) -> bool:
@@ -100,12 +104,14 @@ def run_spec(
     observer: RunObserver | None = None,
     wait: bool = False,
     cluster: Cluster | None = None,
+    max_batches: int | None = None,
 ) -> list[StageReport]:
     """Run every unfinished stage of the spec; return the report of every stage (none on a non-chief worker).
 
     ``cache_features=False`` trains the whole model even where the extractor is frozen;
     ``wait`` waits for another run holding ``out_dir`` instead of failing; ``cluster``
-    makes this process one worker of a ``multi_worker`` run (``graft.distribute.strategy``).
+    makes this process one worker of a ``multi_worker`` run (``graft.distribute.strategy``); ``max_batches``
+    trains and validates on at most that many batches an epoch (a smoke run).
     """
     names = [stage.name for stage in spec_file.spec.stages]
     fingerprints = stage_fingerprints(spec_file)
@@ -124,7 +130,8 @@ def run_spec(
     if distribution is not None:
         check_batches(distribution, spec_file, [loaded.summary.samples for loaded in stage_data])
     run = Run(spec_file, registry, run_dir, plans, log if chief else _quiet, observer or RunObserver(),
-              cache_features and not (distribution and distribution.multi_worker), distribution=distribution)
+              cache_features and not (distribution and distribution.multi_worker), distribution=distribution,
+              max_batches=max_batches)
     with contextlib.ExitStack() as held, run.interrupts.watching():
         with peers_watched(distribution, "the start of the run"):
             first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
@@ -136,11 +143,12 @@ def run_spec(
                 run.interrupts.check()
                 with peers_watched(distribution, f"stage '{names[index]}'"):
                     run_stage(run, index, stage_data[index], fingerprints[index])
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:
                 raise RunInterrupted(
-                    f"interrupted during stage '{names[index]}'; "
+                    f"{what(interrupt)} during stage '{names[index]}'; "
                     + (f"the finished stages ({', '.join(names[:index])}) are kept in {out_dir}; " if index else "")
-                    + "run the same command again to go on from there"
+                    + "run the same command again to go on from there",
+                    exit_code=exit_code(interrupt),
                 ) from None
         if not chief:
             assert cluster is not None  # a worker that is not the chief is in a cluster
@@ -212,6 +220,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
         after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
+        max_batches=run.max_batches,
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)

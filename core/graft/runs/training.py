@@ -89,6 +89,7 @@ class StageTraining:
     quiet: bool = False  # no progress lines (a worker that is not the chief)
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
+    max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
 
 
 def train_stage(
@@ -175,9 +176,14 @@ def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> 
 def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
     """One ``model.fit`` over the stage's batches with the stage's ``callbacks``; the Keras history as plain floats."""
     stage = job.stage
+    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches)
+    validation = validation_batches(data, stage.batch_size)
+    if job.max_batches is not None:
+        training = training.take(job.max_batches)
+        validation = validation.take(job.max_batches) if validation is not None else None
     history = model.fit(
-        training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches),
-        validation_data=validation_batches(data, stage.batch_size),
+        training,
+        validation_data=validation,
         epochs=stage.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch
         callbacks=[*callbacks, *job.callbacks, *observer.keras_callbacks()],

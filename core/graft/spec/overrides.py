@@ -3,7 +3,8 @@
     graft run spec.yaml --set stages.transfer.epochs=5 --set seed=3
 
 ``PATH`` is dotted: mapping keys by name, list entries by their ``name:``
-(``stages.transfer``) or by index (``stages.1`` or ``stages[1]``).  ``VALUE`` is
+(``stages.transfer``) or by index (``stages.1`` or ``stages[1]``); ``*`` stands for
+every entry of a list or every key of a mapping (``stages.*.epochs=1``).  ``VALUE`` is
 YAML, read as the spec file is (``5``, ``3e-3``, ``[gru_1, gru_2]``, ``{units: 32}``;
 nothing after ``=`` is null).  An override replaces a value the spec has; a key the
 spec does not have is an error (a typo is not silently added) unless the path
@@ -28,6 +29,7 @@ from graft.base.problems import GraftError, Path, SpecError, did_you_mean, forma
 from graft.spec.yamlfile import YamlDocument, YamlLimitError, YamlProblem, load_yaml
 
 EXAMPLE = "stages.transfer.epochs=5"
+WILDCARD = "*"  # a path part that stands for every entry of a list or key of a mapping
 _PART = re.compile(r"([^\[\]]+)?((?:\[\d+\])*)\Z")  # a key, then indexes: stages[1], 1, epochs
 
 
@@ -130,18 +132,46 @@ def apply_overrides(document: YamlDocument, overrides: Sequence[Override], sourc
     failed = []
     for override in overrides:
         try:
-            data, path = _apply(data, override)
+            for each in _expanded(data, override):
+                data, path = _apply(data, each)
+                for known in [*lines, *origins]:
+                    if known[: len(path)] == path:  # the value replaced, and everything under it
+                        lines.pop(known, None)
+                        origins.pop(known, None)
+                origins[path] = override.label
         except _Missing as missing:
             failed.append(f"{override.label}: {missing}")
-            continue
-        for known in [*lines, *origins]:
-            if known[: len(path)] == path:  # the value replaced, and everything under it
-                lines.pop(known, None)
-                origins.pop(known, None)
-        origins[path] = override.label
     if failed:
         raise SpecError(source, failed)
     return attrs.evolve(document, data=data, lines=lines, origins=origins)
+
+
+def _expanded(data: Any, override: Override) -> list[Override]:
+    """``override`` once per entry each ``*`` of its path stands for (itself if it has none)."""
+    if WILDCARD not in override.keys:
+        return [override]
+    found: list[Override] = []
+
+    def walk(node: Any, done: tuple[str | int, ...], rest: tuple[str | int, ...]) -> None:
+        if WILDCARD not in rest:
+            found.append(attrs.evolve(override, keys=(*done, *rest)))
+            return
+        key, *more = rest
+        if key != WILDCARD:
+            holder, slot = _step(node, key, done, override, last=False)
+            walk(holder[slot], (*done, slot), tuple(more))
+            return
+        if not isinstance(node, (list, dict)):
+            raise _Missing(f"{_where(done)} is {'empty (null)' if node is None else _kind(node)}: '*' stands for "
+                           "every entry of a list or every key of a mapping")
+        slots = list(range(len(node))) if isinstance(node, list) else list(node)
+        if not slots:
+            raise _Missing(f"{_where(done)} is empty: '*' matches nothing there")
+        for slot in slots:
+            walk(node[slot], (*done, slot), tuple(more))
+
+    walk(data, (), override.keys)
+    return found
 
 
 def _apply(data: Any, override: Override) -> tuple[Any, Path]:

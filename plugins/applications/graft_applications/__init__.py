@@ -30,6 +30,8 @@ layer names, which policies address by name or glob (``block5_conv3``, ``conv5_b
 ``block14_sepconv2``, ``top_conv``, ...); ``graft plan`` lists them.  A few differ between
 Keras 2.15 and Keras 3 (DenseNet's ``conv1_conv`` is ``conv1/conv`` under Keras 2.15):
 ``graft plan`` says so in a note under each stage, and the README has the table.
+``graft validate`` checks the names a spec gives against the list of the installed Keras
+major version that ships with this plugin (``graft_applications.layerlists``).
 
 ``model.input_shape`` is ``[height, width, channels]``, each side at least the backbone's
 smallest input (71 for Xception, 75 for InceptionV3, 32 for the others), checked by
@@ -77,6 +79,7 @@ from graft_applications.errors import (
     WeightsLoadError,
     WeightsUnavailable,
 )
+from graft_applications.layerlists import declared
 from graft_applications.offline import KerasFile, imagenet_error, keras_cache_folder
 from graft_applications.weights import weights_argument, weights_value
 
@@ -167,6 +170,15 @@ def build_extractor(params: KerasAppParams, input_shape, base_dir="."):
     for note in plan_notes(backbone, params, int(keras.__version__.split(".")[0])):
         graft.add_plan_note(model, note)
     return model
+
+
+@graft.hookimpl
+def extractor_layers(params: KerasAppParams) -> list[graft.DeclaredLayer] | None:
+    """The backbone's layers under the installed Keras, from the list shipped with this plugin
+    (``graft_applications.layerlists``): ``graft validate`` checks a spec's layer names against them."""
+    if params.weights == "imagenet" and BACKBONES[params.backbone].module == "efficientnet":
+        return None  # Keras adds a rescaling layer for the ImageNet weights only
+    return declared(__name__, f"{params.backbone}/{params.pooling}")
 
 
 def check_input_shape(params: KerasAppParams, input_shape) -> tuple[int, int, int]:

@@ -107,6 +107,19 @@ def build_extractor(params: Conv1DParams, input_shape):
     return keras.Model(inputs, x, name="conv1d_extractor")
 
 
+@graft.hookimpl
+def extractor_layers(params: Conv1DParams) -> list[graft.DeclaredLayer]:
+    """The layers ``build_extractor`` builds, by name: ``graft validate`` checks a spec's layer names against them."""
+    layers = []
+    for layer in params.layers:
+        layers.append(graft.DeclaredLayer(layer.name, "Conv1D"))
+        if params.batch_norm:
+            layers.append(graft.DeclaredLayer(f"{layer.name}_bn", "BatchNormalization", is_batch_norm=True))
+            layers.append(graft.DeclaredLayer(f"{layer.name}_act", "Activation", has_weights=False))
+    pool = "GlobalAveragePooling1D" if params.pooling == "average" else "GlobalMaxPooling1D"
+    return [*layers, graft.DeclaredLayer(POOL_NAME, pool, has_weights=False)]
+
+
 def check_shapes(params: Conv1DParams, input_shape) -> None:
     """Every kernel must fit the steps that reach its layer, and every layer's weights must fit in memory."""
     steps, channels = input_shape

@@ -78,6 +78,12 @@ def build_extractor(params: GRUParams, input_shape):
     return keras.Model(inputs, x, name="gru_extractor")
 
 
+@graft.hookimpl
+def extractor_layers(params: GRUParams) -> list[graft.DeclaredLayer]:
+    """One GRU per YAML layer, by its name: ``graft validate`` checks a spec's layer names against these."""
+    return [graft.DeclaredLayer(layer.name, "GRU") for layer in params.layers]
+
+
 def check_weights(params: GRUParams, features: int) -> None:
     """Refuse a GRU whose weights (3 * units * (inputs + units + 2) values) would not fit in memory."""
     size = features

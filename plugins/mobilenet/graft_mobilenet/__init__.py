@@ -14,7 +14,8 @@ the v3 models carry their own ``Rescaling`` layer (``include_preprocessing=True`
 The extractor is a model named ``mobilenet_extractor`` with the input
 ``mobilenet_input``; the Keras model sits inside it as a nested model (see
 ``base_of``) and keeps Keras's own layer names, which policies address by name
-or glob: ``Conv1``, ``block_1_expand``, ..., ``block_16_project``, ``Conv_1``
+or glob (``graft validate`` checks them against the list of the installed Keras major
+version that ships with this plugin): ``Conv1``, ``block_1_expand``, ..., ``block_16_project``, ``Conv_1``
 for v2; for v3 ``conv``, ``expanded_conv_project``, ..., ``conv_1`` under Keras 3,
 while Keras 2.15 names v3's layers differently (``Conv``, ``Conv/BatchNorm``,
 ``expanded_conv/project``, ``Conv_1``, ...).  ``graft plan`` lists them all.
@@ -79,6 +80,7 @@ import attrs
 import graft
 from graft import check_allocation, validators
 from graft_applications.building import base_of, build_application, preprocess, set_bn_momentum
+from graft_applications.layerlists import declared
 from graft_applications.offline import KerasFile, keras_cache_folder
 from graft_applications.weights import weights_argument as shared_weights_argument
 from graft_applications.weights import weights_value
@@ -90,6 +92,7 @@ from graft_mobilenet.errors import (
     WeightsUnavailable,
 )
 from graft_mobilenet.imagenet import CONSTRUCTORS, describe, imagenet_file
+from graft_mobilenet.layers import key
 
 INPUT_NAME = "mobilenet_input"
 PREPROCESS_NAME = "mobilenet_preprocess"
@@ -154,6 +157,13 @@ def build_extractor(params: MobileNetParams, input_shape, base_dir="."):
     x = preprocess(keras, inputs, "tf" if params.variant == "v2" else "built-in", PREPROCESS_NAME)
     features = base(x)
     return keras.Model(inputs, features, name=MODEL_NAME)
+
+
+@graft.hookimpl
+def extractor_layers(params: MobileNetParams) -> list[graft.DeclaredLayer] | None:
+    """The variant's layers under the installed Keras, from the list shipped with this plugin
+    (``graft_applications.layerlists``): ``graft validate`` checks a spec's layer names against them."""
+    return declared(__name__, key(params.variant, params.pooling))
 
 
 def check_input_shape(params: MobileNetParams, input_shape) -> tuple[int, int, int]:
