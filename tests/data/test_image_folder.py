@@ -41,7 +41,10 @@ stages:
     batch_size: 4
 """
 AT = "stages[0].data.params"
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(40) + b"\xff\xd9"  # begins and ends like a JPEG
+JPEG = (  # begins and ends like a JPEG, with a frame header (SOF0) of 8x8 pixels
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(9) + b"\xff\xc0\x00\x11\x08\x00\x08\x00\x08\x03" + bytes(9)
+    + bytes(20) + b"\xff\xd9"
+)
 
 
 def pixels(seed: int, side: int = SIDE) -> np.ndarray:

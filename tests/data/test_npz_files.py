@@ -111,7 +111,7 @@ def test_a_folder_or_a_pipe_swapped_in_after_validation(tmp_path):
     with pytest.raises(SpecProblem) as caught:
         Npz().load_data(params, str(tmp_path))
     assert caught.value.items == [
-        (("path",), f"{tmp_path / 'd.npz'} is not a regular file (a device or a pipe?); give the path of an .npz file")
+        (("path",), f"{tmp_path / 'd.npz'} is a named pipe (FIFO), not a file; give the path of an .npz file")
     ]
 
 

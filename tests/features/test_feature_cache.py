@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from graft.model.weights import read_weights
 from graft.planning.stageplan import build_stage_model
 from graft.plugins.layers import LayerDecision
+from graft.runs.observer import RunObserver
 from graft.runs.stages import run_spec
 
 SPEC = """\
@@ -107,3 +110,121 @@ def test_an_extractor_with_dropout_is_not_constant(write_spec, registry):
     built = build_stage_model(spec_file, registry, 1)
     frozen = {info.name: LayerDecision(trainable=not info.in_extractor) for info in built.layers}
     assert not extractor_is_constant(built, frozen)
+
+
+# -- a damaged entry, at rest and while the heads train on it ---------------------------------
+
+
+def _entry_folder() -> str:
+    from graft.features.store import FeatureStore, cache_root
+
+    (entry,) = FeatureStore(cache_root()).entries()
+    return entry.path
+
+
+def _zero(path: str) -> None:
+    """The whole file overwritten with zeros of the same size (the features here are one chunk)."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.write(bytes(size))
+
+
+def _flip(path: str) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(5)
+        value = handle.read(1)[0]
+        handle.seek(5)
+        handle.write(bytes([value ^ 0x40]))
+
+
+def _head_weights(out: str) -> dict:
+    return read_weights(f"{out}/head/weights.graft.npz")
+
+
+def _assert_bitwise(left: dict, right: dict) -> None:
+    assert left.keys() == right.keys()
+    for name in left:
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(left[name], right[name], strict=True)), name
+
+
+@pytest.mark.slow
+def test_a_damaged_entry_is_computed_again_and_the_run_trains_bitwise_like_a_clean_one(tmp_path, registry):
+    from graft.spec.specfile import load_spec
+
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    spec_file = load_spec(str(tmp_path / "spec.yaml"), registry)
+    run_spec(spec_file, registry, str(tmp_path / "clean"), log=lambda _: None)
+    clean = _head_weights(str(tmp_path / "clean"))
+    folder = _entry_folder()
+
+    for file, damage in (("train.features.bin", _zero), ("train.features.bin", _flip), ("train.target1.bin", _flip)):
+        damage(os.path.join(folder, file))
+        lines: list[str] = []
+        out = str(tmp_path / f"{file}-{damage.__name__}")
+        run_spec(spec_file, registry, out, log=lines.append)
+        said = [line for line in lines if "cached features" in line]
+        assert said == [
+            f"the cached features {folder} are damaged ({file}: chunk 1 of 1 (bytes 0 to "
+            f"{os.path.getsize(os.path.join(folder, file)):,}) does not match its sha256 recorded when it was "
+            "written): removed, they are computed again"
+        ], (file, damage.__name__, lines)
+        assert any("its features are computed once" in line for line in lines)  # computed, not reused
+        _assert_bitwise(_head_weights(out), clean)
+        assert _entry_folder() == folder  # stored again under the same key
+
+
+class DamageAfterFirstEpoch(RunObserver):
+    """Overwrites the stage's cached features with zeros when its first epoch ends."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage, self.damaged = stage, False
+        self.current = ""
+
+    def before_fit(self, stage, round, built) -> None:
+        self.current = stage.name
+
+    def keras_callbacks(self) -> list:
+        from graft.base.backend import import_keras
+
+        observer = self
+
+        class Damage(import_keras().callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if observer.current == observer.stage and epoch == 0:
+                    _zero(os.path.join(_entry_folder(), "train.features.bin"))
+                    observer.damaged = True
+
+        return [Damage()]
+
+
+@pytest.mark.slow
+def test_damage_found_mid_epoch_stops_the_stage_with_nothing_written_and_the_next_run_recomputes(tmp_path, registry):
+    from graft.features.digests import FeatureCacheDamaged
+    from graft.spec.specfile import load_spec
+
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    spec_file = load_spec(str(tmp_path / "spec.yaml"), registry)
+    run_spec(spec_file, registry, str(tmp_path / "clean"), log=lambda _: None)
+    clean = _head_weights(str(tmp_path / "clean"))
+    folder = _entry_folder()
+
+    size = os.path.getsize(os.path.join(folder, "train.features.bin"))
+    out = tmp_path / "damaged"
+    observer = DamageAfterFirstEpoch("head")
+    with pytest.raises(FeatureCacheDamaged) as caught:
+        run_spec(spec_file, registry, str(out), log=lambda _: None, observer=observer)
+    assert observer.damaged
+    assert str(caught.value) == (
+        f"stage 'head' stopped: the cached features {folder} changed on disk while the heads trained on them "
+        f"(train.features.bin: chunk 1 of 1 (bytes 0 to {size:,}) does not match its sha256 recorded when it was "
+        "written); the entry is removed and nothing of this stage was written (finished stages are kept): run "
+        "again and the features are computed again"
+    )
+    assert not os.path.exists(folder)
+    assert (out / "pretrain" / "report.json").is_file()
+    assert not [name for name in os.listdir(out) if name.startswith("head")]  # no head, head.partial, head.training
+
+    lines: list[str] = []
+    run_spec(spec_file, registry, str(out), log=lines.append)  # resumes after pretrain, computes the features
+    assert any("its features are computed once" in line for line in lines)
+    _assert_bitwise(_head_weights(str(out)), clean)

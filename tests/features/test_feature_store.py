@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from graft.commands.cli import main
+from graft.features.digests import FeatureCacheDamaged
 from graft.features.store import FeatureStore, FeatureStoreError, cache_root, features_key
 from graft.plugins.arrayfile import ArrayFile
 
@@ -304,7 +306,9 @@ def test_graft_cache_lists_and_clears(store, capsys):
         assert lines[0] == f"feature cache: {store.folder} (GRAFT_CACHE_DIR chooses another root)"
         assert lines[1].split() == ["key", "size", "last", "used", "created", "samples", "description"]
         assert lines[2].startswith(old) and "40 + 10 val" in lines[2] and lines[2].endswith("npz data/old.npz")
-        assert lines[3].startswith(new) and "1009 bytes" in lines[3] and lines[3].endswith("sklearn_digits")
+        size = sum(entry.stat().st_size for entry in os.scandir(os.path.join(store.folder, new)))
+        assert 1000 < size < 2048  # eight samples, three files, and meta.json with a digest per file
+        assert lines[3].startswith(new) and f"{size / 1024:.1f} KiB" in lines[3] and lines[3].endswith("sklearn_digits")
         assert lines[4].startswith("total: ") and lines[4].endswith(" in 2 entries")
 
     assert main(["cache", "clear", "--older-than", "2"]) == 0
@@ -379,3 +383,187 @@ def test_a_process_killed_while_writing_leaves_a_partial_that_clear_removes(stor
     assert store.get(KEY) is None and store.entries() == []
     assert store.clear().leftovers_removed == 1
     assert listing(store) == []
+
+
+# -- chunk digests: recorded when written, proven when read ------------------------------------
+
+
+CHUNK = 64  # bytes: the 53 x 6 float32 features (1,272 bytes) are 20 chunks
+
+
+def chunk_digests(path: str, chunk_bytes: int) -> list[str]:
+    """The sha256 of every ``chunk_bytes`` of the file, computed here independently of the store."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return [hashlib.sha256(data[start : start + chunk_bytes]).hexdigest() for start in range(0, len(data), chunk_bytes)]
+
+
+def small_chunk_store(warnings: list[str]) -> FeatureStore:
+    return FeatureStore(cache_root(), warn=warnings.append, chunk_bytes=CHUNK)
+
+
+def test_every_chunk_of_every_file_has_its_digest_in_meta_json():
+    store = small_chunk_store([])
+    store.put(KEY, batches([16, 16, 16, 5]), batches([7, 3], seed=1), "digested").close()
+    folder = os.path.join(store.folder, KEY)
+    meta = json.loads(pathlib.Path(folder, "meta.json").read_text())
+    assert meta["format"] == 2 and meta["chunk_bytes"] == CHUNK
+    files = [meta[split][kind] for split in ("train", "validation") for kind in ("features",)]
+    files += [target for split in ("train", "validation") for target in meta[split]["targets"].values()]
+    assert len(files) == 6
+    for stored in files:
+        assert stored["digests"] == chunk_digests(os.path.join(folder, stored["file"]), CHUNK), stored["file"]
+    assert len(meta["train"]["features"]["digests"]) == 20  # 1,272 bytes in chunks of 64: the last one shorter
+
+
+def _zero_a_chunk(path: str, index: int = 3) -> None:
+    """Chunk ``index`` (0-based) overwritten with zeros: the file keeps its size."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.seek(CHUNK * index)
+        handle.write(bytes(min(CHUNK, size - CHUNK * index)))
+
+
+def _flip_a_byte(path: str, index: int = 5) -> None:
+    """One bit of byte 7 of chunk ``index`` flipped."""
+    with open(path, "r+b") as handle:
+        handle.seek(CHUNK * index + 7)
+        value = handle.read(1)[0]
+        handle.seek(CHUNK * index + 7)
+        handle.write(bytes([value ^ 0x01]))
+
+
+@pytest.mark.parametrize(
+    "file, damage, index, chunk",
+    [
+        ("train.features.bin", _zero_a_chunk, 3, "chunk 4 of 20 (bytes 192 to 256)"),
+        ("train.features.bin", _flip_a_byte, 5, "chunk 6 of 20 (bytes 320 to 384)"),
+        ("train.target1.bin", _flip_a_byte, 6, "chunk 7 of 7 (bytes 384 to 424)"),  # the int64 labels: 53 x 8 bytes
+        ("validation.features.bin", _zero_a_chunk, 3, "chunk 4 of 4 (bytes 192 to 240)"),  # 10 x 6 float32
+    ],
+)
+def test_a_chunk_changed_on_disk_is_found_before_use_and_the_entry_computed_again(file, damage, index, chunk):
+    warnings: list[str] = []
+    store = small_chunk_store(warnings)
+    store.put(KEY, batches([16, 16, 16, 5]), batches([7, 3], seed=1), "to damage").close()
+    folder = os.path.join(store.folder, KEY)
+    size = os.path.getsize(os.path.join(folder, file))
+    damage(os.path.join(folder, file), index)
+    assert os.path.getsize(os.path.join(folder, file)) == size  # the sizes alone cannot tell
+
+    assert store.get(KEY) is None
+    assert listing(store) == []
+    assert warnings == [
+        f"the cached features {folder} are damaged ({file}: {chunk} does not match its sha256 recorded when it "
+        "was written): removed, they are computed again"
+    ]
+    with store.put(KEY, batches([16, 16, 16, 5]), batches([7, 3], seed=1), "again") as entry:  # the runner
+        assert_bitwise(entry.dataset("x").x, joined([16, 16, 16, 5])[0])
+    with store.get(KEY) as proven:
+        assert proven is not None and proven.damage is None
+
+
+def test_a_chunk_changed_while_the_entry_is_read_stops_the_read_and_is_remembered():
+    store = small_chunk_store([])
+    with store.put(KEY, batches([16, 16, 16, 5]), None, "fresh") as fresh:  # nothing proven yet: read, then proven
+        data = fresh.dataset("x")
+        x = joined([16, 16, 16, 5])[0]
+        assert data.x.read([0, 1]).tobytes() == x[[0, 1]].tobytes()  # chunks 1 of 20 proven as they are read
+        _zero_a_chunk(os.path.join(fresh.path, "train.features.bin"))  # bytes 192..255: rows 8 to 10
+        assert data.x.read([52]).tobytes() == x[[52]].tobytes()  # other chunks are fine
+        with pytest.raises(FeatureCacheDamaged, match=r"train\.features\.bin: chunk 4 of 20 \(bytes 192 to 256\)"):
+            data.x.read([9, 40])
+        assert fresh.damage is not None and "chunk 4 of 20" in fresh.damage
+
+
+def test_a_proven_file_changed_later_is_proven_again_as_it_is_read():
+    store = small_chunk_store([])
+    store.put(KEY, batches([16, 16, 16, 5]), None, "to reuse").close()
+    path = os.path.join(store.folder, KEY, "train.features.bin")
+    os.utime(path, (1e9, 1e9))  # its times now differ from any later write's, however coarse the clock
+    with store.get(KEY) as entry:  # proven whole
+        proven_before = entry.proof.proven_bytes
+        data = entry.dataset("x")
+        data.x.read(np.arange(53))
+        assert entry.proof.proven_bytes == proven_before  # unchanged: nothing read twice
+        _flip_a_byte(path)  # byte 327: row 13
+        assert data.x.read([30, 31]).tobytes() == joined([16, 16, 16, 5])[0][[30, 31]].tobytes()  # chunk 12: fine
+        assert entry.proof.proven_bytes == proven_before + CHUNK  # the file changed: what is read is proven again
+        with pytest.raises(FeatureCacheDamaged, match=r"chunk 6 of 20 \(bytes 320 to 384\)"):
+            data.x.read([13])
+        assert entry.damage is not None and "chunk 6 of 20" in entry.damage
+
+
+def _write_first_format(folder: str) -> None:
+    """The meta of keras-graft 0.2: format 1, no chunk digests."""
+    path = pathlib.Path(folder, "meta.json")
+    meta = json.loads(path.read_text())
+    meta["format"] = 1
+    del meta["chunk_bytes"]
+    for split in ("train", "validation"):
+        if meta.get(split):
+            del meta[split]["features"]["digests"]
+            for target in meta[split]["targets"].values():
+                del target["digests"]
+    path.write_text(json.dumps(meta))
+
+
+def test_an_entry_of_the_first_format_is_stale_listed_so_and_computed_again(capsys):
+    warnings: list[str] = []
+    store = FeatureStore(cache_root(), warn=warnings.append)
+    store.put(KEY, batches([8]), batches([2]), "old").close()
+    folder = os.path.join(store.folder, KEY)
+    _write_first_format(folder)
+
+    (entry,) = store.entries()
+    assert entry.stale and "earlier keras-graft, without chunk digests" in entry.damaged
+    assert main(["cache"]) == 0
+    assert "STALE: written by an earlier keras-graft" in capsys.readouterr().out
+    assert store.get(KEY) is None
+    assert warnings == [
+        f"the cached features {folder} are stale (written by an earlier keras-graft, without chunk digests "
+        "(format 1, this keras-graft uses 2)): removed, they are computed again"
+    ]
+    assert listing(store) == []
+
+
+@pytest.mark.parametrize(
+    "edit, said",
+    [
+        (lambda meta: meta["train"]["features"]["digests"].pop(), "1 chunk digests, expected 2"),
+        (lambda meta: meta["train"]["features"]["digests"].__setitem__(0, "x" * 64), "not 64 hex digits"),
+        (lambda meta: meta.__setitem__("chunk_bytes", 0), "chunk_bytes 0"),
+        (lambda meta: meta["train"]["features"].pop("digests"), "digests: required"),
+    ],
+)
+def test_a_meta_with_wrong_digests_is_damaged(edit, said):
+    warnings: list[str] = []
+    store = FeatureStore(cache_root(), warn=warnings.append, chunk_bytes=100)
+    store.put(KEY, batches([8]), None, "x").close()  # 8 x 6 float32: 192 bytes, 2 chunks
+    path = pathlib.Path(store.folder, KEY, "meta.json")
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+    assert store.get(KEY) is None
+    assert len(warnings) == 1 and said in warnings[0] and "are damaged" in warnings[0]
+
+
+def test_graft_cache_lists_the_folders_of_runs_that_died_and_clear_removes_them(store, capsys):
+    store.put(KEY, batches([8]), None, "kept").close()
+    dead = dead_pid()
+    partial = os.path.join(store.folder, f"{KEY}.partial-{dead}-0a1b")
+    os.makedirs(partial)
+    pathlib.Path(partial, "train.features.bin").write_bytes(b"x" * 100)
+
+    assert main(["cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith(f"{KEY}.partial-"))
+    assert "100 bytes" in row and f"LEFT BY A RUN THAT DIED while writing an entry (process {dead})" in row
+    assert lines[-2].endswith("in 1 entry and 1 unfinished folder")
+    assert lines[-1] == "1 left by runs that died: graft cache clear removes it"
+
+    assert main(["cache", "clear", "--older-than", "1"]) == 0  # the entry is recent: kept; the partial goes
+    assert "and 1 left by runs that died" in capsys.readouterr().out
+    assert listing(store) == [KEY]
+    assert main(["cache"]) == 0
+    assert "partial" not in capsys.readouterr().out

@@ -180,7 +180,10 @@ def _index(value: dict) -> np.ndarray:
         (lambda p: np.savez(p, __graft_index__=np.array("{not json")), "has a damaged index"),
         (
             lambda p: np.savez(
-                p, __graft_index__=_index({"format": graft.model.weights.FORMAT, "layers": {"d": {"shapes": [[2]]}}})
+                p, __graft_index__=_index({
+                    "format": graft.model.weights.FORMAT,
+                    "layers": {"d": {"class": "Dense", "variables": ["bias"], "shapes": [[2]]}},
+                })
             ),
             "is damaged: its index lists arrays it lacks: d:0",
         ),

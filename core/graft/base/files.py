@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from typing import Any
 
 
@@ -33,3 +34,52 @@ def sha256_of(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+def file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is in words (``a folder``, ``a named pipe (FIFO)``, ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def not_a_file(path: str) -> str | None:
+    """What ``path`` is, in words, if it exists (links followed) but is not a regular file; None if it is one
+    or does not exist (its reader says that).  Only ``stat``: a FIFO is never opened."""
+    try:
+        return file_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+
+
+def open_regular(path: str):
+    """``open(path, "rb")`` of a regular file, never blocking on a FIFO; ``OSError`` (``IsADirectoryError``
+    for a folder, ``errno.EINVAL`` with the kind in words for anything else that is not a file)."""
+    kind = file_kind(os.stat(path).st_mode)
+    if kind is None:
+        # O_NONBLOCK: if the path became a FIFO since stat, opening it does not wait for a writer
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        handle = os.fdopen(descriptor, "rb")
+        kind = file_kind(os.fstat(descriptor).st_mode)
+        if kind is None:
+            os.set_blocking(descriptor, True)
+            return handle
+        handle.close()
+    raise NotRegularFile(path, kind)
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file: ``kind`` says what it is (``a folder``, ``a device``, ...)."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a file")
+        self.path, self.kind = path, kind
+        self.strerror = f"it is {kind}, not a file"

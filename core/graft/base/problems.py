@@ -34,6 +34,25 @@ def listing(names: Sequence[object], limit: int = 12) -> str:
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters escaped as Python writes them (``\\x00``, ``\\r``, ``\\x1b``), except
+    those in ``keep``: user input echoed in a message can neither hide nor rewrite what a terminal shows."""
+    if text.isprintable() and not keep:
+        return text
+    return "".join(
+        character if character in keep or not _is_control(character) else repr(character)[1:-1]
+        for character in text
+    )
+
+
+def _is_control(character: str) -> bool:
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code < 0xA0 or character in _INVISIBLE
+
+
+_INVISIBLE = "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"  # breaks, bidi
+
+
 class GraftError(Exception):
     """An error keras-graft reports to the user as a message, without a traceback."""
 
@@ -122,8 +141,8 @@ class SpecError(GraftError):
 
     def __str__(self) -> str:
         count = len(self.lines)
-        head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
-        return "\n".join([head, *("  " + line for line in self.lines)])
+        head = f"{printable(self.source)}: {count} problem{'s' if count != 1 else ''}"
+        return "\n".join([head, *("  " + printable(line, keep="\t") for line in self.lines)])
 
 
 def kind_of(value: object, limit: int = 60) -> str:

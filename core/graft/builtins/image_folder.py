@@ -16,9 +16,19 @@ import numpy as np
 
 import graft
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
-from graft.data.imagefiles import ImageFolderListing, list_image_folder
+from graft.data.imagefiles import MAX_PIXELS, ImageFolderListing, list_image_folder
 from graft.plugins.datasets import Stream
-from graft.validators import between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
+from graft.validators import (
+    between,
+    each,
+    folder_input,
+    fraction,
+    identifier,
+    non_negative,
+    one_of,
+    positive,
+    spec_folder,
+)
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
@@ -56,6 +66,7 @@ class ImageFolderParams:
     validation_directory: str | None = folder_input(optional=True, default=None)
     seed: int = attrs.field(default=0, validator=non_negative)
     interpolation: str = attrs.field(default="bilinear", validator=one_of(INTERPOLATIONS))
+    max_pixels: int = attrs.field(default=MAX_PIXELS, validator=positive)
 
     def __attrs_post_init__(self) -> None:
         problems = Problems()
@@ -95,7 +106,7 @@ def _listed(
     """The listing of ``root``, its problems added at ``at`` (a missing folder is the field validator's to report)."""
     if not os.path.isdir(root):
         return None
-    found = list_image_folder(root, params.class_list, check_content=check)
+    found = list_image_folder(root, params.class_list, check_content=check, max_pixels=params.max_pixels)
     for message in found.problems[:MAX_LISTED]:
         problems.add(at, message)
     if len(found.problems) > MAX_LISTED:
@@ -183,6 +194,7 @@ class ImageFolder:
             # class_names: [cats, dogs]      # optional: only these class folders, class ids in this order
             # seed: 0                        # which files validation_split holds out (per class)
             # interpolation: bilinear        # how images are resized: bilinear, nearest, bicubic, area, ...
+            # max_pixels: 50000000           # refuse an image whose width x height is larger (default 50 million)
 
     Class ids ``0..n-1`` follow the class folders' sorted names (or
     ``class_names``); the plan and the report list them.  Images (``.bmp .gif
@@ -199,9 +211,11 @@ class ImageFolder:
     ``graft validate`` lists the folders and checks every file from its first
     and last bytes: a file that is not an image (Keras would skip it silently),
     a file directly in the top folder, an empty, truncated or mislabelled
-    image file, an empty class folder, a format ``color_mode`` cannot decode
-    (JPEG as rgba, GIF and BMP as grayscale) are each reported with the file
-    and what to do.  Files in the folders count in the stage's fingerprint: a
+    image file, an image larger than ``max_pixels`` (width x height, read from
+    its header; decoding and resizing one takes about 16 bytes a pixel), a FIFO,
+    device or socket (never opened), an empty class folder, a format
+    ``color_mode`` cannot decode (JPEG as rgba, GIF and BMP as grayscale) are
+    each reported with the file and what to do.  Files in the folders count in the stage's fingerprint: a
     changed folder stops ``graft run`` from resuming over a finished stage.
     """
 

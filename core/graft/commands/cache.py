@@ -33,9 +33,9 @@ def run(args) -> int:
         if result.in_use:
             print(f"kept {len(result.in_use)} in use by a running graft run: {', '.join(result.in_use)}")
         return 0
-    entries = store.entries()
+    entries, unfinished = store.entries(), store.leftovers()
     print(f"feature cache: {store.folder} (GRAFT_CACHE_DIR chooses another root)")
-    if not entries:
+    if not entries and not unfinished:
         print("no entries")
         return 0
     rows = [("key", "size", "last used", "created", "samples", "description")]
@@ -47,11 +47,31 @@ def run(args) -> int:
             _local(entry.last_used),
             _local(entry.created) if entry.created else "?",
             samples,
-            f"DAMAGED: {entry.damaged}" if entry.damaged else entry.description,
+            _state(entry),
         ))
+    for leftover in unfinished:
+        rows.append((leftover.name, human_bytes(leftover.size_bytes), "", "", "", _leftover_state(leftover)))
     print(format_table(rows))
-    print(f"total: {human_bytes(sum(entry.size_bytes for entry in entries))} in {_entries(len(entries))}")
+    total = sum(entry.size_bytes for entry in entries) + sum(leftover.size_bytes for leftover in unfinished)
+    dead = sum(not leftover.alive for leftover in unfinished)
+    more = f" and {len(unfinished)} unfinished folder{'s' * (len(unfinished) != 1)}" if unfinished else ""
+    print(f"total: {human_bytes(total)} in {_entries(len(entries))}{more}")
+    if dead:
+        print(f"{dead} left by runs that died: graft cache clear removes {'it' if dead == 1 else 'them'}")
     return 0
+
+
+def _state(entry) -> str:
+    if entry.damaged is None:
+        return entry.description
+    return f"{'STALE' if entry.stale else 'DAMAGED'}: {entry.damaged} (graft cache clear removes it)"
+
+
+def _leftover_state(leftover) -> str:
+    doing = "writing" if leftover.kind == "partial" else "removing"
+    if leftover.alive:
+        return f"process {leftover.pid} is {doing} it"
+    return f"LEFT BY A RUN THAT DIED while {doing} an entry (process {leftover.pid})"
 
 
 def _days(text: str) -> float:

@@ -10,7 +10,7 @@ import traceback
 from typing import Any
 
 from graft.base.backend import VERBOSE_VARIABLE
-from graft.base.problems import GraftError
+from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.base.table import format_table
 from graft.commands import cache as cache_command
@@ -133,7 +133,7 @@ def _report(exc: GraftError) -> int:
     """Print ``error: ...`` (and, with --debug, the traceback behind it); the exit code."""
     if debug_enabled() and (exc.__cause__ or exc.__context__):
         traceback.print_exception(exc)
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"error: {printable(str(exc), keep=chr(10) + chr(9))}", file=sys.stderr)  # newlines and tabs kept
     return getattr(exc, "exit_code", 1)
 
 
@@ -178,13 +178,13 @@ def _validate(args) -> int:
         stages = ", ".join(stage.name for stage in spec.stages)
         count = len(args.overrides or ())
         print(
-            f"{config}: valid{f' with {count} --set' if count else ''} — extractor {spec.model.extractor.plugin}, "
-            f"heads {', '.join(spec.model.heads)}, stages {stages}"
+            f"{printable(config)}: valid{f' with {count} --set' if count else ''} — "
+            f"extractor {spec.model.extractor.plugin}, heads {', '.join(spec.model.heads)}, stages {stages}"
         )
         if names.summary():
             print(f"  {names.summary()}")
     if failed and len(args.configs) > 1:
-        print(f"{len(failed)} of {len(args.configs)} specs invalid: {', '.join(failed)}", file=sys.stderr)
+        print(f"{len(failed)} of {len(args.configs)} specs invalid: {printable(', '.join(failed))}", file=sys.stderr)
     return 1 if failed else 0
 
 

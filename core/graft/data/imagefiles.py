@@ -15,8 +15,11 @@ that is not an image (``notes.txt``); a file directly in the top folder; an
 empty class folder; no class folders; an image file that is empty, is not an
 image (its first bytes say what it is) or is cut short (a PNG without its
 ``IEND`` chunk, a JPEG without its end marker, a GIF without its trailer, a BMP
-smaller than its header says).  Hidden files that are not images
-(``.DS_Store``) and ``Thumbs.db``/``desktop.ini`` are ignored.
+smaller than its header says); an image whose header gives it more pixels than
+``max_pixels`` (decoding and resizing one takes about 16 bytes a pixel); and
+anything that is not a regular file (a FIFO, a device, a socket: never opened, so
+listing never blocks).  Hidden files that are not images (``.DS_Store``) and
+``Thumbs.db``/``desktop.ini`` are ignored.
 """
 
 from __future__ import annotations
@@ -27,10 +30,16 @@ from collections.abc import Sequence
 
 import attrs
 
+from graft.base.files import NotRegularFile, open_regular
+from graft.base.memory import human_bytes
+
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras's image_dataset_from_directory ALLOWLIST_FORMATS
 IGNORED = frozenset({"thumbs.db", "desktop.ini"})
 HEAD, TAIL = 32, 1024  # bytes read from the start and the end of every file
 MOVE = "remove it or move it out of the image folder"
+MAX_PIXELS = 50_000_000  # the default bound on an image's width x height (a 45-megapixel camera's photos pass)
+JPEG_SEGMENTS = 1024  # segments scanned for a JPEG's frame header before it is called damaged
+SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 SIGNATURES = (  # (first bytes, what the file is): images TensorFlow decodes first
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -84,13 +93,14 @@ def class_folders(root: str) -> list[str]:
 
 
 def list_image_folder(
-    root: str, class_names: Sequence[str] | None = None, check_content: bool = True
+    root: str, class_names: Sequence[str] | None = None, check_content: bool = True, max_pixels: int = MAX_PIXELS
 ) -> ImageFolderListing:
     """List ``root`` as ``image_dataset_from_directory(root, class_names=...)`` would, with every problem found.
 
     ``class_names`` chooses and orders the classes (each must be a class
     folder); without it every class folder is a class, sorted by name.  With
-    ``check_content`` every image file's first and last bytes are checked.
+    ``check_content`` every image file's first and last bytes are checked, and
+    its width and height (from its header) against ``max_pixels``.
     """
     problems: list[str] = []
     try:
@@ -120,7 +130,7 @@ def list_image_folder(
         if name not in folders:
             continue  # the caller reports a chosen class that has no folder, at its own field
         found = 0
-        for path, problem, kind in _class_files(folder, check_content):
+        for path, problem, kind in _class_files(folder, check_content, max_pixels):
             if problem:
                 problems.append(problem)
             if kind is not None:
@@ -142,7 +152,7 @@ def _ignored(name: str) -> bool:
     return (name.startswith(".") and not is_image_name(name)) or name.lower() in IGNORED
 
 
-def _class_files(folder: str, check_content: bool):
+def _class_files(folder: str, check_content: bool, max_pixels: int):
     """``(path, problem or "", format or None)`` for every file under ``folder``, in Keras's order.
 
     ``format`` is None for a file Keras does not read; ``""`` for an image
@@ -158,23 +168,27 @@ def _class_files(folder: str, check_content: bool):
             if not check_content:
                 yield path, "", ""
                 continue
-            kind, problem = check_image_file(path)
+            kind, problem = check_image_file(path, max_pixels)
             yield path, problem, kind
 
 
-def check_image_file(path: str) -> tuple[str, str]:
-    """``(format, problem)`` of one image file from its first and last bytes; ``problem`` is ``""`` if none."""
+def check_image_file(path: str, max_pixels: int = MAX_PIXELS) -> tuple[str, str]:
+    """``(format, problem)`` of one image file from its first and last bytes and its header's width and height
+    (at most ``max_pixels`` pixels); ``problem`` is ``""`` if none.  Only a regular file is opened."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(HEAD)
             size = os.fstat(handle.fileno()).st_size
             handle.seek(max(len(head), size - TAIL))
             tail = (head + handle.read(TAIL))[-TAIL:]  # the last TAIL bytes (the whole file if small)
+            kind = _image_kind(head)
+            dimensions = _dimensions(kind, head, handle) if kind and size else None
+    except NotRegularFile as exc:
+        return "", f"{path} is {exc.kind}, not an image file: {MOVE}"
     except OSError as exc:
         return "", f"cannot read {path}: {exc.strerror or exc}; make it readable or {MOVE}"
     if size == 0:
         return "", f"{path} is empty (0 bytes), not an image: {MOVE}"
-    kind = _image_kind(head)
     if not kind:
         what, advice = _describe(head)
         return "", f"{path} is {what}, not a PNG, JPEG, GIF or BMP image: {advice}"
@@ -183,7 +197,71 @@ def check_image_file(path: str) -> tuple[str, str]:
             f"{path} is a truncated {kind.upper()} image (it ends before its {END[kind]}): "
             f"replace it with a complete copy, or {MOVE}"
         )
+    if dimensions is None:
+        return kind, (
+            f"{path} is a damaged {kind.upper()} image (its header gives no width and height): "
+            f"replace it with a complete copy, or {MOVE}"
+        )
+    width, height = dimensions
+    if width * height > max_pixels:
+        return kind, (
+            f"{path} is {width:,}x{height:,} = {width * height:,} pixels, more than max_pixels ({max_pixels:,}) "
+            f"allows: decoding and resizing it would take about {human_bytes(width * height * 16)}; shrink it, "
+            f"{MOVE}, or raise max_pixels in the image_folder params"
+        )
     return kind, ""
+
+
+def _dimensions(kind: str, head: bytes, handle) -> tuple[int, int] | None:
+    """``(width, height)`` from the image's header; None if the header does not say (a damaged image)."""
+    if kind == "png":
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack_from(">II", head, 16)
+        return width, height
+    if kind == "gif":
+        if len(head) < 10:
+            return None
+        width, height = struct.unpack_from("<HH", head, 6)
+        return width, height
+    if kind == "bmp":
+        if len(head) < 26:
+            return None
+        header = struct.unpack_from("<I", head, 14)[0]
+        if header == 12:  # BITMAPCOREHEADER: 16-bit sizes
+            width, height = struct.unpack_from("<HH", head, 18)
+            return width, height
+        width, height = struct.unpack_from("<ii", head, 18)
+        return abs(width), abs(height)  # a negative height: rows stored top-down
+    return _jpeg_dimensions(handle)
+
+
+def _jpeg_dimensions(handle) -> tuple[int, int] | None:
+    """A JPEG's ``(width, height)`` from its frame header (SOF), found by walking the segments before the scan."""
+    handle.seek(2)
+    for _ in range(JPEG_SEGMENTS):
+        if handle.read(1) != b"\xff":
+            return None
+        marker = handle.read(1)
+        for _fill in range(64):  # 0xFF fill bytes may precede a marker
+            if marker != b"\xff":
+                break
+            marker = handle.read(1)
+        if not marker or marker in (b"\xd9", b"\xda"):  # the end, or the scan: no frame header before it
+            return None
+        if marker == b"\x01" or b"\xd0" <= marker <= b"\xd7":  # markers without a length
+            continue
+        length = handle.read(2)
+        if len(length) < 2 or int.from_bytes(length, "big") < 2:
+            return None
+        if marker[0] in SOF_MARKERS:
+            frame = handle.read(5)
+            if len(frame) < 5:
+                return None
+            height, width = struct.unpack_from(">HH", frame, 1)
+            return width, height
+        handle.seek(int.from_bytes(length, "big") - 2, os.SEEK_CUR)
+    return None
 
 
 END = {"png": "IEND chunk", "jpeg": "end marker FFD9", "gif": "trailer byte 3B", "bmp": "pixel data"}
@@ -231,8 +309,10 @@ def _describe(head: bytes) -> tuple[str, str]:
 def _other_file_problem(path: str) -> str:
     """The problem of a file in a class folder whose extension Keras does not read."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(HEAD)
+    except NotRegularFile as exc:
+        return f"{path} is {exc.kind}, not an image file; Keras would skip it: {MOVE}"
     except OSError as exc:
         return f"{path} is not an image file (and cannot be read: {exc.strerror or exc}); Keras would skip it: {MOVE}"
     if _image_kind(head):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from graft.base.files import not_a_file
 from graft.base.memory import check_allocation, human_bytes
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.data.npzfile import Member, array_file, check_crc, read_member
@@ -55,10 +56,9 @@ def _open_archive(path: str, field: str) -> zipfile.ZipFile:
         raise SpecProblem((field,), f"{path} is a folder; give the path of an .npz file")
     if not os.path.exists(path):
         raise SpecProblem((field,), f"file not found: {path}")
-    if not os.path.isfile(path):
-        raise SpecProblem(
-            (field,), f"{path} is not a regular file (a device or a pipe?); give the path of an .npz file"
-        )
+    kind = not_a_file(path)
+    if kind is not None:
+        raise SpecProblem((field,), f"{path} is {kind}, not a file; give the path of an .npz file")
     try:
         if os.path.getsize(path) == 0:
             raise SpecProblem((field,), f"{path} is empty (0 bytes), not an .npz archive; {SAVEZ}")

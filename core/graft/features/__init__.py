@@ -1,1 +1,2 @@
-"""The on-disk cache of a frozen extractor's features: when a stage may use it, its entries, and the store."""
+"""The on-disk cache of a frozen extractor's features: when a stage may use it, its entries, the digests that
+prove them, and the store."""

@@ -10,7 +10,11 @@ ends up with the trained heads.
 The features are written to disk batch by batch (``graft.features.store``) and
 read back a batch at a time, so data larger than memory trains on them too, and
 a later run of the same extractor on the same data (another head, learning rate
-or number of epochs) reuses them.
+or number of epochs) reuses them.  What is read back is proven against the chunk
+digests recorded when it was written (``graft.features.digests``): a reused entry
+whole before the heads train (a damaged one is removed and computed again), and
+every chunk again as it is read if its file changed since; damage found while the
+heads train stops the stage (``CachedFeatures.stop_if_damaged``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import attrs
 import numpy as np
 
 from graft.data.pipeline import batches_in_order
+from graft.features.digests import FeatureCacheDamaged
 from graft.model.builder import BuiltModel
 from graft.plugins.datasets import Data, Dataset
 from graft.plugins.layers import LayerDecision
@@ -82,9 +87,24 @@ class CachedFeatures:
     data: Dataset
     reused: bool
     stored: Any  # graft.features.store.StoredFeatures: held (and so kept from `graft cache clear`) until closed
+    store: Any  # graft.features.store.FeatureStore: where it is kept
 
     def close(self) -> None:
         self.stored.close()
+
+    def stop_if_damaged(self, stage: str) -> None:
+        """If a read while the heads trained found a chunk that does not match its digest: remove the entry
+        and raise ``FeatureCacheDamaged`` saying so (the stage stops; the next run computes the features)."""
+        damage = self.stored.damage
+        if damage is None:
+            return
+        path = self.stored.path
+        self.store.discard_damaged(self.stored)
+        raise FeatureCacheDamaged(
+            f"stage '{stage}' stopped: the cached features {path} changed on disk while the heads trained on them "
+            f"({damage}); the entry is removed and nothing of this stage was written (finished stages are kept): "
+            "run again and the features are computed again"
+        )
 
 
 def cached_features(
@@ -117,4 +137,4 @@ def cached_features(
     else:
         log("   the extractor is frozen and its features of this data are stored: the heads train on them")
     log(f"   features: {stored.path}")
-    return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused, stored)
+    return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused, stored, cache.store)

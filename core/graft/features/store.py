@@ -6,17 +6,20 @@
 TensorFlow versions: a change to any of them is a new entry, never a stale hit.
 
 **What.** An entry is raw C-ordered ``.bin`` files (the features, and one file per head's
-targets, for training and validation) and ``meta.json`` with their shapes and dtypes.  It is
-written a batch at a time (memory does not grow with the data) into
-``<key>.partial-<pid>-<rand>``, flushed to disk and renamed into place: all or nothing.  If
-another process published the same key meanwhile, its entry is kept and ours discarded.  An
-entry that does not check out (unreadable meta, a file of the wrong size) is removed and the
-features are computed again.  Reading takes a batch at a time too (``graft.ArrayFile``).
+targets, for training and validation) and ``meta.json`` with their shapes, dtypes and the
+sha256 of every chunk (``graft.features.digests``).  It is written a batch at a time (memory
+does not grow with the data) into ``<key>.partial-<pid>-<rand>``, flushed to disk and renamed
+into place: all or nothing.  If another process published the same key meanwhile, its entry is
+kept and ours discarded.  ``get`` proves an entry whole before it is used; an entry that does
+not check out (unreadable meta, a file of the wrong size, a chunk that does not match its
+digest, or a meta of an earlier format, without digests) is removed, with one line through
+``warn``, and the features are computed again.  Reading takes a batch at a time too, and every
+read proves the chunks it touches (``StoredFeatures.dataset``).
 
 **Cleaning.** Nothing is removed behind the user's back except damaged entries.  ``graft cache
 clear [--older-than DAYS]`` (``FeatureStore.clear``) removes entries by last use and the
-leftovers of processes that died while writing; an entry a run is using (it holds a shared
-lock on its ``meta.json``) is skipped.  Deleting the root by hand is safe while no run goes on.
+leftovers of processes that died while writing (``leftovers`` lists them); an entry a run is
+using (it holds a shared lock on its ``meta.json``) is skipped.  Deleting the root by hand is safe while no run goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import attrs
 import numpy as np
 
 from graft.base.files import fsync_path, write_json
-from graft.features.files import META, Batch, FeaturesMeta, StoredFeatures, read_meta, write_split
+from graft.features.digests import CHUNK_BYTES
+from graft.features.files import META, Batch, EntryProblem, FeaturesMeta, StoredFeatures, read_meta, write_split
 from graft.features.folders import (
     FeatureStoreError,
     installed_versions,
@@ -50,12 +54,13 @@ from graft.features.folders import (
 )
 
 __all__ = [
-    "CacheEntry", "ClearResult", "FeatureStore", "FeatureStoreError", "StoredFeatures", "cache_root", "features_key"
+    "CacheEntry", "ClearResult", "FeatureStore", "FeatureStoreError", "Leftover", "StoredFeatures", "cache_root",
+    "features_key",
 ]
 
 KEY_LENGTH = 32
 _KEY = re.compile(r"[0-9A-Za-z_-]{1,128}\Z")
-_LEFTOVER = re.compile(r"[0-9A-Za-z_-]{1,128}\.(?:partial|removing)-(?P<pid>\d{1,10})-[0-9a-f]+\Z")
+_LEFTOVER = re.compile(r"[0-9A-Za-z_-]{1,128}\.(?P<kind>partial|removing)-(?P<pid>\d{1,10})-[0-9a-f]+\Z")
 
 
 def cache_root() -> str:
@@ -90,7 +95,9 @@ def features_key(extractor_weights: list[np.ndarray], data_identity: str, versio
 
 @attrs.frozen
 class CacheEntry:
-    """One entry as ``graft cache`` lists it; ``damaged`` says why ``get`` would compute it again."""
+    """One entry as ``graft cache`` lists it; ``damaged`` says why ``get`` would compute it again (``stale``:
+    written in an earlier format, which cannot be proven).  Only the meta and the sizes of the files are
+    checked here; their contents are proven when a run uses them."""
 
     key: str
     path: str
@@ -101,6 +108,20 @@ class CacheEntry:
     samples: int
     validation_samples: int
     damaged: str | None = None
+    stale: bool = False
+
+
+@attrs.frozen
+class Leftover:
+    """A folder a writer leaves while it writes (``partial``) or removes (``removing``) an entry;
+    ``alive`` is whether its process still runs (``clear`` removes it only once that process died)."""
+
+    name: str
+    path: str
+    kind: str
+    pid: int
+    alive: bool
+    size_bytes: int
 
 
 @attrs.frozen
@@ -117,12 +138,16 @@ class ClearResult:
 
 
 class FeatureStore:
-    """Entries under ``<root>/features/``; ``warn`` hears why a damaged entry was removed."""
+    """Entries under ``<root>/features/``; ``warn`` hears why a damaged entry was removed.  New entries are
+    digested in chunks of ``chunk_bytes``."""
 
-    def __init__(self, root: str, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, root: str, warn: Callable[[str], None] | None = None, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
         self.root = root
         self.folder = os.path.join(root, "features")
         self.warn = warn or (lambda _message: None)
+        self.chunk_bytes = chunk_bytes
 
     def get(self, key: str) -> StoredFeatures | None:
         """The checked entry of ``key`` (its last use touched), or ``None``; a damaged one is removed."""
@@ -136,7 +161,7 @@ class FeatureStore:
             raise store_error("read", self.folder, exc) from None
         except OSError:
             if os.path.lexists(folder):
-                self._discard(folder, f"{META} is missing")
+                self._discard(folder, EntryProblem(f"{META} is missing"))
             return None
         fcntl.flock(handle, fcntl.LOCK_SH)  # waits only for a clear that is removing it
         try:
@@ -149,9 +174,15 @@ class FeatureStore:
             if problem is not None:
                 self._discard(folder, problem)
             return None
+        stored = StoredFeatures(folder, meta, handle)
+        damage = stored.prove()
+        if damage is not None:
+            stored.close()
+            self._discard(folder, EntryProblem(damage))
+            return None
         with contextlib.suppress(OSError):
             os.utime(folder)  # last use; a cache shared read-only just keeps its times
-        return StoredFeatures(folder, meta, handle)
+        return stored
 
     def put(
         self,
@@ -171,13 +202,14 @@ class FeatureStore:
         try:
             with writing(partial):
                 os.mkdir(partial)
-            train_split = write_split(partial, "train", train)
+            train_split = write_split(partial, "train", train, self.chunk_bytes)
             if train_split is None:
                 raise ValueError(f"no training batches to store for '{description}'")
-            val_split = None if validation is None else write_split(partial, "validation", validation)
+            val_split = None if validation is None else write_split(partial, "validation", validation, self.chunk_bytes)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             meta = FeaturesMeta(
-                key, description, created, dict(versions or installed_versions()), train_split, val_split
+                key, description, created, dict(versions or installed_versions()), train_split, val_split,
+                self.chunk_bytes,
             )
             with writing(partial):
                 write_json(os.path.join(partial, META), meta.to_json())
@@ -211,7 +243,8 @@ class FeatureStore:
                 shutil.rmtree(partial, ignore_errors=True)
 
     def entries(self) -> list[CacheEntry]:
-        """Every entry, checked as ``get`` checks it (but not removed), oldest use first."""
+        """Every entry, its meta and file sizes checked as ``get`` checks them (its contents are not read, nothing
+        is removed), oldest use first."""
         found = []
         for name in listing(self.folder):
             folder = os.path.join(self.folder, name)
@@ -222,7 +255,8 @@ class FeatureStore:
                     meta, problem = read_meta(handle, folder, name)
                 last_used = os.stat(folder).st_mtime
             except OSError as exc:
-                meta, problem, last_used = None, f"{META} cannot be read ({exc.strerror})", time.time()
+                meta, last_used = None, time.time()
+                problem = EntryProblem(f"{META} cannot be read ({exc.strerror})")
             found.append(
                 CacheEntry(
                     key=name,
@@ -233,7 +267,8 @@ class FeatureStore:
                     description="" if meta is None else meta.description,
                     samples=0 if meta is None else meta.train.samples,
                     validation_samples=0 if meta is None or meta.validation is None else meta.validation.samples,
-                    damaged=problem,
+                    damaged=None if problem is None else problem.what,
+                    stale=problem is not None and problem.stale,
                 )
             )
         return sorted(found, key=lambda entry: entry.last_used)
@@ -253,20 +288,33 @@ class FeatureStore:
                 removed, freed = removed + 1, freed + entry.size_bytes
             elif os.path.lexists(entry.path):
                 in_use.append(entry.key)
+        for leftover in self.leftovers():
+            if not leftover.alive:
+                shutil.rmtree(leftover.path, ignore_errors=True)
+                if not os.path.lexists(leftover.path):
+                    leftovers, freed = leftovers + 1, freed + leftover.size_bytes
+        return ClearResult(removed, freed, leftovers, tuple(in_use))
+
+    def leftovers(self) -> list[Leftover]:
+        """The folders of writers (``<key>.partial-<pid>-...``) and removers (``.removing-``), by name."""
+        found = []
         for name in listing(self.folder):
             match = _LEFTOVER.match(name)
             folder = os.path.join(self.folder, name)
-            if match and not pid_alive(int(match["pid"])) and os.path.isdir(folder) and not os.path.islink(folder):
-                size = tree_size(folder)
-                shutil.rmtree(folder, ignore_errors=True)
-                if not os.path.lexists(folder):
-                    leftovers, freed = leftovers + 1, freed + size
-        return ClearResult(removed, freed, leftovers, tuple(in_use))
+            if match and os.path.isdir(folder) and not os.path.islink(folder):
+                pid = int(match["pid"])
+                found.append(Leftover(name, folder, match["kind"], pid, pid_alive(pid), tree_size(folder)))
+        return found
+
+    def discard_damaged(self, stored: StoredFeatures) -> None:
+        """Remove an entry whose damage a read found while a run used it (``stored.damage``); it is closed."""
+        stored.close()
+        self._remove(stored.path, exclusive=False)
 
     # -- removing ----------------------------------------------------------------------------
 
-    def _discard(self, folder: str, problem: str) -> None:
-        self.warn(f"the cached features {folder} are damaged ({problem}): removed, they are computed again")
+    def _discard(self, folder: str, problem: EntryProblem) -> None:
+        self.warn(problem.warning(folder))
         self._remove(folder, exclusive=False)
 
     def _remove(self, folder: str, exclusive: bool) -> bool:

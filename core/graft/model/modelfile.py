@@ -6,6 +6,11 @@ ignores ``safe_mode`` for ``.h5`` and would run its code).  Nested models are wa
 layers, as ``graft.model.builder`` lists a model's layers.  A weights-only ``.h5`` written by Keras 2's
 ``save_weights`` keys weights by layer name and is read with h5py; a ``.weights.h5`` (Keras 3, or
 Keras 2 given that name) keys them by position, so its layers cannot be named.
+
+What is read before Keras is trusted with the file is bounded: only a regular file is opened (a
+FIFO would block), and the members read from a ``.keras`` archive (``config.json``,
+``metadata.json``) by their declared size (``MAX_MEMBER_BYTES``) before they are read, and again
+as they are; a config nested too deep for Python's parser is a damaged file.
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import attrs
 import numpy as np
 
+from graft.base.files import file_kind
+from graft.base.memory import human_bytes
 from graft.base.problems import GraftError, listing
 
 _CACHE: dict[tuple[str, int, int], tuple[FileLayer, ...]] = {}
 _CACHE_SIZE = 2  # files read once for the plan and again for the run; a few stages' files at most
+MAX_MEMBER_BYTES = 64 * 2**20  # config.json or metadata.json of a .keras archive; the largest Keras application's
+# config.json is a few MB
 
 
 class ModelFileError(GraftError):
@@ -47,8 +57,11 @@ def read_model_file(path: str) -> tuple[FileLayer, ...]:
     if it cannot be read.  The last few files read are kept, keyed by their size and modification time."""
     try:
         status = os.stat(path)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ModelFileError(f"cannot read the model file {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    kind = file_kind(status.st_mode)
+    if kind is not None:
+        raise ModelFileError(f"the model file {path} is {kind}, not a file; give the path of a .keras or .h5 file")
     key = (os.path.realpath(path), status.st_size, status.st_mtime_ns)
     if key not in _CACHE:
         layers = _read(path)
@@ -79,10 +92,27 @@ def _read(path: str) -> tuple[FileLayer, ...]:
 def _keras_config(path: str) -> dict:
     try:
         with zipfile.ZipFile(path) as archive:
-            return _json(archive.read("config.json"), path)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            return _json(read_member(archive, "config.json", path), path)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, NotImplementedError, zlib.error) as exc:
         raise ModelFileError(f"{path} is not a .keras model file (a zip archive holding config.json): {exc}; "
                              "save the model again with model.save('model.keras')") from None
+
+
+def read_member(archive: zipfile.ZipFile, name: str, path: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """The member ``name`` of a ``.keras`` archive, refused before it is read if its declared size is over
+    ``limit``, and while it is read if it turns out larger than declared."""
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise ModelFileError(
+            f"{path} is damaged or not a Keras model: its {name} says it holds {info.file_size:,} bytes, more than "
+            f"the {limit:,} ({human_bytes(limit)}) a model's {name} can need; save the model again"
+        )
+    with archive.open(info) as member:
+        data = member.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise ModelFileError(f"{path} is damaged: its {name} holds {'more' if len(data) > info.file_size else 'less'} "
+                             f"than the {info.file_size:,} bytes it declares; save the model again")
+    return data
 
 
 def _json(text: str | bytes, path: str) -> dict:
@@ -90,6 +120,9 @@ def _json(text: str | bytes, path: str) -> dict:
         config = json.loads(text)
     except ValueError as exc:
         raise ModelFileError(f"{path} has a damaged model config: {exc}") from None
+    except RecursionError:
+        raise ModelFileError(f"{path} has a damaged model config: it is nested deeper than Python's JSON parser "
+                             "goes, which no Keras model needs; save the model again") from None
     if not isinstance(config, dict):
         raise ModelFileError(f"{path} has a damaged model config: not a mapping")
     return config
@@ -108,13 +141,15 @@ def _refuse_lambda(config: dict, path: str) -> None:
 
 
 def _mappings(value) -> Iterator[dict]:
-    if isinstance(value, dict):
-        yield value
-        for child in value.values():
-            yield from _mappings(child)
-    elif isinstance(value, list):
-        for child in value:
-            yield from _mappings(child)
+    """Every mapping in a JSON value, depth first, without recursion (a config may nest deep)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            yield item
+            pending.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
 
 
 def _load(path: str) -> tuple[FileLayer, ...]:
@@ -150,13 +185,13 @@ def _writer_version(path: str) -> str | None:
     try:
         if path.lower().endswith(".keras"):
             with zipfile.ZipFile(path) as archive:
-                version = json.loads(archive.read("metadata.json")).get("keras_version")
+                version = json.loads(read_member(archive, "metadata.json", path)).get("keras_version")
         else:
             import h5py
 
             with h5py.File(path, "r") as handle:
                 version = handle.attrs.get("keras_version")
-    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, AttributeError, RecursionError, zipfile.BadZipFile, ModelFileError):
         return None
     return _text(version) if version is not None else None
 

@@ -11,10 +11,13 @@ import json
 import os
 import zipfile
 from collections.abc import Iterable
+from typing import NoReturn
 
+import attrs
 import numpy as np
 
-from graft.base.problems import GraftError
+from graft.base.files import not_a_file
+from graft.base.problems import GraftError, kind_of, printable
 from graft.plugins.layers import LayerInfo
 
 FILENAME = "weights.graft.npz"
@@ -65,7 +68,7 @@ def read_index(path: str) -> dict[str, Shapes]:
     """Layer name -> weight shapes, without reading the weights."""
     with _open(path) as data:
         index = _index(data, path)
-    return {name: [tuple(shape) for shape in entry["shapes"]] for name, entry in index["layers"].items()}
+    return {name: [tuple(shape) for shape in entry.shapes] for name, entry in index.items()}
 
 
 def read_weights(path: str) -> Weights:
@@ -74,19 +77,30 @@ def read_weights(path: str) -> Weights:
         index = _index(data, path)
         missing = [
             key
-            for name, entry in index["layers"].items()
-            for key in (f"{name}:{position}" for position in range(len(entry["shapes"])))
+            for name, entry in index.items()
+            for key in (f"{name}:{position}" for position in range(len(entry.shapes)))
             if key not in data.files
         ]
         if missing:
             raise WeightsFileError(f"{path} is damaged: its index lists arrays it lacks: {', '.join(missing)}")
-        return {
-            name: [data[f"{name}:{position}"] for position in range(len(entry["shapes"]))]
-            for name, entry in index["layers"].items()
+        weights = {
+            name: [data[f"{name}:{position}"] for position in range(len(entry.shapes))]
+            for name, entry in index.items()
         }
+    for name, entry in index.items():
+        for position, (value, shape) in enumerate(zip(weights[name], entry.shapes, strict=True)):
+            if tuple(value.shape) != shape:
+                raise WeightsFileError(
+                    f"{path} is damaged: array {name}:{position} has the shape {list(value.shape)}, its index says "
+                    f"{list(shape)}; save it again with graft run"
+                )
+    return weights
 
 
 def _open(path: str):
+    kind = not_a_file(path)
+    if kind is not None:
+        raise WeightsFileError(f"the weights file {path} is {kind}, not a file; give the path of a .graft.npz file")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -98,17 +112,58 @@ def _open(path: str):
     return data
 
 
-def _index(data, path: str) -> dict:
+@attrs.frozen
+class IndexEntry:
+    """One layer in a weights file's index: its class, its variables' short names, its weights' shapes."""
+
+    class_name: str
+    variables: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def _index(data, path: str) -> dict[str, IndexEntry]:
+    """The index of an open weights file, every field checked: layer name -> ``IndexEntry``."""
     if INDEX_KEY not in data.files:
         raise WeightsFileError(f"{path} is not a keras-graft weights file (no index); save it with graft run")
     try:
         index = json.loads(str(data[INDEX_KEY]))
-    except ValueError as exc:
-        raise WeightsFileError(f"{path} has a damaged index: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise WeightsFileError(f"{path} has a damaged index: {type(exc).__name__}: {exc}") from None
     found = index.get("format") if isinstance(index, dict) else None
     if found != FORMAT:
-        raise WeightsFileError(f"{path} has format {found!r}; this keras-graft reads {FORMAT!r}")
-    return index
+        raise WeightsFileError(f"{path} has format {printable(repr(found)[:80])}; this keras-graft reads {FORMAT!r}")
+    layers = index.get("layers")
+    if not isinstance(layers, dict):
+        _damaged(path, "layers", "a mapping of layer names", layers)
+    return {name: _entry(path, name, entry) for name, entry in layers.items()}
+
+
+def _entry(path: str, name: str, entry: object) -> IndexEntry:
+    at = f"layers[{name!r}]"
+    if not isinstance(entry, dict):
+        _damaged(path, at, "a mapping with class, variables and shapes", entry)
+    for key in entry:
+        if key not in ("class", "variables", "shapes"):
+            _damaged(path, f"{at}.{key}", "no such field (class, variables, shapes)", entry[key])
+    class_name, variables, shapes = entry.get("class"), entry.get("variables"), entry.get("shapes")
+    if not isinstance(class_name, str):
+        _damaged(path, f"{at}.class", "a layer class name", class_name)
+    if not isinstance(variables, list) or not all(isinstance(item, str) for item in variables):
+        _damaged(path, f"{at}.variables", "a list of variable names", variables)
+    if not isinstance(shapes, list) or not all(
+        isinstance(shape, list) and all(type(size) is int and size >= 0 for size in shape) for shape in shapes
+    ):
+        _damaged(path, f"{at}.shapes", "a list of shapes (lists of sizes, 0 or more)", shapes)
+    if len(variables) != len(shapes):
+        _damaged(path, f"{at}.variables", f"one name per shape ({len(shapes)})", variables)
+    return IndexEntry(class_name, tuple(variables), tuple(tuple(shape) for shape in shapes))
+
+
+def _damaged(path: str, field: str, expected: str, found: object) -> NoReturn:
+    raise WeightsFileError(
+        f"{path} has a damaged index: {printable(field)} should be {expected}, found {printable(kind_of(found))}; "
+        "save the weights again with graft run"
+    )
 
 
 def snapshot(layers: Iterable[LayerInfo]) -> Weights:

@@ -84,12 +84,17 @@ class ArrayFile:
             return values
         buffer = values.reshape(len(stored), row_bytes // self.dtype.itemsize).view(np.uint8)
         with open(self.path, "rb", buffering=0) as handle:
+            self._check_open(handle, stored)
             if np.array_equal(stored, np.arange(stored[0], stored[0] + len(stored))):  # one block
                 self._read_at(handle, buffer.reshape(-1), int(stored[0]) * row_bytes)
             else:
                 for position in np.argsort(stored, kind="stable"):  # front to back
                     self._read_at(handle, buffer[position], int(stored[position]) * row_bytes)
         return values
+
+    def _check_open(self, handle, stored: np.ndarray) -> None:
+        """Called by ``read`` with the open file and the stored rows about to be read: a subclass that
+        proves what it reads (the feature cache's ``CheckedArrayFile``) checks them here."""
 
     def _read_at(self, handle, target: np.ndarray, start: int) -> None:
         # numpy's stubs make ndarray a Buffer on Python 3.12+ only, hence the ignores below

@@ -123,7 +123,11 @@ def train_stage(
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
             made = make_callbacks(keras, stage.callbacks, FitPlace(job.logs, number, len(rounds.steps)))
-            history = fit(keras, model, data, job, observer, made.keras)
+            try:
+                history = fit(keras, model, data, job, observer, made.keras)
+            finally:  # a damaged chunk fails fit from inside the input pipeline: say what it was
+                if cached is not None and model is cached.heads:
+                    cached.stop_if_damaged(stage.name)
             if job.after_fit is not None:
                 job.after_fit(built.model)
             observer.after_fit(stage, number, built)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from graft.base.problems import Path, did_you_mean, listing
 from graft.spec.records import Stage
 from graft.spec.renaming import rename_problems
+from graft.spec.validators import file_problem
 
 SOURCES = "give exactly one of 'stage' (an earlier stage of this spec), 'weights' (a weights.graft.npz file) or "\
     "'model' (a Keras .keras or .h5 file)"
@@ -47,13 +48,13 @@ def check_init(resolve: Callable[[str], str], stage: Stage, earlier: Sequence[st
             return [((*at, "stage"), f"no earlier stage '{init.stage}'; earlier stages: {hint}")]
         return []
     items = [((*at, "rename", *path), message) for path, message in rename_problems(init.rename)]
-    if init.weights is not None and not os.path.isfile(resolve(init.weights)):
-        items.append(((*at, "weights"), f"weights file not found: {resolve(init.weights)}"))
+    if init.weights is not None:
+        problem = file_problem(resolve(init.weights), "weights file")
+        if problem is not None:
+            items.append(((*at, "weights"), problem))
     if init.model is not None:
         path = resolve(init.model)
-        problem = extension_problem(path)
+        problem = extension_problem(path) or file_problem(path, "model file")
         if problem is not None:
             items.append(((*at, "model"), problem))
-        elif not os.path.isfile(path):
-            items.append(((*at, "model"), f"model file not found: {path}"))
     return items

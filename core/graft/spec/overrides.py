@@ -25,11 +25,12 @@ from typing import Any
 import attrs
 import yaml
 
-from graft.base.problems import GraftError, Path, SpecError, did_you_mean, format_path, kind_of, listing
+from graft.base.problems import GraftError, Path, SpecError, did_you_mean, format_path, kind_of, listing, printable
 from graft.spec.yamlfile import YamlDocument, YamlLimitError, YamlProblem, load_yaml
 
 EXAMPLE = "stages.transfer.epochs=5"
 WILDCARD = "*"  # a path part that stands for every entry of a list or key of a mapping
+MAX_INDEX_DIGITS = 18
 _PART = re.compile(r"([^\[\]]+)?((?:\[\d+\])*)\Z")  # a key, then indexes: stages[1], 1, epochs
 
 
@@ -37,7 +38,7 @@ class OverrideError(GraftError, ValueError):
     """A ``--set`` that cannot be read (no ``=``, a malformed path, a value that is not YAML)."""
 
     def __init__(self, text: str, why: str):
-        super().__init__(f"--set {text}: {why}")
+        super().__init__(printable(f"--set {shown(text)}: {why}"))
         self.text, self.why = text, why
 
 
@@ -53,7 +54,15 @@ class Override:
     @property
     def label(self) -> str:
         """How messages name it: ``--set stages.transfer.epochs=5``."""
-        return f"--set {self.text}"
+        return f"--set {shown(self.text)}"
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """A ``--set`` as messages echo it: control characters escaped, cut in the middle if longer than ``limit``."""
+    text = printable(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...({len(text) - limit:,} characters)...{text[-limit // 2 :]}"
 
 
 def parse_override(text: str) -> Override:
@@ -74,7 +83,7 @@ def argument(text: str) -> Override:
     try:
         return parse_override(text)
     except OverrideError as exc:
-        raise argparse.ArgumentTypeError(f"{exc.text}: {exc.why}") from None
+        raise argparse.ArgumentTypeError(printable(f"{shown(exc.text)}: {exc.why}")) from None
 
 
 def as_overrides(overrides: Iterable[str | Override]) -> tuple[Override, ...]:
@@ -94,9 +103,14 @@ def _keys(text: str, path: str) -> tuple[str | int, ...]:
             raise OverrideError(text, f"'{path}' is not a path: write keys joined by '.', list entries by name or "
                                       f"index (stages.transfer.epochs, stages.1.epochs, stages[1].epochs)")
         name, indexes = match.group(1), match.group(2)
+        numbers = re.findall(r"\d+", indexes)
+        for number in [name, *numbers] if name is not None and name.isdecimal() else numbers:
+            if len(number.lstrip("0")) > MAX_INDEX_DIGITS:  # int() of thousands of digits raises ValueError
+                raise OverrideError(text, f"the index {number[:8]}... ({len(number):,} digits) is larger than any list "
+                                          "in a spec: give the index of an entry (0, 1, ...) or its name")
         if name is not None:
             keys.append(int(name) if name.isdecimal() else name)
-        keys += [int(index) for index in re.findall(r"\d+", indexes)]
+        keys += [int(index) for index in numbers]
     return tuple(keys)
 
 

@@ -6,11 +6,11 @@ Everything here runs without TensorFlow; it is all ``graft validate`` does.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Mapping
 
 import attrs
 
+from graft.base.files import NotRegularFile, open_regular
 from graft.base.problems import Path, Problems, SpecError, SpecProblem, did_you_mean, format_path, listing
 from graft.plugins.layers import INPUT_NAME
 from graft.plugins.registry import PluginError, Registry
@@ -124,37 +124,20 @@ def read_spec_text(path: str) -> str:
     Anything else (a folder, a FIFO, a device, a binary file) is refused with a
     ``SpecError``; a FIFO is never opened, so this never blocks.
     """
+    if "\0" in path:
+        raise SpecError(path, ["cannot read the spec: its path holds a NUL byte; give the path of a YAML file"])
     try:
-        kind = _file_kind(os.stat(path).st_mode)
-        if kind is None:
-            # O_NONBLOCK: if the path became a FIFO since stat, opening it does not wait for a writer
-            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-            with os.fdopen(descriptor, "rb") as handle:
-                kind = _file_kind(os.fstat(handle.fileno()).st_mode)
-                data = handle.read(MAX_BYTES + 1) if kind is None else b""
+        with open_regular(path) as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except NotRegularFile as exc:
+        raise SpecError(path, [f"cannot read the spec: it is {exc.kind}, not a file; give the path of a YAML file"]) \
+            from None
     except OSError as exc:
         raise SpecError(path, [f"cannot read the spec: {exc.strerror or exc}"]) from None
-    if kind is not None:
-        raise SpecError(path, [f"cannot read the spec: it is {kind}, not a file; give the path of a YAML file"])
     if len(data) > MAX_BYTES:
         raise SpecError(path, [f"the spec is larger than {MAX_BYTES // 1024 // 1024} MiB, the limit for a spec file; "
                                "is it the right file?"])
     return _decode(data, path)
-
-
-def _file_kind(mode: int) -> str | None:
-    """None for a regular file, else what it is in words."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def _decode(data: bytes, path: str) -> str:

@@ -32,7 +32,8 @@ from typing import Any
 
 import attrs
 
-from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, kind_of, listing
+from graft.base.files import not_a_file
+from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, kind_of, listing, printable
 from graft.spec.typewords import describe
 
 
@@ -209,19 +210,39 @@ def loading_model_input(shape: Any) -> Iterator[None]:
 
 
 def existing_file(_instance, _attribute, value) -> None:
-    """The value is a path to an existing file, relative to the spec's folder (``~`` expanded)."""
+    """The value is a path to an existing regular file, relative to the spec's folder (``~`` expanded); a
+    folder, a FIFO or a device is reported as what it is."""
     path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
-    if os.path.isdir(path):
-        raise SpecProblem((), f"{path} is a folder; give the path of a file")
+    problem = file_problem(path)
+    if problem is not None:
+        raise SpecProblem((), problem)
+
+
+def file_problem(path: str, what: str = "file") -> str | None:
+    """Why ``path`` is not an existing regular file (``what`` names it: ``weights file``), or None.  Only
+    ``stat``: a FIFO is never opened."""
+    if "\0" in path:
+        return f"{printable(path)} holds a NUL byte, which no file name can; give the path of a {what}"
+    kind = not_a_file(path)
+    if kind == "a folder":
+        return f"{path} is a folder; give the path of a {what}"
+    if kind is not None:
+        return f"{path} is {kind}, not a {what}; give the path of a regular {what}"
     if not os.path.isfile(path):
-        raise SpecProblem((), f"file not found: {path}")
+        return f"{what} not found: {path}"
+    return None
 
 
 def existing_folder(_instance, _attribute, value) -> None:
     """The value is a path to an existing folder, relative to the spec's folder (``~`` expanded)."""
     path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
-    if os.path.isfile(path):
+    if "\0" in path:
+        raise SpecProblem((), f"{printable(path)} holds a NUL byte, which no folder name can")
+    kind = not_a_file(path)
+    if kind is None and os.path.isfile(path):
         raise SpecProblem((), f"{path} is a file; give the path of a folder")
+    if kind is not None and kind != "a folder":
+        raise SpecProblem((), f"{path} is {kind}; give the path of a folder")
     if not os.path.isdir(path):
         raise SpecProblem((), f"folder not found: {path}")
 
