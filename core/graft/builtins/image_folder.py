@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import zlib
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
 import graft
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.data.imagefiles import ImageFolderListing, list_image_folder
 from graft.plugins.datasets import Stream
 from graft.validators import between, each, folder_input, fraction, identifier, non_negative, one_of, spec_folder
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
@@ -157,6 +160,8 @@ def split_files(found: ImageFolderListing, fraction_: float, seed: int) -> tuple
     fraction and the class's file names, never on the order the file system
     lists them in nor on the other classes.
     """
+    import numpy as np
+
     labels = np.asarray(found.labels, dtype=np.int64)
     train, held = [], []
     for label, name in enumerate(found.classes):
@@ -207,6 +212,7 @@ class ImageFolder:
 
     @graft.hookimpl
     def load_data(self, params: ImageFolderParams, base_dir: str) -> Stream:
+        import numpy as np
         import tensorflow as tf
 
         problems = Problems()

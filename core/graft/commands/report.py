@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from graft.records.rundir import RunDir, RunError
-
 
 def add_parser(commands) -> None:
     """``graft report OUT [--force]`` under ``commands``."""
@@ -18,6 +16,7 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from graft.records.rundir import RunDir, RunError
     from graft.reports.writer import finished_stages, write_report
 
     run_dir = RunDir(args.out)

@@ -11,18 +11,20 @@ import json
 import os
 import zipfile
 from collections.abc import Iterable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from graft.base.problems import GraftError
 from graft.plugins.layers import LayerInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FILENAME = "weights.graft.npz"
 FORMAT = "keras-graft weights 1"
 INDEX_KEY = "__graft_index__"
 
 Shapes = list[tuple[int, ...]]
-Weights = dict[str, list[np.ndarray]]  # layer name -> its arrays in get_weights() order
+Weights = dict[str, list["np.ndarray"]]  # layer name -> its arrays in get_weights() order
 
 
 class WeightsFileError(GraftError):
@@ -31,6 +33,8 @@ class WeightsFileError(GraftError):
 
 def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
     """Write every layer's weights to ``path`` atomically (temporary file, then rename)."""
+    import numpy as np
+
     arrays: dict[str, np.ndarray] = {}
     index = {}
     for info in layers:
@@ -87,6 +91,8 @@ def read_weights(path: str) -> Weights:
 
 
 def _open(path: str):
+    import numpy as np
+
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -113,6 +119,8 @@ def _index(data, path: str) -> dict:
 
 def snapshot(layers: Iterable[LayerInfo]) -> Weights:
     """Copies of every layer's current weights, trainable and not (BN statistics included)."""
+    import numpy as np
+
     return {info.name: [np.array(value, copy=True) for value in info.layer.get_weights()] for info in layers}
 
 

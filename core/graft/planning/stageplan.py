@@ -271,6 +271,8 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
     """Plan every stage; raise one ``SpecError`` with every problem of every stage."""
     plans: list[StagePlan] = []
     problems = Problems()
+    if any(stage.init is not None and stage.init.model is not None for stage in spec_file.spec.stages):
+        registry.load_all()  # a Keras file is read: every plugin registers its Keras classes, if any, first
     for index in range(len(spec_file.spec.stages)):
         try:
             built = build_stage_model(spec_file, registry, index)

@@ -15,10 +15,10 @@ import shlex
 
 import yaml
 
+from graft.base.files import fsync_path
 from graft.plugins.registry import CORE_DISTRIBUTION, Registry
 from graft.records.report import Versions
 from graft.records.rundir import PARTIAL, RunDir, RunError
-from graft.base.files import fsync_path
 from graft.spec.records import Spec, Stage
 from graft.spec.specfile import DICT_ANCHOR, SpecFile, one_line
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from graft.spec.callbacks import fingerprint_fields
-from graft.runs.inputs import input_digests
 from graft.records.rundir import RunDir, RunError
+from graft.runs.inputs import input_digests
+from graft.spec.callbacks import fingerprint_fields
 from graft.spec.specfile import SpecFile
 
 OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint

@@ -19,21 +19,21 @@ from typing import Any
 
 import attrs
 
+from graft.data.pipeline import Augment, training_batches, validation_batches
+from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
-from graft.plugins.datasets import Data
-from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
 from graft.model.losses import HeadLoss, compile_arguments
 from graft.model.lrscale import layer_scales, scale_learning_rates
-from graft.runs.observer import RunObserver
 from graft.model.optimizers import make_optimizer
-from graft.data.pipeline import Augment, training_batches, validation_batches
-from graft.planning.stageplan import StagePlan, apply_decisions
-from graft.records.report import RoundResult
-from graft.plugins.rounds import Plateau, Rounds
-from graft.spec.records import Stage
-from graft.runs.verify import verify_frozen
 from graft.model.weights import snapshot
+from graft.planning.stageplan import StagePlan, apply_decisions
+from graft.plugins.datasets import Data
+from graft.plugins.rounds import Plateau, Rounds
+from graft.records.report import RoundResult
+from graft.runs.observer import RunObserver
+from graft.runs.verify import verify_frozen
+from graft.spec.records import Stage
 
 History = dict[str, list[float]]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from graft.model.builder import BuiltModel
-from graft.plugins.layers import LayerDecision
+from graft.model.weights import Weights, bitwise_equal, read_weights, snapshot
 from graft.planning.stageplan import LOADED, StagePlan
+from graft.plugins.layers import LayerDecision
 from graft.records.report import LayerCheck, LayerLoad, StageReport
 from graft.records.rundir import RunError
-from graft.model.weights import Weights, bitwise_equal, read_weights, snapshot
 
 
 def load_by_name(built: BuiltModel, plan: StagePlan, source: str | Weights | None, stage: str) -> dict[str, LayerLoad]:

@@ -16,11 +16,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
-from graft.distribute.strategy import Distribution, chief_says
 from graft.base.problems import GraftError
+from graft.distribute.strategy import Distribution, chief_says
 from graft.records.report import StageReport
-from graft.runs.resume import first_stage_to_run
 from graft.records.rundir import RunDir, RunError
+from graft.runs.resume import first_stage_to_run
 
 
 def first_stage(
