@@ -32,7 +32,7 @@ from tests.observers import Crash, FitSpy, bitwise, read_report
 
 STAGES = ["pretrain", "transfer"]
 RESOLVED = "spec.resolved.yaml"  # graft.runs.provenance: the spec each run trained, at the run directory's root
-FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json", "curves.png"}
+FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json"}  # curves.png: graft report draws it
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
 TRANSFER_DATA = """\
     data:

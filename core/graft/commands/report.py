@@ -8,7 +8,8 @@ import os
 def add_parser(commands) -> None:
     """``graft report OUT [--force]`` under ``commands``."""
     report = commands.add_parser(
-        "report", help="rebuild OUT/report.md (and any missing curves.png) from the finished stages in OUT"
+        "report", help="rebuild OUT/report.md from the finished stages in OUT and draw their missing curves.png "
+        "(graft run draws none)"
     )
     report.add_argument("out", metavar="OUT", help="the run folder (graft run --out)")
     report.add_argument("--force", action="store_true",

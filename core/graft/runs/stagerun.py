@@ -28,7 +28,6 @@ from graft.planning.view import scaled_rates
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
-from graft.reports.curves import ensure_curves
 from graft.runs.interrupts import InterruptWatch
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import stage_versions
@@ -145,9 +144,6 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         return None
     run.observer.stage_published(published)
     run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
-    missing = ensure_curves(run.run_dir.stage_path(stage.name), published)  # after publishing: never costs the stage
-    if missing:
-        run.log(f"   no curves.png for stage '{stage.name}': {missing}")
     return published
 
 
