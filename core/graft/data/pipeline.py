@@ -102,11 +102,9 @@ def _array_batches(x, y: Mapping, batch_size: int, seed: int | None, whole_batch
     if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
         tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
         gathered = tf.data.Dataset.zip((order, tensors))
-        return gathered.map(
-            lambda rows, values: pair([tf.gather(value, rows) for value in values]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        # in sequence: a gather from memory per batch is cheap, and a parallel map's auto-tuned threads spin on
+        # every core for it (the prefetch keeps fit fed all the same)
+        return gathered.map(lambda rows, values: pair([tf.gather(value, rows) for value in values]))
     dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
 
     def gather(rows: np.ndarray) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import attrs
 
-from graft.base.backend import import_keras, tf_error_text
+from graft.base.backend import clear_session, import_keras, tf_error_text
 from graft.base.files import write_json
 from graft.base.problems import GraftError, SpecProblem
 from graft.distribute.strategy import Distribution, average_moving_statistics, check_identical, lost_peer
@@ -23,7 +23,7 @@ from graft.model.losses import head_losses
 from graft.model.weights import FILENAME as WEIGHTS_FILENAME
 from graft.model.weights import save_weights, snapshot
 from graft.planning.stagedata import StageData
-from graft.planning.stageplan import LOADED, StagePlan, build_stage_model, decide, plan_stage
+from graft.planning.stageplan import LOADED, PlannedStage, StagePlan, build_stage_model, decide, plan_stage
 from graft.planning.view import scaled_rates
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
@@ -55,6 +55,7 @@ class Run:
     cache_features: bool = True
     interrupts: InterruptWatch = attrs.field(factory=InterruptWatch)
     distribution: Distribution | None = None
+    models: list[PlannedStage | None] = attrs.field(factory=list)  # per stage: the model planned, until it trains
 
     @property
     def is_chief(self) -> bool:
@@ -68,7 +69,7 @@ class Run:
 def run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str) -> StageReport | None:
     """Train stage ``index`` from its source and publish it (the chief; other workers train alongside)."""
     if run.distribution is not None:
-        import_keras().backend.clear_session()  # as the builder does, but outside the scope it would drop
+        clear_session(import_keras())  # as the builder does, but outside the scope it would drop
     stage = run.spec_file.spec.stages[index]
     with run.scope(), training_folder(run.run_dir, stage.name, run.is_chief, writes_files(stage.callbacks)) as logs:
         return _run_stage(run, index, stage_data, fingerprint, logs)
@@ -79,9 +80,14 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     spec = run.spec_file.spec
     stage = spec.stages[index]
     started = time.perf_counter()
-    built = build_stage_model(run.spec_file, run.registry, index)
-    rounds = decide(run.spec_file, run.registry, index, built)
-    plan = plan_stage(run.spec_file, index, built, rounds, run.plans)
+    planned = run.models[index] if index < len(run.models) else None
+    if planned is not None:  # built and decided while planning: trained as it is
+        run.models[index] = None  # not kept alive past its stage
+        built, rounds, plan = planned.built, planned.rounds, planned.plan
+    else:
+        built = build_stage_model(run.spec_file, run.registry, index)
+        rounds = decide(run.spec_file, run.registry, index, built)
+        plan = plan_stage(run.spec_file, index, built, rounds, run.plans)
     if run.distribution is not None:
         plan = attrs.evolve(plan, distribute=run.distribution.describe(stage.batch_size, stage_data.summary.samples))
     losses = head_losses(built.model, spec.heads_of(stage))

@@ -29,6 +29,7 @@ from graft.spec.specfile import SpecFile
 
 if TYPE_CHECKING:
     from graft.distribute.cluster import Cluster
+    from graft.planning.stageplan import PlannedStage
 
 
 class RunInterrupted(RunError):
@@ -71,21 +72,27 @@ def run_spec(
         assert cluster is not None  # a worker that is not the chief is in a cluster
         log(f"{cluster.me}: the chief reports progress and writes {out_dir}; this worker writes nothing there")
     from graft.planning.stagedata import load_and_check_data
-    from graft.planning.stageplan import plan_spec
+    from graft.planning.stageplan import plan_stages
     from graft.runs.stagerun import Run, run_stage  # the training machinery: not needed to confirm a finished run
 
-    plans = plan_spec(spec_file, registry)
+    planned = plan_stages(spec_file, registry)
+    plans = [stage.plan for stage in planned]
     stage_data = load_and_check_data(spec_file, registry, plans)
     if distribution is not None:
         check_batches(distribution, spec_file, [loaded.summary.samples for loaded in stage_data])
+    models: list[PlannedStage | None] = list(planned)  # each stage trains the model its plan was made on ...
+    if distribution is not None:
+        models = [None] * len(planned)  # ... but a strategy builds it again, in its scope
     run = Run(spec_file, registry, run_dir, plans, log if chief else _quiet, observer or RunObserver(),
-              cache_features and not (distribution and distribution.multi_worker), distribution=distribution)
+              cache_features and not (distribution and distribution.multi_worker), distribution=distribution,
+              models=models)
     with contextlib.ExitStack() as held, run.interrupts.watching():
         with peers_watched(distribution, "the start of the run"):
             first = first_stage(distribution, run_dir, held, names, fingerprints, restart_from, wait)
         if chief and first < len(names):  # the spec as it will have run, at the run directory's root
             write_resolved_spec(run_dir, spec_file)
         _log_kept(run_dir, names, first, run.log)
+        run.models[:first] = [None] * first  # kept stages do not train: their planned models go
         for index in range(first, len(names)):
             try:
                 run.interrupts.check()
