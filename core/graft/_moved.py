@@ -8,8 +8,6 @@ so its functions and classes are the same) and warns once with ``DeprecationWarn
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 import warnings
 
@@ -94,7 +92,9 @@ MOVED = {
 }
 
 
-class _MovedLoader(importlib.abc.Loader):
+class _MovedLoader:
+    """An ``importlib.abc.Loader`` (by its methods: importing ``importlib.abc`` costs every start-up)."""
+
     def __init__(self, old: str, new: str) -> None:
         self.old, self.new = old, new
 
@@ -113,12 +113,17 @@ class _MovedLoader(importlib.abc.Loader):
         )
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder):
+class _MovedFinder:
+    """An ``importlib.abc.MetaPathFinder`` (by its method)."""
+
     def find_spec(self, fullname, path=None, target=None):
         new = MOVED.get(fullname)
         if new is None:
             return None
-        return importlib.util.spec_from_loader(fullname, _MovedLoader(fullname, new))
+        import importlib.util
+
+        loader = _MovedLoader(fullname, new)
+        return importlib.util.spec_from_loader(fullname, loader)  # type: ignore[arg-type]  # a Loader by its methods
 
 
 def install() -> None:

@@ -110,6 +110,26 @@ def test_predict_with_a_misnamed_array_fails_before_tensorflow_is_imported(tmp_p
     assert not (tmp_path / "x.pretrain-predictions.npz").exists()
 
 
+def test_help_and_validate_import_no_numpy_and_only_the_plugins_the_spec_names():
+    """Start-up: ``import graft``, ``--help`` and ``validate`` stay light (numpy only where arrays are read;
+    the registry lists every plugin but imports only those a spec names)."""
+    code = (
+        "import sys, contextlib, io; from graft.commands.cli import main\n"
+        "import graft; assert 'numpy' not in sys.modules, 'import graft'\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): main(['--help'])\n"
+        "assert 'graft.spec.overrides' not in sys.modules and 'graft.records.rundir' not in sys.modules\n"
+        f"rc = main(['validate', {str(CONFIG)!r}])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'keras', 'matplotlib'))\n"
+        "assert not heavy, heavy\n"
+        "assert 'graft_gru' in sys.modules and 'graft_conv1d' not in sys.modules, 'only the named plugins'\n"
+        "sys.exit(rc)"
+    )
+    result = run([sys.executable, "-c", code], all_plugins=True)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith(f"{CONFIG}: valid")
+
+
 def test_validate_console_script_exit_codes(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(CONFIG.read_text().replace("epochs: 3", "epochs: three", 1))
@@ -241,3 +261,12 @@ def test_unknown_command_is_a_usage_error(capsys):
         main(["plam", str(CONFIG)])
     assert caught.value.code == 2
     assert "invalid choice: 'plam'" in capsys.readouterr().err
+
+
+def test_new_plugin_offers_the_kinds_and_licences_the_scaffold_writes():
+    """The command lists them without importing the scaffold at every start of graft."""
+    from graft.authoring import scaffold
+    from graft.commands import new_plugin
+
+    assert tuple(scaffold.KINDS) == new_plugin.KINDS
+    assert new_plugin.LICENSES == scaffold.LICENSES

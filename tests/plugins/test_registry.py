@@ -285,6 +285,49 @@ def test_the_same_distribution_on_two_paths_is_not_a_conflict(site, tmp_path):
     assert [(info.status, info.version) for info in registry.infos] == [("ok", "1.0")]
 
 
+def test_a_name_two_distributions_claim_conflicts_without_importing_either(site):
+    first, second = site.module(HEAD, "a"), site.module(HEAD, "b")
+    site.dist("fake-a", {"twin": first})
+    site.dist("fake-b", {"twin": second})
+
+    registry = site.discover()
+
+    message = error_of(registry, "head", "twin")
+    assert "name 'twin' is claimed by 2 distributions: fake-a, fake-b" in message
+    assert first not in sys.modules and second not in sys.modules
+
+
+# -- imported when named ---------------------------------------------------------
+
+
+def test_discover_lists_the_plugins_and_imports_each_only_when_it_is_named(site):
+    head, extractor = site.module(HEAD, "head"), site.module(EXTRACTOR, "extractor")
+    broken = site.module("raise ImportError('needs libfoo')\n", "broken")
+    site.dist("fakedist", {"steady": head, "stack": extractor, "shaky": broken})
+
+    registry = site.discover()
+
+    assert [(info.name, info.status) for info in registry.listed] == [
+        ("steady", "listed"), ("stack", "listed"), ("shaky", "listed")
+    ]
+    assert not {head, extractor, broken} & set(sys.modules), "discovery imports no plugin"
+    assert registry.get("head", "steady").plugin.build_head(None, "f", "level") == ("head", "level")
+    assert head in sys.modules and extractor not in sys.modules and broken not in sys.modules
+    assert info_of(registry, "steady").status == "ok"  # infos imports and checks the rest
+    assert extractor in sys.modules and info_of(registry, "shaky").status == "broken"
+
+
+def test_a_broken_plugin_no_spec_names_costs_nothing_until_all_are_listed(site):
+    site.dist("fakedist", {"steady": site.module(HEAD), "shaky": site.module("raise RuntimeError('boom')\n")})
+
+    registry = site.discover()
+
+    assert registry.params_class("head", "steady") is None  # named: imported and working
+    assert [info.status for info in registry.listed] == ["ok", "listed"]
+    assert registry.names("head") == ["steady"]  # every plugin imported to answer
+    assert [info.status for info in registry.listed] == ["ok", "broken"]
+
+
 # -- lookup messages ---------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from graft.records.rundir import RunDir
 from graft.reports.curves import FILENAME as CURVES
 from graft.reports.curves import PANEL_SIZE, ROUND_LINE, curves_of, draw
 from graft.reports.markdown import FILENAME, number, written_stages
+from graft.reports.writer import NOT_DRAWN
 from graft.runs.stages import run_spec
 from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
@@ -28,14 +29,25 @@ ONE_STAGE_SPEC = TINY_GRU_SPEC.split("  - name: transfer")[0]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, registry):
-    """pretrain (1 epoch), then transfer trained in 2 progressive rounds of 1 epoch; the run's log."""
+def ran(tmp_path_factory, registry):
+    """pretrain (1 epoch), then transfer trained in 2 progressive rounds of 1 epoch; the run's log; what the run
+    left (before ``graft report``): its report.md and the files of each stage."""
     folder = tmp_path_factory.mktemp("report")
     (folder / "spec.yaml").write_text(PROGRESSIVE_SPEC)
     spec_file = load_spec(str(folder / "spec.yaml"), registry)
     log: list[str] = []
-    run_spec(spec_file, registry, str(folder / "out"), log=log.append)
-    return spec_file, str(folder / "out"), log
+    out = str(folder / "out")
+    run_spec(spec_file, registry, out, log=log.append)
+    files = {stage: sorted(os.listdir(os.path.join(out, stage))) for stage in STAGES}
+    return spec_file, out, log, report_md(out), files
+
+
+@pytest.fixture(scope="module")
+def finished(ran):
+    """The run, its curves drawn by ``graft report``."""
+    spec_file, out, log, _, _ = ran
+    assert main(["report", out]) == 0
+    return spec_file, out, log
 
 
 def report_md(out: str) -> str:
@@ -106,7 +118,16 @@ def test_what_is_not_a_keras_history_is_a_value_error(history):
 
 
 @pytest.mark.slow
-def test_every_finished_stage_has_its_curves_png_drawn_from_its_history(finished):
+def test_graft_run_draws_no_curves_and_its_report_md_says_how_to_draw_them(ran):
+    _, out, log, text, files = ran
+    assert all(CURVES not in names for names in files.values())  # nothing the user waits for is spent on plots
+    for stage in STAGES:
+        assert f"No curves.png: {NOT_DRAWN}." in text.split(f"`{stage}`", 1)[1]
+    assert f"   curves.png (loss and metrics per epoch) of pretrain, transfer: graft report {out} draws them" in log
+
+
+@pytest.mark.slow
+def test_graft_report_draws_every_stage_curves_png_from_its_history(finished):
     from matplotlib.image import imread
 
     _, out, _ = finished
@@ -210,20 +231,23 @@ def test_graft_report_imports_neither_tensorflow_nor_matplotlib_when_the_curves_
 
 
 @pytest.mark.slow
-def test_a_stage_is_published_when_matplotlib_cannot_be_imported(tmp_path, registry, monkeypatch):
+def test_without_matplotlib_a_stage_is_published_and_graft_report_says_why_it_draws_nothing(
+    tmp_path, registry, monkeypatch, capsys
+):
     (tmp_path / "spec.yaml").write_text(ONE_STAGE_SPEC)
     spec_file = load_spec(str(tmp_path / "spec.yaml"), registry)
     out = str(tmp_path / "out")
-    log: list[str] = []
     with monkeypatch.context() as patched:
         patched.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
         patched.setitem(sys.modules, "matplotlib.figure", None)
-        run_spec(spec_file, registry, out, log=log.append)
+        run_spec(spec_file, registry, out, log=lambda _: None)
+        report = RunDir(out).read_report("pretrain")  # published whole, verified
+        assert set(report.files) == {"history.json", "model.keras", "weights.graft.npz"}
+        capsys.readouterr()
+        assert main(["report", out]) == 0
 
-    report = RunDir(out).read_report("pretrain")  # published whole, verified
-    assert set(report.files) == {"history.json", "model.keras", "weights.graft.npz"}
     assert not os.path.exists(os.path.join(out, "pretrain", CURVES))
-    assert any(line.startswith("   no curves.png for stage 'pretrain': matplotlib cannot be imported") for line in log)
+    assert "no curves.png for stage 'pretrain': matplotlib cannot be imported" in capsys.readouterr().out
     assert "No curves.png: matplotlib cannot be imported" in report_md(out)
 
     assert main(["report", out]) == 0  # matplotlib back: drawn, and report.md (keras-graft's) rewritten

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 
-import graft.runs.stages
+import graft.runs.stagerun
 from graft.base.backend import import_keras
 from graft.base.problems import SpecError
 from graft.model.builder import leaf_layers
@@ -32,7 +32,7 @@ from tests.observers import Crash, FitSpy, bitwise, read_report
 
 STAGES = ["pretrain", "transfer"]
 RESOLVED = "spec.resolved.yaml"  # graft.runs.provenance: the spec each run trained, at the run directory's root
-FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json", "curves.png"}
+FILES = {"model.keras", "weights.graft.npz", "history.json", "report.json"}  # curves.png: graft report draws it
 PRETRAIN_ONLY = TINY_GRU_SPEC[: TINY_GRU_SPEC.index("  - name: transfer")]
 TRANSFER_DATA = """\
     data:
@@ -253,7 +253,7 @@ def test_crash_inside_stage_2_keeps_stage_1_and_the_next_run_finishes(
 
     spy.crash = False  # crash while publishing, after model.keras is written
     with monkeypatch.context() as patch:
-        patch.setattr(graft.runs.stages, "save_weights", _crash)
+        patch.setattr(graft.runs.stagerun, "save_weights", _crash)
         with pytest.raises(Crash):
             run(seed_run.spec_file, out, registry, observer=spy)
     assert sorted(os.listdir(out)) == sorted(["pretrain", "report.md", "transfer.partial", RESOLVED, resolved_aside])

@@ -11,8 +11,8 @@ import threading
 from graft.base.problems import GraftError
 from graft.base.tfbanners import TENSORFLOW_BANNERS, fd2_lines_hidden
 
-__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "fd2_lines_hidden", "import_keras", "keras_major", "tf_error_text",
-           "verbose"]
+__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "clear_session", "fd2_lines_hidden", "import_keras", "keras_major",
+           "tf_error_text", "verbose"]
 
 VERBOSE_VARIABLE = "GRAFT_VERBOSE"
 
@@ -50,6 +50,19 @@ def import_keras():
             "or keep the tensorflow you already have"
         ) from exc
     return keras
+
+
+def clear_session(keras) -> None:
+    """``keras.backend.clear_session`` without the full garbage collection Keras 3 adds to it (``free_memory``):
+    Keras's own names and state restart, and a build does not pay a collection over TensorFlow's whole heap
+    (Python's own collector frees the old models' cycles as usual)."""
+    import inspect
+
+    clear = keras.backend.clear_session
+    if "free_memory" in inspect.signature(clear).parameters:
+        clear(free_memory=False)
+    else:  # Keras 2 collects nothing
+        clear()
 
 
 def keras_major() -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import zlib
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
 import graft
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
@@ -29,6 +29,9 @@ from graft.validators import (
     positive,
     spec_folder,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
@@ -168,6 +171,8 @@ def split_files(found: ImageFolderListing, fraction_: float, seed: int) -> tuple
     fraction and the class's file names, never on the order the file system
     lists them in nor on the other classes.
     """
+    import numpy as np
+
     labels = np.asarray(found.labels, dtype=np.int64)
     train, held = [], []
     for label, name in enumerate(found.classes):
@@ -221,6 +226,7 @@ class ImageFolder:
 
     @graft.hookimpl
     def load_data(self, params: ImageFolderParams, base_dir: str) -> Stream:
+        import numpy as np
         import tensorflow as tf
 
         problems = Problems()

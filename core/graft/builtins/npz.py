@@ -3,21 +3,24 @@
 Large arrays stored uncompressed (``numpy.savez``) stay on disk as ``graft.ArrayFile``
 (read a batch at a time while training, so memory does not grow with the file); smaller
 ones, and those that cannot be read in place, are read into memory, which the dataset's
-description says for large ones (the archive is read by ``graft.data.npz``).  Pure numpy;
-no TensorFlow import.
+description says for large ones (the archive is read by ``graft.data.npz``, imported when
+data is loaded, so ``graft validate`` does without numpy).  Pure numpy; no TensorFlow import.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import attrs
 
 import graft
 from graft.base.problems import SpecProblem
-from graft.data.npz import read_arrays
-from graft.plugins.datasets import Array, Dataset
+from graft.plugins.datasets import Dataset
 from graft.validators import existing_file, fraction, non_empty
+
+if TYPE_CHECKING:
+    from graft.plugins.datasets import Array
 
 
 @attrs.frozen
@@ -49,6 +52,8 @@ def _arrays_of(params: NpzParams, path: str, field: str) -> tuple[Array, dict[st
     inputs_at = ("inputs",) if own else (field,)
     targets_at = {head: ("targets", head) if own else (field,) for head in params.targets}
     targets = {head: (key, targets_at[head]) for head, key in params.targets.items()}
+    from graft.data.npz import read_arrays
+
     return read_arrays(path, (params.inputs, inputs_at), targets, field)
 
 

@@ -1,18 +1,22 @@
 """The built-in ``synthetic`` data source: a generated multichannel time-series task, so demos run anywhere.
 
-Pure numpy; no TensorFlow import.
+Pure numpy (imported when data is generated, so ``graft validate`` does without it); no TensorFlow import.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
-import numpy as np
 
 import graft
 from graft.base.memory import check_allocation
 from graft.base.problems import Problems, did_you_mean
 from graft.plugins.datasets import Dataset
 from graft.validators import fraction, non_empty, non_negative, positive
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TARGET_KINDS = ("level", "trend")
 
@@ -66,6 +70,8 @@ class SyntheticParams:
 
 def generate(params: SyntheticParams) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The synthetic inputs and targets; the same params give bitwise identical arrays."""
+    import numpy as np
+
     rng = np.random.default_rng(params.seed)
     n, steps = params.samples, params.timesteps
     # Draws do not depend on frequency, so changing it keeps labels and mixing: a related task.

@@ -1,27 +1,28 @@
-"""The ``graft`` command line. Only ``plan``, ``run``, ``evaluate``, ``predict`` and ``export`` import TensorFlow."""
+"""The ``graft`` command line. Only ``plan``, ``run``, ``evaluate``, ``predict`` and ``export`` import TensorFlow.
+
+Start-up is kept short: the command modules' own imports wait inside their ``run``, the
+plugins are listed (``graft.plugins.registry``) and only those a spec names are imported.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graft.base.backend import VERBOSE_VARIABLE
 from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
-from graft.base.table import format_table
 from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
 from graft.commands import smoke
 from graft.commands import stage as stage_commands
-from graft.distribute.cluster import Cluster
-from graft.plugins.registry import CORE_DISTRIBUTION, DEBUG_VARIABLE, Registry, debug_enabled, describe
-from graft.spec import overrides
+
+if TYPE_CHECKING:
+    from graft.distribute.cluster import Cluster
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         os.environ[VERBOSE_VARIABLE] = "1"  # before anything imports TensorFlow: its own log lines are then shown
     if args.debug:
+        from graft.plugins.registry import DEBUG_VARIABLE
+
         os.environ[DEBUG_VARIABLE] = "1"  # plugin errors keep their cause for the traceback
     if not args.version and args.command is None:
         parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
@@ -122,16 +125,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None:
     command.add_argument(
-        "--set", action="append", dest="overrides", default=None, type=overrides.argument, metavar="PATH=VALUE",
+        "--set", action="append", dest="overrides", default=None, type=_override, metavar="PATH=VALUE",
         help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
         "index, * for every entry: stages.*.epochs=1; VALUE is YAML); +PATH=VALUE adds a key the file does not "
         "have; repeatable, applied in order",
     )
 
 
+def _override(text: str):
+    """``graft.spec.overrides.argument``, imported when a ``--set`` is given."""
+    from graft.spec.overrides import argument
+
+    return argument(text)
+
+
 def _report(exc: GraftError) -> int:
     """Print ``error: ...`` (and, with --debug, the traceback behind it); the exit code."""
+    from graft.plugins.registry import debug_enabled
+
     if debug_enabled() and (exc.__cause__ or exc.__context__):
+        import traceback
+
         traceback.print_exception(exc)
     print(f"error: {printable(str(exc), keep=chr(10) + chr(9))}", file=sys.stderr)  # newlines and tabs kept
     return getattr(exc, "exit_code", 1)
@@ -144,6 +158,11 @@ def _version() -> int:
 
 def _plugins(args) -> int:
     """The table of installed plugins; exit 1 while a name is claimed by two distributions (no spec can use it)."""
+    import json
+
+    from graft.base.table import format_table
+    from graft.plugins.registry import Registry, describe
+
     columns = ("name", "provides", "distribution", "status")
     infos = Registry.discover().infos
     rows = [{key: row[key] for key in columns} for row in describe(infos)]
@@ -161,6 +180,7 @@ def _plugins(args) -> int:
 
 def _validate(args) -> int:
     """Every spec is checked, whatever the others' problems: a line for each valid one, the errors of the others."""
+    from graft.plugins.registry import Registry
     from graft.spec.layernames import check_layer_names
     from graft.spec.specfile import load_spec
 
@@ -189,11 +209,14 @@ def _validate(args) -> int:
 
 
 def _plan(args) -> int:
+    import json
+
     import attrs
 
     from graft.planning.stagedata import load_and_check_data
     from graft.planning.stageplan import plan_spec
     from graft.planning.view import render_text
+    from graft.plugins.registry import Registry
     from graft.spec.specfile import load_spec
 
     registry = Registry.discover()
@@ -209,7 +232,7 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
-    from graft.distribute.strategy import check_cluster
+    from graft.plugins.registry import Registry
     from graft.runs.stages import default_out_dir, run_spec
     from graft.spec.specfile import load_spec
 
@@ -229,6 +252,7 @@ def _run(args) -> int:
     cluster = _cluster(args)
     if args.local_workers:
         from graft.distribute.launcher import run_local_workers
+        from graft.distribute.strategy import check_cluster
 
         check_cluster(spec_file.spec.distribute, args.local_workers)
         return run_local_workers(worker_arguments(args, out), args.local_workers)
@@ -287,6 +311,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
     import importlib.metadata
 
     from graft._version import __version__
+    from graft.plugins.registry import CORE_DISTRIBUTION, Registry
 
     where: dict[str, Any] = {"path": paths} if paths is not None else {}
 
@@ -299,7 +324,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
         return None
 
     # enabled=set(): every third-party plugin is listed with its distribution but not loaded
-    infos = Registry.discover(paths, enabled=set()).infos
+    infos = Registry.discover(paths, enabled=set()).listed
     plugins = sorted({f"{info.distribution} {info.version}".strip() for info in infos
                       if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION})
     return [

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import sys
 
-from graft.authoring.scaffold import KINDS, LICENSES, write_plugin
+# graft.authoring.scaffold.KINDS and LICENSES, without importing the scaffold at every start of graft
+KINDS = ("extractor", "head", "policy", "data")
+LICENSES = ("none", "MIT")
 
 
 def add_parser(commands) -> None:
@@ -25,6 +27,8 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from graft.authoring.scaffold import write_plugin
+
     written = write_plugin(args.name, args.kind, args.output, args.license, args.author)
     folder = os.path.relpath(written.folder)
     folder = written.folder if folder.startswith("..") else folder

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
-from graft.records.rundir import RunDir, RunError
-
 
 def add_parser(commands) -> None:
     """``graft report OUT [--force]`` under ``commands``."""
     report = commands.add_parser(
-        "report", help="rebuild OUT/report.md (and any missing curves.png) from the finished stages in OUT"
+        "report", help="rebuild OUT/report.md from the finished stages in OUT and draw their missing curves.png "
+        "(graft run draws none)"
     )
     report.add_argument("out", metavar="OUT", help="the run folder (graft run --out)")
     report.add_argument("--force", action="store_true",
@@ -18,6 +17,7 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from graft.records.rundir import RunDir, RunError
     from graft.reports.writer import finished_stages, write_report
 
     run_dir = RunDir(args.out)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
 from graft.base.problems import listing
 from graft.plugins.arrayfile import ArrayFile
-from graft.plugins.datasets import Array, Dataset
+from graft.plugins.datasets import Dataset
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from graft.plugins.datasets import Array
 
 
 def _dims(value: Iterable[int]) -> tuple[int, ...]:
@@ -45,6 +50,8 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _non_finite(what: str, values: np.ndarray) -> list[str]:
+    import numpy as np
+
     if values.dtype.kind not in "fc":
         return []
     bad = ~np.isfinite(values.reshape(len(values), -1))
@@ -75,6 +82,8 @@ def _numeric(what: str, values: np.ndarray) -> list[str]:
 
 def _as_array(what: str, values) -> tuple[np.ndarray | None, list[str]]:
     """``values`` as an array, or a message saying why they are not one (targets on disk are read: they are small)."""
+    import numpy as np
+
     if isinstance(values, ArrayFile):
         return values.to_array(), []
     try:
@@ -85,11 +94,15 @@ def _as_array(what: str, values) -> tuple[np.ndarray | None, list[str]]:
 
 def _finite(values: np.ndarray) -> np.ndarray:
     """The finite values, flattened (NaN/inf are reported separately)."""
+    import numpy as np
+
     return values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
 
 
 def _check_target(what: str, head: str, y: np.ndarray, target: HeadTarget) -> list[str]:
     """Loss-specific checks of one head's (numeric, finite-checked) targets."""
+    import numpy as np
+
     n, shape, loss = len(y), y.shape, _canonical(target.loss)
     out = tuple(target.output_shape)
     if loss == SPARSE:
@@ -162,6 +175,8 @@ def _check_values(what: str, head: str, values, n: int | None, target: HeadTarge
 
 def _non_finite_on_disk(what: str, x: ArrayFile) -> list[str]:
     """``_non_finite`` of inputs on disk, read a chunk at a time."""
+    import numpy as np
+
     if x.dtype.kind not in "fc":
         return []
     bad_values = bad_rows = 0
@@ -184,6 +199,8 @@ def _non_finite_on_disk(what: str, x: ArrayFile) -> list[str]:
 
 
 def _check_inputs_on_disk(split: str, x: ArrayFile, input_shape: tuple[int, ...]) -> list[str]:
+    import numpy as np
+
     problems = [f"{split} data has no samples"] if len(x) == 0 else []
     numeric = _numeric(f"{split} inputs", np.empty(0, x.dtype))
     problems += numeric

@@ -9,13 +9,14 @@ at a time; a ``Stream`` with ``read`` is shuffled as keys before they are read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from graft.base.backend import per_head
 from graft.plugins.arrayfile import ArrayFile, rows_of
 from graft.plugins.datasets import Data, Dataset, Stream
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Augment = Callable[[Any], Any]
 
@@ -66,6 +67,8 @@ def _sharded_by_data(batches: Any) -> Any:
 
 def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
     """The training (or validation) samples in order, as numpy ``(inputs, {head: targets})`` batches."""
+    import numpy as np
+
     if isinstance(data, Dataset):
         x, y = (data.x_val, data.y_val) if validation else (data.x, data.y)
         assert x is not None and y is not None  # validation only with validation data (graft.data.datacheck)
@@ -83,6 +86,7 @@ def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> I
 
 def _array_batches(x, y: Mapping, batch_size: int, seed: int | None, whole_batches: bool = False) -> Any:
     """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)."""
+    import numpy as np
     import tensorflow as tf
 
     heads = list(y)
@@ -98,11 +102,9 @@ def _array_batches(x, y: Mapping, batch_size: int, seed: int | None, whole_batch
     if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
         tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
         gathered = tf.data.Dataset.zip((order, tensors))
-        return gathered.map(
-            lambda rows, values: pair([tf.gather(value, rows) for value in values]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        # in sequence: a gather from memory per batch is cheap, and a parallel map's auto-tuned threads spin on
+        # every core for it (the prefetch keeps fit fed all the same)
+        return gathered.map(lambda rows, values: pair([tf.gather(value, rows) for value in values]))
     dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
 
     def gather(rows: np.ndarray) -> list[np.ndarray]:

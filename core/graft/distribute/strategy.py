@@ -13,14 +13,16 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from graft.distribute.cluster import TF_CONFIG, Cluster, ClusterError
 from graft.records.rundir import RunError
 from graft.spec.records import Distribute
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LOST_PEER = ("collective", "peer", "unavailable", "coordination", "heartbeat", "socket", "connect", "aborted")
 
@@ -123,6 +125,8 @@ def average_moving_statistics(distribution: Distribution | None, keras, model: A
     weights would differ.  Called after every ``fit`` on every worker: values equal on every
     replica (a frozen layer's) are kept bit for bit.
     """
+    import numpy as np
+
     if distribution is None or not distribution.multi_worker or keras.__version__.startswith("2."):
         return
     variables = [variable for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
@@ -195,6 +199,8 @@ def chief_says(distribution: Distribution | None, value: int) -> int:
 
 def weights_digest(weights: dict[str, list[np.ndarray]]) -> str:
     """SHA-256 over every layer's weights (layers by name, weights in order): equal digests, equal bits."""
+    import numpy as np
+
     digest = hashlib.sha256()
     for name in sorted(weights):
         for value in weights[name]:

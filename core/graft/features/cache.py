@@ -20,16 +20,18 @@ heads train stops the stage (``CachedFeatures.stop_if_damaged``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from graft.data.pipeline import batches_in_order
 from graft.features.digests import FeatureCacheDamaged
 from graft.model.builder import BuiltModel
 from graft.plugins.datasets import Data, Dataset
 from graft.plugins.layers import LayerDecision
+
+if TYPE_CHECKING:
+    pass
 
 # Layers whose output in training differs from inference even when frozen.
 STOCHASTIC_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -115,6 +117,7 @@ def cached_features(
     The store's key covers the extractor's weights, the data's identity and the
     Keras and TensorFlow versions: a head variant of the same stage reuses them.
     """
+    import numpy as np
     import tensorflow as tf
 
     from graft.features.store import features_key

@@ -12,7 +12,7 @@ from graft.base.problems import GraftError, did_you_mean, listing
 from graft.records.report import StageReport
 from graft.records.rundir import RunDir, RunError
 
-MODEL = "model.keras"  # graft.runs.stages.MODEL, without importing graft.runs.stages (it is heavier)
+MODEL = "model.keras"  # graft.runs.stagerun.MODEL, without importing graft.runs.stagerun (it is heavier)
 
 
 class UnknownName(GraftError, LookupError):
@@ -76,7 +76,7 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     from graft.base.backend import import_keras
     from graft.plugins.registry import Registry
 
-    Registry.discover()  # plugins register their Keras classes, if any, before the model is read
+    Registry.discover().load_all()  # every plugin registers its Keras classes, if any, before the model is read
     keras = import_keras()
     model = keras.saving.load_model(os.path.join(run_dir.stage_path(stage), MODEL), compile=False)
     return SavedStage(path=run_dir.stage_path(stage), report=report, model=model)

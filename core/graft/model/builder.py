@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from graft.base.backend import import_keras
+from graft.base.backend import clear_session, import_keras
 from graft.base.problems import Path, Problems
 from graft.plugins.autonames import recording_auto_names
 from graft.plugins.layers import EXTRACTOR, INPUT_NAME, LayerInfo
@@ -79,7 +79,7 @@ class ModelBuilder:
         import tensorflow as tf
 
         if not tf.distribute.has_strategy():  # inside a strategy's scope the runner cleared it before entering
-            keras.backend.clear_session()  # Keras's own names restart, so they are stable across builds
+            clear_session(keras)  # Keras's own names restart, so they are stable across builds
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape=self.input_shape, name=INPUT_NAME)
         with recording_auto_names(keras) as generated:

@@ -20,13 +20,16 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
 from graft.base.files import file_kind
 from graft.base.memory import human_bytes
 from graft.base.problems import GraftError, listing
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _CACHE: dict[tuple[str, int, int], tuple[FileLayer, ...]] = {}
 _CACHE_SIZE = 2  # files read once for the plan and again for the run; a few stages' files at most
@@ -206,6 +209,8 @@ def _leaves(keras, model, prefix: str) -> Iterator[FileLayer]:
 
 
 def _frozen(value) -> np.ndarray:
+    import numpy as np
+
     array = np.array(value, copy=True)
     array.setflags(write=False)
     return array
@@ -231,6 +236,7 @@ def _by_name_weights(handle, path: str) -> tuple[FileLayer, ...]:
 
 def _split_group(name: str, group, weight_names: list[str], path: str) -> list[FileLayer]:
     """A top-level layer's weights; a nested model's group holds its leaves' weights, named ``leaf/...``."""
+
     if all(weight.startswith(f"{name}/") for weight in weight_names):
         return [FileLayer(name, name, tuple(_frozen(group[weight]) for weight in weight_names))]
     unnamed = [weight for weight in weight_names if "/" not in weight]

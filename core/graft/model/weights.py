@@ -11,21 +11,23 @@ import json
 import os
 import zipfile
 from collections.abc import Iterable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
-import numpy as np
 
 from graft.base.files import not_a_file
 from graft.base.problems import GraftError, kind_of, printable
 from graft.plugins.layers import LayerInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FILENAME = "weights.graft.npz"
 FORMAT = "keras-graft weights 1"
 INDEX_KEY = "__graft_index__"
 
 Shapes = list[tuple[int, ...]]
-Weights = dict[str, list[np.ndarray]]  # layer name -> its arrays in get_weights() order
+Weights = dict[str, list["np.ndarray"]]  # layer name -> its arrays in get_weights() order
 
 
 class WeightsFileError(GraftError):
@@ -34,6 +36,8 @@ class WeightsFileError(GraftError):
 
 def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
     """Write every layer's weights to ``path`` atomically (temporary file, then rename)."""
+    import numpy as np
+
     arrays: dict[str, np.ndarray] = {}
     index = {}
     for info in layers:
@@ -98,6 +102,8 @@ def read_weights(path: str) -> Weights:
 
 
 def _open(path: str):
+    import numpy as np
+
     kind = not_a_file(path)
     if kind is not None:
         raise WeightsFileError(f"the weights file {path} is {kind}, not a file; give the path of a .graft.npz file")
@@ -168,6 +174,8 @@ def _damaged(path: str, field: str, expected: str, found: object) -> NoReturn:
 
 def snapshot(layers: Iterable[LayerInfo]) -> Weights:
     """Copies of every layer's current weights, trainable and not (BN statistics included)."""
+    import numpy as np
+
     return {info.name: [np.array(value, copy=True) for value in info.layer.get_weights()] for info in layers}
 
 

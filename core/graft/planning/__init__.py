@@ -11,6 +11,7 @@ from graft.planning.stageplan import (
     NO_WEIGHTS,
     REINIT,
     LayerPlan,
+    PlannedStage,
     RoundPlan,
     StagePlan,
     apply_decisions,
@@ -18,10 +19,11 @@ from graft.planning.stageplan import (
     decide,
     plan_spec,
     plan_stage,
+    plan_stages,
     source_of,
 )
 
 __all__ = [
-    "LOADED", "NEW", "NO_WEIGHTS", "REINIT", "LayerPlan", "RoundPlan", "StagePlan", "apply_decisions",
-    "build_stage_model", "decide", "plan_spec", "plan_stage", "source_of",
+    "LOADED", "NEW", "NO_WEIGHTS", "REINIT", "LayerPlan", "PlannedStage", "RoundPlan", "StagePlan", "apply_decisions",
+    "build_stage_model", "decide", "plan_spec", "plan_stage", "plan_stages", "source_of",
 ]

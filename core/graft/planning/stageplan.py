@@ -267,10 +267,28 @@ def _count(weights) -> int:
     return total
 
 
+@attrs.frozen(eq=False)
+class PlannedStage:
+    """A stage's plan with the model built for it (the first round's decisions applied) and its policy's rounds:
+    ``graft run`` trains that model as planned instead of building it again."""
+
+    plan: StagePlan
+    built: BuiltModel
+    rounds: Rounds
+
+
 def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
     """Plan every stage; raise one ``SpecError`` with every problem of every stage."""
+    return [planned.plan for planned in plan_stages(spec_file, registry)]
+
+
+def plan_stages(spec_file: SpecFile, registry: Registry) -> list[PlannedStage]:
+    """``plan_spec`` with each stage's model and rounds kept."""
     plans: list[StagePlan] = []
+    planned: list[PlannedStage] = []
     problems = Problems()
+    if any(stage.init is not None and stage.init.model is not None for stage in spec_file.spec.stages):
+        registry.load_all()  # a Keras file is read: every plugin registers its Keras classes, if any, first
     for index in range(len(spec_file.spec.stages)):
         try:
             built = build_stage_model(spec_file, registry, index)
@@ -282,6 +300,7 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
         try:
             rounds = decide(spec_file, registry, index, built)
             plans.append(plan_stage(spec_file, index, built, rounds, plans))
+            planned.append(PlannedStage(plans[-1], built, rounds))
         except SpecProblem as problem:
             problems.extend(problem)
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
@@ -289,4 +308,4 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
             plans.append(_plan(spec_file.spec, index, built, everything, None))
     if problems:
         raise spec_file.error(problems.items)
-    return plans
+    return planned

@@ -3,7 +3,7 @@
 Rows are read with ``os.preadv`` straight into the batch, in file order: the
 pages read stay in the system's page cache and never count against the process
 (a memory map of rows scattered over the file made all of it resident while a
-chunk was checked).  Pure numpy.
+chunk was checked).  Pure numpy, imported when an array is first opened (``import graft`` stays light).
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHUNK_BYTES = 32 * 2**20  # what ``chunks`` reads at a time
 
@@ -23,7 +26,15 @@ def _shape(value: Iterable[int]) -> tuple[int, ...]:
 
 
 def _optional_rows(value) -> np.ndarray | None:
+    import numpy as np
+
     return None if value is None else np.asarray(value, dtype=np.int64)
+
+
+def _dtype(value: Any) -> np.dtype:
+    import numpy as np
+
+    return np.dtype(value)
 
 
 @attrs.frozen(eq=False)
@@ -37,13 +48,15 @@ class ArrayFile:
 
     path: str
     shape: tuple[int, ...] = attrs.field(converter=_shape)
-    dtype: np.dtype = attrs.field(converter=np.dtype)
+    dtype: np.dtype = attrs.field(converter=_dtype)
     offset: int = 0
     rows: np.ndarray | None = attrs.field(default=None, converter=_optional_rows)
 
     @classmethod
     def of_npy(cls, path: str) -> ArrayFile:
         """The array of a ``.npy`` file (as ``numpy.save`` writes it)."""
+        import numpy as np
+
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
             if version == (1, 0):
@@ -67,6 +80,8 @@ class ArrayFile:
 
     def take(self, indices) -> ArrayFile:
         """The rows at ``indices`` (positions among the rows kept), without reading them."""
+        import numpy as np
+
         indices = np.asarray(indices, dtype=np.int64)
         return attrs.evolve(self, rows=indices if self.rows is None else self.rows[indices])
 
@@ -75,6 +90,8 @@ class ArrayFile:
 
         ``ValueError`` if the file is shorter than when it was opened (changed since).
         """
+        import numpy as np
+
         stored = np.asarray(indices, dtype=np.int64)
         if self.rows is not None:
             stored = self.rows[stored]
@@ -112,6 +129,8 @@ class ArrayFile:
 
     def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
         """Every row kept, in order, a chunk of at most ``chunk_bytes`` at a time."""
+        import numpy as np
+
         row_bytes = max(1, math.prod(self.sample_shape) * self.dtype.itemsize)
         step = max(1, chunk_bytes // row_bytes)
         for start in range(0, len(self), step):
@@ -119,11 +138,15 @@ class ArrayFile:
 
     def to_array(self) -> np.ndarray:
         """Every row kept, in memory."""
+        import numpy as np
+
         return self.read(np.arange(len(self)))
 
 
 def rows_of(values, indices) -> np.ndarray:
     """Rows of an in-memory array or an ``ArrayFile``, as an array in memory."""
+    import numpy as np
+
     if isinstance(values, ArrayFile):
         return values.read(indices)
     return np.take(values, indices, axis=0)

@@ -1,21 +1,33 @@
 """What a data source returns: ``Dataset`` (arrays, in memory or on disk) or ``Stream`` (``tf.data``).
 
 Either way the core batches, shuffles (seeded, every epoch) and prefetches the
-samples itself, the same way for every source (``graft.data.pipeline``).
+samples itself, the same way for every source (``graft.data.pipeline``).  numpy is
+imported when arrays are first split or checked, so ``import graft`` stays light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from graft.base.problems import SpecProblem
 from graft.plugins.arrayfile import ArrayFile
 
-Array = np.ndarray | ArrayFile
+if TYPE_CHECKING:
+    import numpy as np
+
+    Array = np.ndarray | ArrayFile
+
+
+def __getattr__(name: str) -> Any:
+    """``Array`` (a numpy array or an ``ArrayFile``), made when first imported: it needs numpy."""
+    if name == "Array":
+        import numpy as np
+
+        return np.ndarray | ArrayFile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -55,6 +67,8 @@ class Dataset:
         """
         if not 0 < fraction < 1:
             return self
+        import numpy as np
+
         try:
             x, y = _by_sample(self.x, self.y)
         except ValueError as exc:
@@ -133,6 +147,8 @@ def _by_sample(x, y) -> tuple[Array, dict[str, Array]]:
 def _array(what: str, values) -> Array:
     if isinstance(values, ArrayFile):
         return values
+    import numpy as np
+
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as exc:

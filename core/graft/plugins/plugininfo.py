@@ -21,7 +21,7 @@ class PluginInfo:
     plugin: Any = None
     provides: tuple[str, ...] = ()
     error: str | None = None
-    status: str = "ok"  # ok | broken | conflict | disabled
+    status: str = "ok"  # ok | broken | conflict | disabled | listed (not imported yet: no spec named it)
     imports_tensorflow: bool = False  # loading the entry point put tensorflow or keras into sys.modules
 
     @property

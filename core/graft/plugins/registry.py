@@ -79,23 +79,34 @@ def enabled_names(environ=os.environ) -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+LISTED = "listed"  # an entry point not imported yet (a spec has not named it)
+
+
 class Registry:
-    """The plugins of one process, by name."""
+    """The plugins of one process, by name.
+
+    ``discover`` only lists the entry points; a plugin's module is imported the first
+    time a spec names it (``get``), so a command imports only the plugins it uses.
+    ``infos`` and ``names`` import and check every plugin (``graft plugins``, error
+    messages listing what is installed).
+    """
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
-        self.infos: list[PluginInfo] = []
+        self._infos: list[PluginInfo] = []
+        self._unloaded: dict[str, list[tuple[PluginInfo, importlib.metadata.EntryPoint]]] = {}
 
     # -- loading ---------------------------------------------------------
 
     @classmethod
     def discover(cls, paths: list[str] | None = None, enabled: set[str] | None = None) -> Registry:
-        """Load every ``graft`` entry point of the installed distributions.
+        """List every ``graft`` entry point of the installed distributions (each is imported when first named).
 
         ``paths`` limits the search to those folders (as ``sys.path`` entries);
         ``enabled`` (default: ``GRAFT_PLUGINS``) limits third-party plugins to
-        those names; the core's own built-ins always load.
+        those names; the core's own built-ins are always enabled.  A name that
+        two distributions claim is a conflict for both, without importing either.
         """
         registry = cls()
         if enabled is None:
@@ -113,6 +124,7 @@ class Registry:
             seen.add(_normalise(dist_name))
             for entry_point in entry_points:
                 info = PluginInfo(entry_point.name, dist_name, dist.version, entry_point.value)
+                registry._infos.append(info)
                 if (
                     enabled is not None
                     and entry_point.name not in enabled
@@ -120,52 +132,83 @@ class Registry:
                 ):
                     info.status = "disabled"
                     info.error = f"not listed in {ENABLE_VARIABLE}"
-                    registry.infos.append(info)
                     continue
-                heavy_before = _heavy_modules_loaded()
-                try:
-                    loaded = entry_point.load()
-                except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
-                    registry._add_broken(info, f"{type(exc).__name__}: {exc}")
-                    continue
-                info.imports_tensorflow = bool(_heavy_modules_loaded() - heavy_before)
-                registry._add(info, loaded)
+                info.status = LISTED
+                registry._unloaded.setdefault(entry_point.name, []).append((info, entry_point))
+        for name, claims in list(registry._unloaded.items()):
+            if len(claims) > 1:  # nothing of a claimed name is imported: no one could call it
+                del registry._unloaded[name]
+                registry._conflict([info for info, _ in claims])
         return registry
+
+    @property
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin, each imported and checked (those not yet loaded are loaded now)."""
+        self.load_all()
+        return self._infos
+
+    @property
+    def listed(self) -> list[PluginInfo]:
+        """Every plugin as far as it is known, importing none (status ``listed``: not imported yet)."""
+        return list(self._infos)
+
+    def load_all(self) -> Registry:
+        """Import and check every enabled plugin (``graft plugins``; before Keras reads a saved model whose
+        custom layers a plugin registers); returns the registry."""
+        for name in list(self._unloaded):
+            self._load(name)
+        return self
+
+    def _load(self, name: str) -> None:
+        """Import the entry point named ``name``, if it is listed and not imported yet."""
+        for info, entry_point in self._unloaded.pop(name, ()):
+            heavy_before = _heavy_modules_loaded()
+            try:
+                loaded = entry_point.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
+                self._broken(info, f"{type(exc).__name__}: {exc}")
+                continue
+            info.imports_tensorflow = bool(_heavy_modules_loaded() - heavy_before)
+            info.status = "ok"
+            self._attach(info, loaded)
 
     def register(self, plugin: Any, name: str, distribution: str = "(in-process)", version: str = "") -> PluginInfo:
         """Register ``plugin`` under ``name`` in this process (for tests and embedding)."""
+        self._load(name)  # an installed plugin of that name claims it too
         info = PluginInfo(name, distribution, version, repr(plugin))
-        self._add(info, plugin)
+        claimed = [other for other in self._infos if other.name == name and other.status in ("ok", "conflict")]
+        self._infos.append(info)
+        if claimed:
+            self._conflict([*claimed, info])
+        else:
+            self._attach(info, plugin)
         if info.status != "ok":
             raise PluginError(f"plugin '{name}' ({info.origin}) {info.status}: {info.error}")
         return info
 
-    def _add_broken(self, info: PluginInfo, error: str) -> None:
-        info.status, info.error = "broken", error
-        self.infos.append(info)
+    def _conflict(self, claims: list[PluginInfo]) -> None:
+        """Every one of ``claims`` (one name, several distributions) is a conflict, none callable."""
+        holders = [info.distribution for info in claims]
+        for info in claims:
+            if info.plugin is not None and self.pm.is_registered(info.plugin):
+                self.pm.unregister(info.plugin)
+            info.status = "conflict"
+            info.error = f"name '{info.name}' is claimed by {len(holders)} distributions: {', '.join(holders)}"
 
-    def _add(self, info: PluginInfo, loaded: Any) -> None:
+    def _broken(self, info: PluginInfo, error: str) -> None:
+        info.status, info.error = "broken", error
+
+    def _attach(self, info: PluginInfo, loaded: Any) -> None:
+        """Instantiate (a class) and register what an entry point named, checking its hooks."""
         try:
             plugin = loaded() if isinstance(loaded, type) else loaded
         except Exception as exc:  # noqa: BLE001 - a plugin class that cannot be instantiated is broken, not fatal
-            self._add_broken(info, f"{type(exc).__name__}: {exc}")
-            return
-        claimed = [other for other in self.infos if other.name == info.name and other.status in ("ok", "conflict")]
-        if claimed:
-            for other in claimed:
-                if other.plugin is not None and self.pm.is_registered(other.plugin):
-                    self.pm.unregister(other.plugin)
-                other.status = "conflict"
-            holders = [other.distribution for other in claimed] + [info.distribution]
-            for each in (*claimed, info):
-                each.error = f"name '{info.name}' is claimed by {len(holders)} distributions: {', '.join(holders)}"
-            info.status = "conflict"
-            self.infos.append(info)
+            self._broken(info, f"{type(exc).__name__}: {exc}")
             return
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:  # noqa: BLE001
-            self._add_broken(info, f"{type(exc).__name__}: {exc}")
+            self._broken(info, f"{type(exc).__name__}: {exc}")
             return
         try:
             self.pm.check_pending()
@@ -180,31 +223,33 @@ class Registry:
                 f"'{name}' is not a graft hook{did_you_mean(name, known) or ' (hooks: ' + ', '.join(known) + ')'}"
                 for name in unknown
             )
-            self._add_broken(info, hint or str(exc))
+            self._broken(info, hint or str(exc))
             return
         callers = [caller.name for caller in self.pm.get_hookcallers(plugin) or ()]
         provides = tuple(kind for kind, hook in HOOK_OF_KIND.items() if hook in callers)
         lonely = [hook for hook, kind in DECLARING_HOOKS.items() if hook in callers and kind not in provides]
         if lonely:  # a declaration of layers that nothing builds
             self.pm.unregister(plugin)
-            self._add_broken(info, f"implements {lonely[0]} but not {HOOK_OF_KIND[DECLARING_HOOKS[lonely[0]]]}")
+            self._broken(info, f"implements {lonely[0]} but not {HOOK_OF_KIND[DECLARING_HOOKS[lonely[0]]]}")
             return
         if not provides:
             self.pm.unregister(plugin)
-            self._add_broken(info, f"implements no graft hook ({', '.join(HOOK_OF_KIND.values())})")
+            self._broken(info, f"implements no graft hook ({', '.join(HOOK_OF_KIND.values())})")
             return
         info.plugin, info.provides = plugin, provides
-        self.infos.append(info)
 
     # -- lookup ----------------------------------------------------------
 
     def names(self, kind: str) -> list[str]:
-        """Names of the working plugins that provide ``kind``."""
+        """Names of the working plugins that provide ``kind`` (every plugin is imported to know)."""
         return sorted(info.name for info in self.infos if info.status == "ok" and kind in info.provides)
 
     def get(self, kind: str, name: str) -> PluginInfo:
-        """The working plugin ``name`` that provides ``kind``, or a ``PluginError`` that says why not."""
-        found = [info for info in self.infos if info.name == name]
+        """The working plugin ``name`` that provides ``kind``, or a ``PluginError`` that says why not.
+
+        Imports the plugin if this is the first time it is named."""
+        self._load(name)
+        found = [info for info in self._infos if info.name == name]
         working = [info for info in found if info.status == "ok"]
         if working and kind in working[0].provides:
             return working[0]

@@ -24,7 +24,7 @@ from graft.records.report import StageReport
 from graft.records.rundir import RunError
 
 FILENAME = "curves.png"
-HISTORY = "history.json"  # as graft.runs.stages writes it
+HISTORY = "history.json"  # as graft.runs.stagerun writes it
 VALIDATION = "val_"
 NOT_METRICS = frozenset({"learning_rate", "lr"})  # what callbacks add to a history (Keras 3, Keras 2)
 ROUND_LINE = "graft-round-start"  # the gid of the dotted line where a round starts (tests find them by it)

@@ -1,7 +1,9 @@
 """Writing a run folder's ``report.md``, and any ``curves.png`` a stage lacks, from what is on disk.
 
-``graft run`` does it after its stages (the chief only, under ``multi_worker``) and
-``graft report OUT`` does it again on demand; neither needs TensorFlow.  The file is
+``graft run`` writes ``report.md`` after its last stage (the chief only, under
+``multi_worker``) and leaves the plots out: drawing them (importing matplotlib) would cost
+the user's time for a view.  ``graft report OUT`` draws the missing ``curves.png`` and
+writes ``report.md`` again, showing them; neither needs TensorFlow.  The file is
 written beside itself and renamed (whole or absent), and a ``report.md`` that
 keras-graft did not write, or that was edited since, is never replaced unless asked.
 """
@@ -38,15 +40,21 @@ class WrittenReport:
     no_curves: dict[str, str]
 
 
-def write_report(run_dir: RunDir, reports: Sequence[StageReport], force: bool = False) -> WrittenReport:
-    """Draw the missing ``curves.png`` of the stages, then write ``report.md`` for them, in their order.
+NOT_DRAWN = "graft run does not draw it (it would cost the run's time); graft report OUT draws it"
+
+
+def write_report(
+    run_dir: RunDir, reports: Sequence[StageReport], force: bool = False, draw: bool = True
+) -> WrittenReport:
+    """Draw the missing ``curves.png`` of the stages (unless not ``draw``), then write ``report.md`` for them,
+    in their order.
 
     ``ForeignReport`` if a ``report.md`` is there that keras-graft did not write, unless ``force``."""
     views, drawn = [], []
     for report in reports:
         folder = run_dir.stage_path(report.stage)
         there = os.path.lexists(os.path.join(folder, CURVES))
-        missing = ensure_curves(folder, report)
+        missing = ensure_curves(folder, report) if draw or there else NOT_DRAWN
         if not there and not missing:
             drawn.append(report.stage)
         views.append(StageView(report, None if missing else f"{report.stage}/{CURVES}", missing.rstrip(".")))
@@ -58,15 +66,16 @@ def write_report(run_dir: RunDir, reports: Sequence[StageReport], force: bool = 
 
 
 def report_after_run(run_dir: RunDir, reports: Sequence[StageReport], log: Callable[[str], None]) -> str | None:
-    """``graft run``'s end: ``write_report``, its problems logged and never raised (the stages are published
-    already); the path of ``report.md`` if it is the run's."""
+    """``graft run``'s end: ``write_report`` without drawing, its problems logged and never raised (the stages
+    are published already); the path of ``report.md`` if it is the run's."""
     try:
-        written = write_report(run_dir, reports)
+        written = write_report(run_dir, reports, draw=False)
     except (GraftError, OSError) as exc:
         log(f"   report.md not written: {exc}")
         return None
-    for stage, why in written.no_curves.items():
-        log(f"   no curves.png for stage '{stage}': {why}; graft report {run_dir.path} draws it once that is fixed")
+    if written.changed and written.no_curves:  # once, not at every confirmation of a finished run
+        log(f"   curves.png (loss and metrics per epoch) of {', '.join(written.no_curves)}: "
+            f"graft report {run_dir.path} draws them")
     return written.path
 
 

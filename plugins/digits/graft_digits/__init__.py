@@ -43,18 +43,21 @@ data is loaded, so ``graft validate`` stays fast.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
 import graft
 from graft import Dataset, Problems, SpecProblem, validators
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["DigitsParams", "SklearnDigits", "digit_images", "split_indices", "to_images"]
 
 DIGITS = range(10)
 SIDE = 8  # the digits are 8x8
-SCALE = np.float32(255 / 16)  # 0..16 -> 0..255, exact in float32 (15.9375)
+SCALE = 255 / 16  # 0..16 -> 0..255, exact in float32 (15.9375)
 
 
 def _digits(_instance, attribute, value: list[int]) -> None:
@@ -100,6 +103,7 @@ def digit_images() -> tuple[np.ndarray, np.ndarray]:
 
     ``load_digits`` reads a file inside the scikit-learn package; it never downloads.
     """
+    import numpy as np
     from sklearn.datasets import load_digits  # ~1.5 s: not at module import, graft validate must stay fast
 
     bunch = load_digits()
@@ -124,6 +128,8 @@ def split_indices(digits: np.ndarray, params: DigitsParams) -> tuple[list[np.nda
     ``per_class`` or on the other digits chosen.  Raises ``SpecProblem`` at
     ``per_class`` if a digit has fewer training images than that.
     """
+    import numpy as np
+
     train, held, short = [], [], []
     for digit in params.classes:
         own = np.flatnonzero(digits == digit)
@@ -145,8 +151,10 @@ def split_indices(digits: np.ndarray, params: DigitsParams) -> tuple[list[np.nda
 
 def to_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     """8x8 images (values 0..16) -> float32 ``(n, size, size, channels)`` in 0..255, by nearest neighbour."""
+    import numpy as np
+
     factor = size // SIDE
-    x = np.asarray(images, dtype=np.float32) * SCALE
+    x = np.asarray(images, dtype=np.float32) * np.float32(SCALE)
     x = x.repeat(factor, axis=1).repeat(factor, axis=2)
     return np.repeat(x[..., np.newaxis], channels, axis=-1)
 
@@ -156,6 +164,8 @@ class SklearnDigits:
 
     @graft.hookimpl
     def load_data(self, params: DigitsParams, base_dir: str) -> Dataset:
+        import numpy as np
+
         images, digits = digit_images()
         train, held = split_indices(digits, params)
 

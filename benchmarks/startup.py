@@ -1,0 +1,72 @@
+"""How fast the commands that need no TensorFlow start, against ``python -c "import tensorflow"``.
+
+    python benchmarks/startup.py [-n 5]
+
+Each command runs as a fresh process, interleaved with the TensorFlow import, timed by
+its CPU (``benchmarks/ab.py``): ``graft --help``, ``graft validate`` and ``graft plugins``
+on the seed scenario, and ``graft run`` of a run whose every stage is finished (trained
+once before the timing, then confirmed from its digests).  The goal is at most 0.03x.
+Measure with bytecode compiled (``python -m compileall -q core plugins`` for an editable
+install): without it every start pays compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ab import interleaved, load, median_cpu, table  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(HERE, "..", "configs", "gru_transfer.yaml")
+GOAL = 0.03
+
+
+def graft_command() -> list[str]:
+    """The ``graft`` script beside this Python (as a user runs it), else the module."""
+    script = os.path.join(os.path.dirname(sys.executable), "graft")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
+
+
+def ratios(n: int) -> list[list[str]]:
+    """Rows ``[what, graft CPU s, import tensorflow CPU s, ratio, goal]``."""
+    graft = graft_command()
+    quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "run")
+        subprocess.run([*graft, "run", CONFIG, "--out", out], check=True, env=quiet,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        commands = {
+            "graft --help": [*graft, "--help"],
+            "graft validate": [*graft, "validate", CONFIG],
+            "graft plugins": [*graft, "plugins"],
+            "graft run (every stage finished)": [*graft, "run", CONFIG, "--out", out],
+        }
+        sides = {**commands, "import tensorflow": [sys.executable, "-c", "import tensorflow"]}
+        timings = interleaved(sides, n, env=quiet)
+    tensorflow = median_cpu(timings["import tensorflow"])
+    return [
+        [what, f"{median_cpu(timings[what]):.3f}", f"{tensorflow:.2f}", f"{median_cpu(timings[what]) / tensorflow:.3f}",
+         f"<= {GOAL}"]
+        for what in commands
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5, help="runs of each side (medians; default 5)")
+    args = parser.parse_args()
+    before = load()
+    rows = ratios(args.n)
+    print(table([["command", "CPU s", "import tensorflow CPU s", "ratio", "goal"], *rows]))
+    print(f"n = {args.n}, medians; {before} before, {load()} after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
