@@ -18,7 +18,6 @@ from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
-from graft.commands import smoke
 from graft.commands import stage as stage_commands
 
 if TYPE_CHECKING:
@@ -232,6 +231,7 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
+    from graft.commands import smoke
     from graft.plugins.registry import Registry
     from graft.runs.stages import default_out_dir, run_spec
     from graft.spec.specfile import load_spec
