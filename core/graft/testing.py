@@ -29,6 +29,7 @@ from typing import Any
 from graft.authoring.conformance import (
     CONFORMANCE_LAYERS,
     Conformance,
+    ConformanceError,
     check_data_plugin,
     check_extractor_plugin,
     check_head_plugin,
@@ -41,6 +42,7 @@ from graft.spec.convert import make_converter, structure
 __all__ = [
     "CONFORMANCE_LAYERS",
     "Conformance",
+    "ConformanceError",
     "assert_no_tensorflow_on_import",
     "check_data_plugin",
     "check_extractor_plugin",
@@ -63,14 +65,16 @@ def params_problems(raw: Any, params_class: type) -> list[tuple[Path, str]]:
         structure_params(raw, params_class)
     except SpecProblem as problem:
         return problem.items
-    raise AssertionError(f"{raw!r} structured into {params_class.__name__} without a problem")
+    raise ConformanceError(f"{raw!r} structured into {params_class.__name__} without a problem")
 
 
 def installed_plugin(name: str) -> PluginInfo:
     """The installed plugin ``name`` as entry-point discovery finds it; fails unless it loaded."""
     found = [info for info in Registry.discover(enabled={name}).infos if info.name == name]
-    assert found, f"no entry point '{name}' in group 'graft': is the distribution installed?"
-    assert found[0].status == "ok", f"plugin '{name}' is {found[0].status}: {found[0].error}"
+    if not found:
+        raise ConformanceError(f"no entry point '{name}' in group 'graft': is the distribution installed?")
+    if found[0].status != "ok":
+        raise ConformanceError(f"plugin '{name}' is {found[0].status}: {found[0].error}")
     return found[0]
 
 
@@ -79,6 +83,7 @@ def assert_no_tensorflow_on_import(module: str) -> None:
     code = (
         f"import sys, {module}\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
-        "assert not loaded, f'importing the plugin imported {loaded[:5]}: import keras inside the hooks'\n"
+        "if loaded:\n"
+        "    sys.exit(f'importing the plugin imported {loaded[:5]}: import keras inside the hooks')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
