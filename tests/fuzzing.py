@@ -1005,7 +1005,20 @@ def check_file(path: str, command: str = "validate", seconds: float = 10.0, memo
 # expressions over ``path (line N): message``) that need more than the spec's own values to decide. A spec
 # refused only for such problems may be accepted by the schema; any other difference is a disagreement.
 SCHEMA_CANNOT_KNOW: dict[str, str] = {
-    "a file or folder on disk": r"",
+    # what is on disk
+    "a file or folder that does not exist": r"\): (?:\w+ )*(?:file|folder) not found: ",
+    "what a file holds, or what a path is": r"\.(?:path|validation_path|directory|validation_directory|weights|model)"
+                                            r" \(line \d+\): (?!expected |must )",
+    # what other parts of the spec say
+    "the names of earlier stages": r"\.init\.stage \(line \d+\): (?:no earlier stage|stage '.*' cannot start from)",
+    "names unique across a list of mappings (uniqueItems compares whole items)":
+        r"\.name \(line \d+\): (?:duplicate layer name '|stage name '.*' (?:is used by|differs from))",
+    "the metrics a stage's heads log": r"\.monitor \(line \d+\): '.*' is not logged by this stage",
+    "model.input_shape, for a plugin's params": r"\(line \d+\): model\.input_shape .* does not fit ",
+    # plugins' own validator functions: code the schema cannot read (they could declare JSON Schema: a follow-up)
+    "synthetic's target kinds": r"\.targets\.\w+ \(line \d+\): '.*' is not one of: level, trend",
+    "sklearn_digits' image size": r"\.params\.size \(line \d+\): must be a multiple of 8",
+    "sklearn_digits' digits": r"\.params\.classes\[\d+\] \(line \d+\): digit .* is not 0\.\.9",
 }
 
 

@@ -26,7 +26,7 @@ Fragment = JSON | None
 def _pattern_of_name() -> JSON:
     # ``$`` alone would also match before a final newline in Python's ``re`` (which jsonschema uses), where
     # ``graft validate`` (``re.fullmatch``) refuses "pretrain\n"; ``(?!\n)`` makes both dialects end there
-    return {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"}
+    return {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"}
 
 
 LARGEST_FLOAT = sys.float_info.max
@@ -141,6 +141,7 @@ def _allow_null(fragment: JSON) -> JSON:
     return fragment
 
 
+BOUNDS = {"minimum": max, "exclusiveMinimum": max, "maximum": min, "exclusiveMaximum": min}
 KEYWORDS_OF_TYPE = {
     "array": {"minItems", "maxItems", "items", "prefixItems"},
     "object": {"minProperties", "maxProperties"},
@@ -179,6 +180,8 @@ def merged(fragments: list[JSON], base: JSON | None = None) -> JSON:
     result = dict(base or {})
     if base:
         fragments = [_pruned(fragment, base) for fragment in fragments]
+        if not (_types_of(base) or {"number"}) & {"number"}:  # an integer is finite already
+            fragments = [fragment for fragment in fragments if fragment != FINITE]
     for fragment in fragments:
         if not fragment:
             continue
@@ -186,10 +189,17 @@ def merged(fragments: list[JSON], base: JSON | None = None) -> JSON:
         items = fragment.get("items")
         if isinstance(items, dict) and isinstance(result.get("items"), dict) and "prefixItems" not in result:
             result["items"] = merged([fragment.pop("items")], result["items"])  # each(...) on list[X]: into X
+        for key in set(fragment) & set(result) & BOUNDS.keys():  # two bounds of one kind: the tighter one
+            if _jsonable_number(fragment[key]) and _jsonable_number(result[key]):
+                result[key] = BOUNDS[key](result[key], fragment.pop(key))
         if set(fragment) & set(result):
             result.setdefault("allOf", []).append(fragment)
         elif fragment:
             result.update(fragment)
+    for inclusive, exclusive, tighter in (("minimum", "exclusiveMinimum", max), ("maximum", "exclusiveMaximum", min)):
+        if _jsonable_number(result.get(inclusive)) and _jsonable_number(result.get(exclusive)):
+            # the looser of two bounds on one side says nothing more
+            del result[inclusive if tighter(result[inclusive], result[exclusive]) == result[exclusive] else exclusive]
     return result
 
 
