@@ -18,8 +18,8 @@ import textwrap
 
 import pytest
 
-from graft.plugins.registry import PluginError
 import graft.authoring
+from graft.plugins.registry import PluginError
 from graft.testing import (
     ConformanceError,
     check_data_plugin,
