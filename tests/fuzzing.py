@@ -1018,7 +1018,9 @@ SCHEMA_CANNOT_KNOW: dict[str, str] = {
     # plugins' own validator functions: code the schema cannot read (they could declare JSON Schema: a follow-up)
     "synthetic's target kinds": r"\.targets\.\w+ \(line \d+\): '.*' is not one of: level, trend",
     "sklearn_digits' image size": r"\.params\.size \(line \d+\): must be a multiple of 8",
-    "sklearn_digits' digits": r"\.params\.classes\[\d+\] \(line \d+\): digit .* is not 0\.\.9",
+    "sklearn_digits' digits": r"\.params\.classes\[\d+\] \(line \d+\): digit .* (?:is not 0\.\.9|appears twice)",
+    "sklearn_digits' channels": r"\.params\.channels \(line \d+\): must be 1 or 3, got ",
+    "fine_tune_top's layer_decay": r"\.layer_decay \(line \d+\): must be greater than 0 and at most 1, got ",
 }
 
 

@@ -152,6 +152,10 @@ SCHEMA_REGRESSIONS = {
     "nan-learning-rate": fuzzing.edited("gru_transfer", "stages[0].optimizer", {"learning_rate": float("nan")}),
     "infinite-learning-rate": fuzzing.edited("gru_transfer", "stages[0].optimizer", {"learning_rate": float("inf")}),
     "nan-validation-split": fuzzing.edited("gru_transfer", "stages[0].data.params.validation_split", float("nan")),
+    "params-of-the-default-policy": fuzzing.edited(
+        "gru_transfer", "stages[1].policy", {"params": {"freeze": ["gru_1"]}}  # 'continue' takes none: refused
+    ),
+    "integer-head-name": fuzzing.edited("gru_transfer", "model.heads", {3: {"plugin": "dense", "loss": "mse"}}),
     "float-optimizer-integer": fuzzing.edited(
         "gru_transfer", "stages[0].optimizer", {"name": "adam", "options": {"ema_overwrite_frequency": 4.0}}
     ),

@@ -261,7 +261,7 @@ def _one_init_source() -> list[JSON]:
 
 def _head_names() -> JSON:
     """What a head's name may be: a name (as ``graft.spec.validators.identifier``), not the input layer's."""
-    return {**FUNCTIONS[identifier][0], "not": {"const": INPUT_NAME}}
+    return {"type": "string", **FUNCTIONS[identifier][0], "not": {"const": INPUT_NAME}}
 
 
 def _optimizer_options() -> JSON:
