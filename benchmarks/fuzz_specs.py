@@ -12,6 +12,11 @@ Failures are deduplicated by (exception type, innermost frame in graft or a
 plugin) -- or the message template -- and each is shown with one minimised
 reproducing spec. Exit status 1 if anything failed.
 
+Every validate case is also checked against ``graft schema`` (with ``jsonschema``, if
+installed): no spec may be accepted by one and refused by the other, except for what
+a schema cannot know (``fuzzing.SCHEMA_CANNOT_KNOW``: files on disk, earlier stages'
+names, ...). Disagreements are counted and shown like failures.
+
 ``plan`` cases run on small GRU/Conv1D specs in a worker that imports TensorFlow
 once. A worker that dies (a crash, or a hang the alarm cannot interrupt, caught by
 faulthandler's watchdog) is a finding too; a fresh worker goes on after that case.
@@ -90,6 +95,12 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
     current = os.path.join(folder, f"{command}-{worker}.current")
     watchdog = open(os.path.join(folder, f"{command}-{worker}.watchdog"), "a")  # noqa: SIM115 - faulthandler's, for life
     seen: set = set()
+    agreement_seen: set = set()
+    try:
+        import jsonschema  # noqa: F401
+        compare = command == "validate"
+    except ImportError:
+        compare = False
     accepted: list = []
     pool_rng = random.Random(f"{seed}:{command}:{worker}:pool")
     with open(log, "a", encoding="utf-8") as out:
@@ -109,6 +120,16 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
             record = {"index": index, "status": outcome.status, "seconds": round(outcome.seconds, 3)}
             if outcome.status == "accepted":
                 remember(accepted, case, pool_rng)
+            if compare and outcome.ok:
+                agreement = fuzzing.schema_agreement(path)
+                record["schema"] = "n/a" if not agreement.comparable else "agree" if agreement.agrees else "disagree"
+                if not agreement.agrees:
+                    said = agreement.describe()
+                    signature = fuzzing.normalise(said.split("\n")[1] if "\n" in said else said)
+                    record["schema_signature"] = signature
+                    if signature not in agreement_seen:
+                        agreement_seen.add(signature)
+                        record.update(schema_detail=said, text=case.text, describe=case.describe())
             if not outcome.ok:
                 signature = json.dumps(outcome.signature)
                 record.update(kind=outcome.kind, signature=signature)
@@ -206,6 +227,19 @@ def summarise(command: str, records: list[dict], elapsed: float) -> int:
         shown = minimal if len(minimal) < 1500 else minimal[:1500] + f"\n... ({len(minimal)} characters)"
         print("   minimal spec (non-printable characters escaped):\n"
               + "\n".join("     | " + visible(line) for line in shown.split("\n")))
+    compared = [record for record in records if record.get("schema") in ("agree", "disagree")]
+    if compared:
+        disagreeing = [record for record in compared if record["schema"] == "disagree"]
+        print(f"\n== graft schema vs graft {command}: {len(compared)} specs compared "
+              f"({sum(record.get('schema') == 'n/a' for record in records)} not YAML data), "
+              f"{len(disagreeing)} disagreements")
+        shown = [record for record in disagreeing if "schema_detail" in record]
+        for number, record in enumerate(shown, start=1):
+            count = sum(other["schema_signature"] == record["schema_signature"] for other in disagreeing)
+            print(f"\n-- disagreement {number} ({count} cases): {record['schema_detail'][:1200]}")
+            print(f"   mutation: {record['describe'][:400]}")
+            print("   spec:\n" + "\n".join("     | " + visible(line) for line in record["text"][:1500].split("\n")))
+        return counts["failure"] + len(disagreeing)
     return counts["failure"]
 
 

@@ -885,6 +885,11 @@ def time_limit(seconds: float, clock: str = "wall"):
         signal.signal(signum, previous)
 
 
+def _wall_backstop(seconds: float, clock: str):
+    """Under a CPU-time limit, a wall-time limit well beyond it: a case blocked without using CPU still ends."""
+    return time_limit(seconds * 3 + 20, "wall") if clock == "cpu" else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def memory_limit(extra_bytes: int | None):
     """Cap the address space at what is mapped now plus ``extra_bytes`` (None: no cap)."""
@@ -948,7 +953,7 @@ def run_cli(argv: list[str], seconds: float = 10.0, memory: int | None = None, c
     try:
         with (
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), cached_registry(),
-            memory_limit(memory), time_limit(seconds, clock),
+            memory_limit(memory), time_limit(seconds, clock), _wall_backstop(seconds, clock),
         ):
             rc = cli.main(argv)
     except CaseTimeout:
@@ -992,6 +997,104 @@ def check_file(path: str, command: str = "validate", seconds: float = 10.0, memo
             outcome.signature = ("json", type(exc).__name__)
             outcome.detail = f"plan --format json printed no JSON with stages: {exc!r}"
     return outcome
+
+
+# -- the schema and validate agree ---------------------------------------------
+
+# What ``graft validate`` refuses that a JSON Schema of the spec cannot know: the problem messages (regular
+# expressions over ``path (line N): message``) that need more than the spec's own values to decide. A spec
+# refused only for such problems may be accepted by the schema; any other difference is a disagreement.
+SCHEMA_CANNOT_KNOW: dict[str, str] = {
+    # what is on disk
+    "a file or folder that does not exist": r"\): (?:\w+ )*(?:file|folder) not found: ",
+    "what a file holds, or what a path is": r"\.(?:path|validation_path|directory|validation_directory|weights|model)"
+                                            r" \(line \d+\): (?!expected |must )",
+    # what other parts of the spec say
+    "the names of earlier stages": r"\.init\.stage \(line \d+\): (?:no earlier stage|stage '.*' cannot start from)",
+    "names unique across a list of mappings (uniqueItems compares whole items)":
+        r"\.name \(line \d+\): (?:duplicate layer name '|stage name '.*' (?:is used by|differs from))",
+    "the metrics a stage's heads log": r"\.monitor \(line \d+\): '.*' is not logged by this stage",
+    "model.input_shape, for a plugin's params": r"\(line \d+\): model\.input_shape .* does not fit ",
+    # plugins' own validator functions: code the schema cannot read (they could declare JSON Schema: a follow-up)
+    "synthetic's target kinds": r"\.targets\.\w+ \(line \d+\): '.*' is not one of: level, trend",
+    "sklearn_digits' image size": r"\.params\.size \(line \d+\): must be a multiple of 8",
+    "sklearn_digits' digits": r"\.params\.classes\[\d+\] \(line \d+\): digit .* (?:is not 0\.\.9|appears twice)",
+    "sklearn_digits' channels": r"\.params\.channels \(line \d+\): must be 1 or 3, got ",
+    "fine_tune_top's layer_decay": r"\.layer_decay \(line \d+\): must be greater than 0 and at most 1, got ",
+}
+
+
+@dataclass
+class Agreement:
+    """``graft validate`` and the JSON Schema (``graft schema``) on one spec file."""
+
+    comparable: bool  # False: no YAML data to compare (not a file, not UTF-8, not YAML, duplicate keys, ...)
+    validate: list[str] = field(default_factory=list)  # the problems validate reported (none: accepted)
+    schema: list[str] = field(default_factory=list)  # the schema's errors (none: accepted)
+    excused: list[str] = field(default_factory=list)  # validate's problems a schema cannot know
+
+    @property
+    def agrees(self) -> bool:
+        if not self.comparable:
+            return True
+        if self.schema:  # the schema must never refuse what validate accepts
+            return bool(self.validate)
+        return all(line in self.excused for line in self.validate)
+
+    def describe(self) -> str:
+        if self.schema and not self.validate:
+            return "the schema refuses a spec graft validate accepts:\n  " + "\n  ".join(self.schema[:5])
+        unexcused = [line for line in self.validate if line not in self.excused]
+        return "graft validate refuses a spec the schema accepts:\n  " + "\n  ".join(unexcused[:5])
+
+
+_SCHEMA_VALIDATORS: dict[Any, Any] = {}
+
+
+def schema_validator():
+    """A ``jsonschema`` validator of ``graft schema``'s schema for the installed plugins (made once)."""
+    key = os.environ.get("GRAFT_PLUGINS")
+    if key not in _SCHEMA_VALIDATORS:
+        import jsonschema
+
+        from graft.plugins.registry import Registry
+        from graft.spec.schema import spec_schema
+
+        with cached_registry():
+            schema = spec_schema(Registry.discover())
+        _SCHEMA_VALIDATORS[key] = jsonschema.Draft202012Validator(schema)
+    return _SCHEMA_VALIDATORS[key]
+
+
+def schema_agreement(path: str) -> Agreement:
+    """Validate ``path`` and check its YAML data against the schema; see ``Agreement.agrees``."""
+    from graft.base.problems import GraftError, SpecError
+    from graft.plugins.registry import Registry
+    from graft.spec.specfile import load_spec, read_spec_text
+    from graft.spec.yamlfile import load_yaml
+
+    try:
+        document = load_yaml(read_spec_text(path), path)
+    except Exception:  # noqa: BLE001 - not readable as YAML data: nothing for a schema to check
+        return Agreement(False)
+    if document.unreadable or document.duplicates:
+        return Agreement(False)
+    try:
+        schema = [f"{_fmt(tuple(error.absolute_path))}: {error.message[:300]}"
+                  for error in schema_validator().iter_errors(document.data)]
+    except RecursionError:
+        return Agreement(False)
+    with cached_registry():
+        try:
+            load_spec(path, Registry.discover())
+            problems: list[str] = []
+        except SpecError as error:
+            problems = list(error.lines)
+        except GraftError as error:
+            problems = [str(error)]
+    excused = [line for line in problems
+               if any(re.search(pattern, line) for pattern in SCHEMA_CANNOT_KNOW.values())]
+    return Agreement(True, problems, schema, excused)
 
 
 def minimise(text: str, still_fails: Callable[[str], bool], budget: int = 150) -> str:

@@ -36,6 +36,10 @@ from mkdocs.exceptions import PluginError
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"<!--\s*graft:(?P<kind>cli|spec|params)(?P<arg>[ \t]+[\w-]+)?[ \t]*\n?(?P<body>.*?)-->", re.S)
 JSON = dict[str, Any]
+# as graft.spec.schema_keywords writes them: a name, and the bounds that say "a finite number"
+NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$(?!\\n)"
+LARGEST_FLOAT = sys.float_info.max
+INT64 = (-(2**63), 2**63 - 1)
 
 
 # -- what the hook reads from keras-graft ------------------------------------------------------
@@ -167,7 +171,11 @@ class Words:
                 continue
             for key, words in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
                                ("exclusiveMaximum", "<")):
-                if key in part:
+                if key in part and abs(part[key]) == LARGEST_FLOAT:  # graft.spec.schema_keywords.FINITE
+                    found.append("finite")
+                elif key in part and part[key] in INT64:  # every integer's (graft.spec.schema): no news
+                    continue
+                elif key in part:
                     found.append(f"{words} {_number(part[key])}")
         items = schema.get("items")
         if isinstance(items, dict) and schema.get("type") == "array":
@@ -176,7 +184,7 @@ class Words:
                 found.append(f"each {inner}")
         if "pattern" in schema:
             found.append("letters, digits and `_`, not starting with a digit"
-                         if schema["pattern"] == "^[A-Za-z_][A-Za-z0-9_]*$" else f"matches {_code(schema['pattern'])}")
+                         if schema["pattern"] == NAME_PATTERN else f"matches {_code(schema['pattern'])}")
         if "maxLength" in schema:
             found.append(f"at most {_number(schema['maxLength'])} characters")
         if schema.get("minItems"):

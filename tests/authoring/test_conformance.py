@@ -7,16 +7,21 @@ The broken plugins are real installed distributions: ``<name>.dist-info`` with a
 
 from __future__ import annotations
 
+import ast
 import importlib
 import itertools
 import os
+import pathlib
+import subprocess
 import sys
 import textwrap
 
 import pytest
 
+import graft.authoring
 from graft.plugins.registry import PluginError
 from graft.testing import (
+    ConformanceError,
     check_data_plugin,
     check_extractor_plugin,
     check_head_plugin,
@@ -77,7 +82,7 @@ def test_a_real_extractor_with_batch_normalization_conforms():
 
 
 def test_bad_params_that_validate_are_a_failure():
-    with pytest.raises(AssertionError, match=r"bad_params \{'units': 3\} of head plugin 'dense' must be refused"):
+    with pytest.raises(ConformanceError, match=r"bad_params \{'units': 3\} of head plugin 'dense' must be refused"):
         check_head_plugin("dense", {"units": 2}, bad_params={"units": 3})
 
 
@@ -193,3 +198,34 @@ def test_data_whose_targets_do_not_line_up_fails(install, tmp_path):
     with pytest.raises(AssertionError, match=rf"data source '{name}' \(short\): 3 targets for head 'out', 4 inputs"):
         check_data_plugin(name, None, tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["site"]  # the specs it wrote are gone
+
+
+# -- the checks are plain code: they hold under python -O ---------------------------------------
+
+
+def test_no_conformance_check_is_a_bare_assert():
+    """``assert`` vanishes under ``python -O``: a check written as one would pass whatever the plugin does."""
+    folder = pathlib.Path(graft.authoring.__file__).parent
+    found = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(folder.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []
+    assert issubclass(ConformanceError, AssertionError)  # plugin authors' pytest.raises(AssertionError) still holds
+
+
+@pytest.mark.slow
+def test_a_failing_check_still_fails_under_python_dash_o():
+    code = (
+        "import sys\n"
+        "from graft.testing import check_head_plugin\n"
+        "assert False, 'asserts are gone under -O: this line must not stop the script'\n"
+        "print('optimize', sys.flags.optimize, flush=True)\n"
+        "check_head_plugin('dense', {'units': 2}, bad_params={'units': 3})\n"
+    )
+    result = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout == "optimize 1\n"
+    assert result.returncode == 1, result.stderr
+    assert "ConformanceError: bad_params {'units': 3} of head plugin 'dense' must be refused" in result.stderr

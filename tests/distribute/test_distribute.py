@@ -21,6 +21,7 @@ import pytest
 
 from graft.commands.cli import main
 from graft.distribute.cluster import free_loopback_ports
+from graft.distribute.launcher import GRACE_S
 from graft.distribute.strategy import weights_digest
 from graft.model.weights import FILENAME, read_weights
 from graft.records.rundir import RunDir
@@ -44,10 +45,10 @@ def _without_distribute(tmp_path: Path, strategy: str | None = None) -> str:
     return str(path)
 
 
-def _graft(*arguments: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+def _graft(*arguments: str, timeout: float = TIMEOUT_S, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m graft ...`` in its own session; on timeout SIGINT (the launcher stops its workers), then SIGKILL."""
     process = subprocess.Popen([sys.executable, "-m", "graft", *arguments], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, env=env or ENV, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -158,9 +159,12 @@ def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_com
         else:
             pytest.fail("the chief ended before the second stage trained:\n" + "".join(seen[-40:]))
         os.killpg(other.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        rest, _ = chief.communicate(timeout=120)
-        stopped_after = time.monotonic() - killed
+        # the chief must stop by itself (TensorFlow's heartbeats notice in ~10 s); the launcher would kill it
+        # after GRACE_S, so a chief still running long after that is a hang, whatever the machine's load
+        try:
+            rest, _ = chief.communicate(timeout=GRACE_S * 4)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the chief did not stop by itself within {GRACE_S * 4:.0f} s of its peer's death")
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -168,8 +172,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_com
             worker.wait()
     assert chief.returncode == 1, rest[-3000:]
     assert "error: worker 0 of 2: another worker stopped or cannot be reached during stage 'transfer'" in rest
-    assert "Traceback" not in rest
-    assert stopped_after < 60
+    assert "Traceback" not in rest  # it stopped by itself, with its own error: not killed by a watchdog
     run_dir = RunDir(str(out))
     assert run_dir.is_finished("pretrain") and not run_dir.is_finished("transfer")
     pretrain_before = _weights(out, "pretrain")
@@ -181,6 +184,61 @@ def test_a_killed_worker_stops_the_other_with_a_clear_error_and_the_next_run_com
     assert RunDir(str(out)).read_report("transfer").worker_digests
     after = _weights(out, "pretrain")
     assert all(np.array_equal(a, b) for name in after for a, b in zip(after[name], pretrain_before[name], strict=True))
+
+
+# Loaded by worker 1 alone (a sitecustomize on its PYTHONPATH): after every fit, one trained weight moves,
+# as it would on a worker whose Keras/TensorFlow drifts apart from the others.
+PERTURB_WORKER_1 = """
+import sys
+
+if "--worker-index" in sys.argv and sys.argv[sys.argv.index("--worker-index") + 1] == "1":
+    import graft.runs.stages
+    from graft.runs.observer import RunObserver
+
+    class PerturbOneWeight(RunObserver):
+        def after_fit(self, stage, round, built):
+            layer = built.layer("level")
+            weights = [value.copy() for value in layer.get_weights()]
+            weights[0].flat[0] += 1e-3
+            layer.set_weights(weights)
+
+    graft.runs.stages.RunObserver = PerturbOneWeight
+"""
+
+TINY_MULTI_WORKER = """\
+seed: 5
+distribute: {strategy: multi_worker}
+model:
+  input_shape: [12, 3]
+  extractor: {plugin: gru, params: {layers: [{name: gru_1, units: 4}]}}
+  heads:
+    level: {plugin: dense, loss: mse, params: {units: 1}}
+stages:
+  - name: pretrain
+    data:
+      source: synthetic
+      params: {samples: 80, timesteps: 12, channels: 3, seed: 1, targets: {level: level}}
+    epochs: 1
+    batch_size: 16
+    optimizer: {name: sgd, learning_rate: 0.05}
+"""
+
+
+@pytest.mark.slow
+def test_workers_that_end_a_stage_with_different_weights_publish_nothing(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(PERTURB_WORKER_1)
+    (tmp_path / "spec.yaml").write_text(TINY_MULTI_WORKER)
+    out = tmp_path / "run"
+    env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "site"), ENV.get("PYTHONPATH")]))}
+    result = _graft("run", str(tmp_path / "spec.yaml"), "--local-workers", "2", "--out", str(out), env=env)
+    assert result.returncode == 1, result.stdout[-4000:]
+    said = ("error: stage 'pretrain': the workers ended with different weights, so nothing of it was published. "
+            "This Keras/TensorFlow does not keep workers in step; train in one process or report it")
+    assert said in result.stdout.splitlines() and f"[worker 1] {said}" in result.stdout.splitlines()
+    assert "Traceback" not in result.stdout
+    assert not (out / "pretrain").exists()
+    assert not [path for path in out.rglob("*") if "partial" in path.name or path.name.endswith(".training")]
 
 
 @pytest.mark.slow

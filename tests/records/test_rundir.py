@@ -173,22 +173,30 @@ def test_a_second_run_on_the_same_out_says_who_holds_it(tmp_path):
 
 
 def test_wait_takes_the_lock_when_the_holder_lets_go(tmp_path):
+    """Proved by order, not by timing (a loaded machine stretches any interval): the waiter starts waiting while
+    the lock is held and holds it only after the holder let go."""
     out = str(tmp_path / "out")
-    entered = threading.Event()
+    entered, waiting = threading.Event(), threading.Event()
+    times: dict[str, float] = {}
 
     def hold() -> None:
         with RunDir(out).locked():
             entered.set()
-            time.sleep(0.5)
+            assert waiting.wait(60)
+            time.sleep(0.2)  # the waiter is (most likely) blocked in flock by now; the order below holds anyway
+            times["released"] = time.monotonic()
 
     thread = threading.Thread(target=hold)
     thread.start()
-    assert entered.wait(10)
-    began = time.monotonic()
+    assert entered.wait(60)
+    with pytest.raises(RunDirLocked), RunDir(out).locked():  # held: without wait, refused
+        pass
+    times["began"] = time.monotonic()
+    waiting.set()
     with RunDir(out).locked(wait=True):
-        waited = time.monotonic() - began
+        times["got"] = time.monotonic()
     thread.join()
-    assert waited > 0.2
+    assert times["began"] < times["released"] <= times["got"]
 
 
 def test_a_lock_file_left_by_a_dead_process_is_not_a_lock(tmp_path):

@@ -2,8 +2,11 @@
 
 The mutation engine and the oracle are in ``tests/fuzzing.py`` (also used by
 ``benchmarks/fuzz_specs.py``, which runs tens of thousands of cases on demand).
-Here: a derandomised hypothesis budget of validate cases, a small budget of plan
-cases on the shrunk GRU/Conv1D specs, and one regression test per finding.
+Here: a derandomised hypothesis budget of validate cases (each also checked against
+``graft schema``: no spec accepted by one and refused by the other, but for what a
+schema cannot know, ``fuzzing.SCHEMA_CANNOT_KNOW``), a small budget of plan cases on
+the shrunk GRU/Conv1D specs, and one regression test per finding. Time limits count
+CPU time, so a busy machine does not fail a case.
 
 A finding that is not fixed yet is listed in ``KNOWN_OPEN`` (command, signature
 and a piece of its output): its regression test is ``xfail(strict=False)``, and
@@ -94,7 +97,7 @@ def test_regression(case, workdir, request):
     if case in KNOWN_OPEN:
         request.applymarker(pytest.mark.xfail(strict=False, reason="known open fuzz finding (see KNOWN_OPEN)"))
     path = fuzzing.write_case(workdir, REGRESSIONS[case], f"regression-{case}.yaml")
-    outcome = fuzzing.check_file(path, seconds=20)
+    outcome = fuzzing.check_file(path, seconds=20, clock="cpu")
     assert outcome.ok, f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output[-1500:]}"
 
 
@@ -114,7 +117,7 @@ def test_file_level(where, workdir):
     elif where in ("empty", "comment-only"):
         text = {"empty": "", "comment-only": "# nothing\n"}[where]
         fuzzing.write_case(workdir, text, os.path.basename(path))
-    outcome = fuzzing.check_file(path, seconds=60, memory=2**30)
+    outcome = fuzzing.check_file(path, seconds=60, memory=2**30, clock="cpu")
     assert outcome.ok, f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output[-1500:]}"
 
 
@@ -134,7 +137,37 @@ SEEDS = fuzzing.load_seeds()
 def test_validate_never_crashes(rng, workdir):
     case = fuzzing.make_case(rng, SEEDS)
     path = fuzzing.write_case(workdir, case.text)
-    _check(fuzzing.check_file(path, "validate", seconds=10), case.text, case.describe())
+    _check(fuzzing.check_file(path, "validate", seconds=10, clock="cpu"), case.text, case.describe())
+    agreement = fuzzing.schema_agreement(path)
+    assert agreement.agrees, f"{agreement.describe()}\nmutation: {case.describe()}\nspec:\n{case.text[:3000]}"
+
+
+# id -> a spec graft validate and graft schema once disagreed on (each must now agree, accepted or refused)
+SCHEMA_REGRESSIONS = {
+    "epochs-as-float": fuzzing.edited("gru_transfer", "stages[0].epochs", 3.0),
+    "input-shape-as-floats": fuzzing.edited("gru_transfer", "model.input_shape", [50.0, 8]),
+    "filters-as-float": fuzzing.edited("conv1d_transfer", "model.extractor.params.layers[0].filters", 16.0),
+    "newline-after-stage-name": fuzzing.edited("gru_transfer", "stages[0].name", "pretrain\n"),
+    "newline-after-layer-name": fuzzing.edited("gru_transfer", "model.extractor.params.layers[0].name", "gru_1\n"),
+    "nan-learning-rate": fuzzing.edited("gru_transfer", "stages[0].optimizer", {"learning_rate": float("nan")}),
+    "infinite-learning-rate": fuzzing.edited("gru_transfer", "stages[0].optimizer", {"learning_rate": float("inf")}),
+    "nan-validation-split": fuzzing.edited("gru_transfer", "stages[0].data.params.validation_split", float("nan")),
+    "params-of-the-default-policy": fuzzing.edited(
+        "gru_transfer", "stages[1].policy", {"params": {"freeze": ["gru_1"]}}  # 'continue' takes none: refused
+    ),
+    "integer-head-name": fuzzing.edited("gru_transfer", "model.heads", {3: {"plugin": "dense", "loss": "mse"}}),
+    "float-optimizer-integer": fuzzing.edited(
+        "gru_transfer", "stages[0].optimizer", {"name": "adam", "options": {"ema_overwrite_frequency": 4.0}}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEMA_REGRESSIONS))
+def test_schema_agrees_with_validate(case, workdir):
+    pytest.importorskip("jsonschema")
+    path = fuzzing.write_case(workdir, SCHEMA_REGRESSIONS[case], f"schema-{case}.yaml")
+    agreement = fuzzing.schema_agreement(path)
+    assert agreement.comparable and agreement.agrees, agreement.describe()
 
 
 PLAN_CASES = 20
@@ -155,7 +188,7 @@ def test_plan_regression(case, workdir, request):
     if case in KNOWN_OPEN:
         request.applymarker(pytest.mark.xfail(strict=False, reason="known open fuzz finding (see KNOWN_OPEN)"))
     path = fuzzing.write_case(workdir, PLAN_REGRESSIONS[case], f"regression-{case}.yaml")
-    outcome = fuzzing.check_file(path, "plan", seconds=60)
+    outcome = fuzzing.check_file(path, "plan", seconds=60, clock="cpu")
     assert outcome.ok, f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output[-1500:]}"
 
 
@@ -169,7 +202,7 @@ def test_plan_never_crashes(workdir):
         rng = random.Random(f"plan:{index}")
         case = fuzzing.make_plan_case(rng, seeds)
         path = fuzzing.write_case(workdir, case.text, f"plan-{index}.yaml")
-        outcome = fuzzing.check_file(path, "plan-json" if index % 4 == 3 else "plan", seconds=60)
+        outcome = fuzzing.check_file(path, "plan-json" if index % 4 == 3 else "plan", seconds=60, clock="cpu")
         if not outcome.ok and not known_open("plan", outcome):
             failures.append(f"case {index}: {outcome.kind} {outcome.signature}\nmutation: {case.describe()}\n"
                             f"{outcome.detail[:1500]}\n{outcome.output[-800:]}")

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import graft
+import graft.validators  # used at import time below: not loaded by "import graft" alone
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -228,7 +229,7 @@ def test_registered_plugin_params_are_included():
     defs = schema["$defs"]
     (name,) = [key for key in defs if key.endswith("ProbeParams")]
     assert defs[name]["properties"] == {
-        "width": {"type": "integer", "exclusiveMinimum": 0},
+        "width": {"type": "integer", "maximum": 2**63 - 1, "exclusiveMinimum": 0},  # 64 bits, as validate
         "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
     }
     assert defs[name]["required"] == ["width"]

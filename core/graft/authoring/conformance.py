@@ -28,7 +28,8 @@ Then, by kind:
 - data: it returns a ``graft.Dataset`` whose targets line up with its inputs, the same
   arrays twice (a ``graft.Stream`` is checked as keras-graft checks it).
 
-A failure raises ``AssertionError`` or keras-graft's own error, which names the rule.
+A failure raises ``ConformanceError`` (an ``AssertionError``, raised by plain code so that the
+checks hold under ``python -O`` too) or keras-graft's own error, which names the rule.
 Heads, policies and data sources are checked with ``graft_conformance``, a small
 extractor of keras-graft's own: input -> Dense ``conformance_dense`` ->
 BatchNormalization ``conformance_norm`` -> Dense ``conformance_features``.
@@ -50,6 +51,7 @@ from graft.authoring.conformance_spec import (
     DENSE_HEAD,
     HEADS,
     PARAMS_PATH,
+    ConformanceError,
     check_validation,
     conformance_registry,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "CONFORMANCE_EXTRACTOR",
     "CONFORMANCE_LAYERS",
     "Conformance",
+    "ConformanceError",
     "built_extractor_layers",
     "check_data_plugin",
     "check_extractor_plugin",
@@ -163,13 +166,15 @@ def check_policy_plugin(
     heads = {DENSE_HEAD: _dense_head(registry, {"units": 2, "hidden": [4]})}
     built = ModelBuilder(registry, (4,), ExtractorRef(CONFORMANCE_EXTRACTOR), heads, folder).build(seed=0)
     names = tuple(layer.name for layer in built.layers)
-    assert names == CONFORMANCE_LAYERS, f"the conformance model has layers {names}, not {CONFORMANCE_LAYERS}"
+    if names != CONFORMANCE_LAYERS:
+        raise ConformanceError(f"the conformance model has layers {names}, not {CONFORMANCE_LAYERS}")
     first = registry.transfer_policy(name, parsed, built.layers, at=PARAMS_PATH["policy"][:-1])
     again = registry.transfer_policy(name, parsed, built.layers, at=PARAMS_PATH["policy"][:-1])
-    assert _decisions(first) == _decisions(again), (
-        f"policy '{name}' decided differently the second time on the same model: a stage must plan the same every "
-        f"time it is planned\nfirst: {_decisions(first)}\nagain: {_decisions(again)}"
-    )
+    if _decisions(first) != _decisions(again):
+        raise ConformanceError(
+            f"policy '{name}' decided differently the second time on the same model: a stage must plan the same every "
+            f"time it is planned\nfirst: {_decisions(first)}\nagain: {_decisions(again)}"
+        )
     return Conformance(info, names, first)
 
 
@@ -187,10 +192,15 @@ def check_data_plugin(
     again = registry.load_data(name, parsed, folder, at=PARAMS_PATH["data source"][:-1])
     if isinstance(first, Dataset):
         _check_dataset(name, first)
-        assert isinstance(again, Dataset), f"data source '{name}' returned a Dataset, then a {type(again).__name__}"
-        assert _arrays(first) == _arrays(again) and all(
+        if not isinstance(again, Dataset):
+            raise ConformanceError(f"data source '{name}' returned a Dataset, then a {type(again).__name__}")
+        same = _arrays(first) == _arrays(again) and all(
             _same(a, b) for a, b in zip(_values(first), _values(again), strict=True)
-        ), f"data source '{name}' loaded different arrays the second time: a stage's data must be reproducible"
+        )
+        if not same:
+            raise ConformanceError(
+                f"data source '{name}' loaded different arrays the second time: a stage's data must be reproducible"
+            )
     return Conformance(info, (), first)
 
 
@@ -212,10 +222,15 @@ def _prepare(
 def _installed(name: str, kind: str) -> tuple[Registry, PluginInfo]:
     registry = conformance_registry(enabled={name})
     found = [info for info in registry.infos if info.name == name]
-    assert found, f"no entry point '{name}' in group 'graft': is the distribution installed (pip install -e .)?"
+    if not found:
+        raise ConformanceError(
+            f"no entry point '{name}' in group 'graft': is the distribution installed (pip install -e .)?"
+        )
     info = found[0]
-    assert info.status == "ok", f"plugin '{name}' is {info.status}: {info.error}"
-    assert kind in info.provides, f"plugin '{name}' provides {', '.join(info.provides)}, not {kind}"
+    if info.status != "ok":
+        raise ConformanceError(f"plugin '{name}' is {info.status}: {info.error}")
+    if kind not in info.provides:
+        raise ConformanceError(f"plugin '{name}' provides {', '.join(info.provides)}, not {kind}")
     return registry, info
 
 
@@ -225,12 +240,13 @@ def _structured(registry: Registry, kind: str, name: str, raw: Any, at: tuple) -
 
     params_class = registry.params_class(kind, name)
     if params_class is None:
-        assert not raw, f"{kind} plugin '{name}' takes no params, but the check was given {raw!r}"
+        if raw:
+            raise ConformanceError(f"{kind} plugin '{name}' takes no params, but the check was given {raw!r}")
         return None
     try:
         return structure(make_converter(), raw if raw is not None else {}, params_class, at)
     except SpecProblem as problem:
-        raise AssertionError(f"the params given to the check are refused:\n{problem}") from None
+        raise ConformanceError(f"the params given to the check are refused:\n{problem}") from None
 
 
 def _dense_head(registry: Registry, raw: Mapping[str, Any]):
@@ -259,20 +275,23 @@ def _round_trip(builder, info: PluginInfo, declared: dict[str, tuple[LayerInfo, 
         save_weights(first.layers, path)
         second = builder.build(seed=1)
         again = tuple(layer.name for layer in second.layers)
-        assert again == names, f"a second build named its layers differently:\nfirst:  {names}\nsecond: {again}"
+        if again != names:
+            raise ConformanceError(f"a second build named its layers differently:\nfirst:  {names}\nsecond: {again}")
         loaded = read_weights(path)
     for layer in second.layers:
         layer.layer.set_weights(loaded[layer.name])
-        assert bitwise_equal(layer.layer.get_weights(), saved[layer.name]), (
-            f"layer '{layer.name}': its weights saved by name and loaded by name into a fresh build "
-            "are not bitwise equal"
-        )
+        if not bitwise_equal(layer.layer.get_weights(), saved[layer.name]):
+            raise ConformanceError(
+                f"layer '{layer.name}': its weights saved by name and loaded by name into a fresh build "
+                "are not bitwise equal"
+            )
     found = _predict(second.model, inputs)
     for output, (want, got) in enumerate(zip(expected, found, strict=True)):
-        assert np.allclose(want, got, rtol=1e-5, atol=1e-6), (
-            f"output {output}: a fresh build with every layer's weights loaded by name computes something else; "
-            "is some state of the model not in its layers' weights?"
-        )
+        if not np.allclose(want, got, rtol=1e-5, atol=1e-6):
+            raise ConformanceError(
+                f"output {output}: a fresh build with every layer's weights loaded by name computes something else; "
+                "is some state of the model not in its layers' weights?"
+            )
     return Conformance(info, names, first.model)
 
 
@@ -298,15 +317,21 @@ def _decisions(rounds: Rounds) -> list[tuple[str, dict[str, LayerDecision]]]:
 
 def _check_dataset(name: str, data: Dataset) -> None:
     where = f"data source '{name}' ({data.description})"
-    assert data.y, f"{where}: no targets; y maps each head's name to its targets"
-    assert len(data.x) > 0, f"{where}: no samples"
+    if not data.y:
+        raise ConformanceError(f"{where}: no targets; y maps each head's name to its targets")
+    if len(data.x) <= 0:
+        raise ConformanceError(f"{where}: no samples")
     for head, target in data.y.items():
-        assert len(target) == len(data.x), f"{where}: {len(target)} targets for head '{head}', {len(data.x)} inputs"
+        if len(target) != len(data.x):
+            raise ConformanceError(f"{where}: {len(target)} targets for head '{head}', {len(data.x)} inputs")
     if data.x_val is not None or data.y_val is not None:
-        assert data.x_val is not None and data.y_val is not None, f"{where}: x_val and y_val come together"
-        assert set(data.y_val) == set(data.y), f"{where}: y_val has heads {sorted(data.y_val)}, y {sorted(data.y)}"
+        if not (data.x_val is not None and data.y_val is not None):
+            raise ConformanceError(f"{where}: x_val and y_val come together")
+        if set(data.y_val) != set(data.y):
+            raise ConformanceError(f"{where}: y_val has heads {sorted(data.y_val)}, y {sorted(data.y)}")
         for head, target in data.y_val.items():
-            assert len(target) == len(data.x_val), f"{where}: {len(target)} validation targets for '{head}'"
+            if len(target) != len(data.x_val):
+                raise ConformanceError(f"{where}: {len(target)} validation targets for '{head}'")
 
 
 def _arrays(data: Dataset) -> list[str]:

@@ -22,6 +22,13 @@ from graft.plugins.layers import DeclaredLayer
 from graft.plugins.registry import HEAVY_MODULES, Registry
 
 CONFORMANCE_EXTRACTOR = "graft_conformance"
+
+
+class ConformanceError(AssertionError):
+    """A conformance check failed; the message names the rule.  Raised by plain code, not ``assert``,
+    so the checks hold under ``python -O`` too; an ``AssertionError``, so test runners report it as one."""
+
+
 # the layers of the conformance model, extractor first: what a policy is checked on
 CONFORMANCE_LAYERS = (
     "conformance_dense",
@@ -104,27 +111,34 @@ def check_validation(
     variants = [params, with_unknown] + ([] if bad_params is None else [bad_params])
     specs = [conformance_spec(kind, name, variant, input_shape) for variant in variants]
     heavy, results = validate_elsewhere(name, specs, base_dir)
-    assert not heavy, (
-        f"graft validate of a spec using {kind} plugin '{name}' imported {', '.join(heavy[:5])}: "
-        "import keras (and tensorflow) inside the hooks, never at module top or in params classes"
-    )
-    valid, unknown, *bad = results
-    assert valid == [], f"graft validate refused the spec using {kind} plugin '{name}' with params {params!r}:\n" + (
-        "\n".join(valid)
-    )
-    prefix = format_path(PARAMS_PATH[kind])
-    assert unknown and all(line.startswith(prefix) and " (line " in line for line in unknown), (
-        f"an unknown key in the params of {kind} plugin '{name}' must be reported at {prefix}... (line N), got:\n"
-        + "\n".join(unknown or ["(the spec was valid: are the params an attrs class?)"])
-    )
-    assert any(UNKNOWN_KEY in line for line in unknown) or any("takes no params" in line for line in unknown), (
-        f"the unknown key '{UNKNOWN_KEY}' in the params of {kind} plugin '{name}' was not named:\n" + "\n".join(unknown)
-    )
-    for found in bad:
-        assert found and all(line.startswith(prefix) and " (line " in line for line in found), (
-            f"bad_params {bad_params!r} of {kind} plugin '{name}' must be refused by graft validate, each problem at "
-            f"{prefix}... (line N), got:\n" + "\n".join(found or ["(the spec was valid)"])
+    if heavy:
+        raise ConformanceError(
+            f"graft validate of a spec using {kind} plugin '{name}' imported {', '.join(heavy[:5])}: "
+            "import keras (and tensorflow) inside the hooks, never at module top or in params classes"
         )
+    valid, unknown, *bad = results
+    if valid:
+        raise ConformanceError(
+            f"graft validate refused the spec using {kind} plugin '{name}' with params {params!r}:\n"
+            + "\n".join(valid)
+        )
+    prefix = format_path(PARAMS_PATH[kind])
+    if not (unknown and all(line.startswith(prefix) and " (line " in line for line in unknown)):
+        raise ConformanceError(
+            f"an unknown key in the params of {kind} plugin '{name}' must be reported at {prefix}... (line N), got:\n"
+            + "\n".join(unknown or ["(the spec was valid: are the params an attrs class?)"])
+        )
+    if not (any(UNKNOWN_KEY in line for line in unknown) or any("takes no params" in line for line in unknown)):
+        raise ConformanceError(
+            f"the unknown key '{UNKNOWN_KEY}' in the params of {kind} plugin '{name}' was not named:\n"
+            + "\n".join(unknown)
+        )
+    for found in bad:
+        if not (found and all(line.startswith(prefix) and " (line " in line for line in found)):
+            raise ConformanceError(
+                f"bad_params {bad_params!r} of {kind} plugin '{name}' must be refused by graft validate, "
+                f"each problem at {prefix}... (line N), got:\n" + "\n".join(found or ["(the spec was valid)"])
+            )
 
 
 def validate_elsewhere(
@@ -149,7 +163,8 @@ def validate_elsewhere(
         finally:
             for path in paths:
                 os.remove(path)
-    assert result.returncode == 0, f"graft validate crashed in a fresh interpreter:\n{result.stderr[-3000:]}"
+    if result.returncode != 0:
+        raise ConformanceError(f"graft validate crashed in a fresh interpreter:\n{result.stderr[-3000:]}")
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     return answer["heavy"], answer["problems"]
 

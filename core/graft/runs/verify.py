@@ -21,7 +21,8 @@ def load_by_name(built: BuiltModel, plan: StagePlan, source: str | Weights | Non
     to_load = [layer for layer in plan.layers if layer.init == LOADED]
     if not to_load:
         return report
-    assert source is not None, "a plan that loads layers has a source"
+    if source is None:  # plain code, not assert: a guard must hold under python -O too
+        raise RunError(f"stage '{stage}': its plan loads layers but it was given no source to load them from")
     weights = read_weights(source) if isinstance(source, str) else source
     for layer in to_load:
         target = built.layer(layer.name)

@@ -35,6 +35,17 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _structure_int(value, _type) -> int:
+    """An int, or a float with nothing after the point (``3.0``), which JSON Schema counts an integer too:
+    ``graft schema`` and ``graft validate`` must agree.  ``3.5``, ``true`` and ``"3"`` are refused."""
+    if isinstance(value, float) and value.is_integer():
+        if not INT64[0] <= value <= INT64[1]:
+            raise SpecProblem((), f"expected an integer that fits in 64 bits (at most {INT64[1]:,} in size), "
+                                  f"got {kind_of(value)}")
+        return int(value)
+    return _strict("an integer", _is_int)(value, _type)
+
+
 def _structure_float(value, _type) -> float:
     _strict("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))(value, _type)
     try:
@@ -44,9 +55,10 @@ def _structure_float(value, _type) -> float:
 
 
 def make_converter() -> cattrs.Converter:
-    """The strict converter: no coercion between types, unknown keys rejected, every problem reported."""
+    """The strict converter: no coercion between types (but ``3.0`` is the integer 3), unknown keys rejected,
+    every problem reported."""
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-    converter.register_structure_hook(int, _strict("an integer", _is_int))  # 64-bit range: _check_int_range
+    converter.register_structure_hook(int, _structure_int)  # 64-bit range: _check_int_range
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
     converter.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))

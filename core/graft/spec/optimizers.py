@@ -33,7 +33,8 @@ class OptimizerKind:
 
 VALUE_KINDS = {
     "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
-    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "integer": ("an integer", lambda v: (isinstance(v, int) and not isinstance(v, bool))
+                or (isinstance(v, float) and v.is_integer())),  # 3.0 is an integer, as in JSON Schema
     "flag": ("true or false", lambda v: isinstance(v, bool)),
 }
 
@@ -76,6 +77,16 @@ OPTIMIZERS: dict[str, OptimizerKind] = {
     ),
 }
 NAMES = tuple(OPTIMIZERS)
+INTEGER_OPTIONS = frozenset(key for kind in OPTIMIZERS.values() for key, option in kind.options.items()
+                            if option.kind == "integer")
+
+
+def integral_options(options: Any) -> Any:
+    """``options`` with every integer option written as a float (``3.0``) made the int it is."""
+    if not isinstance(options, dict):
+        return options
+    return {key: int(value) if key in INTEGER_OPTIONS and isinstance(value, float) and value.is_integer()
+            and abs(value) < 2**63 else value for key, value in options.items()}
 
 
 def option_problems(name: str, options: Mapping[Any, Any]) -> list[tuple[Path, str]]:

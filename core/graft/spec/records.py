@@ -128,7 +128,9 @@ class Init:
 class Optimizer:
     name: str = attrs.field(default="adam", validator=one_of(OPTIMIZERS))
     learning_rate: float = attrs.field(default=0.001, validator=positive)
-    options: dict[str, Any] = attrs.field(factory=dict, validator=_optimizer_options)
+    options: dict[str, Any] = attrs.field(
+        factory=dict, converter=optimizers.integral_options, validator=_optimizer_options
+    )
 
 
 @attrs.frozen

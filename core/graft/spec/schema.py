@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -25,12 +26,16 @@ from typing import Any, Literal
 
 import attrs
 
+from graft.plugins.layers import INPUT_NAME
 from graft.plugins.registry import PluginError, Registry
 from graft.spec import augment, optimizers
 from graft.spec import records as spec
-from graft.spec.schema_keywords import JSON, merged, validator_fragments
+from graft.spec.convert import INT64
+from graft.spec.initspec import EXTENSIONS
+from graft.spec.schema_keywords import FUNCTIONS, JSON, merged, validator_fragments
 from graft.spec.specfile import PLUGIN_REFERENCES
 from graft.spec.typewords import is_union
+from graft.spec.validators import identifier
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -53,8 +58,8 @@ class SchemaBuilder:
             return {}
         if type_ is bool:
             return {"type": "boolean"}
-        if type_ is int:
-            return {"type": "integer"}
+        if type_ is int:  # graft.spec.convert refuses integers beyond 64 bits
+            return {"type": "integer", "minimum": INT64[0], "maximum": INT64[1]}
         if type_ is float:
             return {"type": "number"}  # an integer is a number too: the spec accepts 1 for 1.0
         if type_ is str:
@@ -242,6 +247,23 @@ def _params_branch(builder: SchemaBuilder, registry: Registry, kind: str, name: 
 # -- the schema --------------------------------------------------------------------------------
 
 
+def _one_init_source() -> list[JSON]:
+    """``init``: exactly one of ``stage`` (then no ``rename``), ``weights`` or ``model`` (a Keras file by its name),
+    as ``graft.spec.initspec.check_init`` says; whether the stage is an earlier one or the file exists, it cannot."""
+    keras_file = "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in extension)
+                          for extension in EXTENSIONS)
+    return [
+        {"required": ["stage"], "properties": {"stage": {"type": "string"}, "rename": {"maxProperties": 0}}},
+        {"required": ["weights"], "properties": {"weights": {"type": "string"}}},
+        {"required": ["model"], "properties": {"model": {"type": "string", "pattern": f"(?:{keras_file})$(?!\\n)"}}},
+    ]
+
+
+def _head_names() -> JSON:
+    """What a head's name may be: a name (as ``graft.spec.validators.identifier``), not the input layer's."""
+    return {"type": "string", **FUNCTIONS[identifier][0], "not": {"const": INPUT_NAME}}
+
+
 def _optimizer_options() -> JSON:
     """``optimizer.options`` per optimizer, from the options table of ``graft.model.optimizers``."""
     kinds = {"number": "number", "integer": "integer", "flag": "boolean"}
@@ -280,6 +302,9 @@ def spec_schema(registry: Registry) -> JSON:
     optimizer_name = builder.names[spec.Optimizer]
     builder.defs[optimizer_name] = merged([_optimizer_options()], builder.defs[optimizer_name])
     root = builder.object_schema(spec.Spec)
+    for cls in (spec.ModelSpec, spec.Stage):  # head names name Keras layers (graft.spec.specfile checks them)
+        builder.defs[builder.names[cls]]["properties"]["heads"]["propertyNames"] = _head_names()
+    builder.defs[builder.names[spec.Init]]["oneOf"] = _one_init_source()
     return {
         "$schema": DIALECT,
         "title": "keras-graft spec",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,22 +24,39 @@ Fragment = JSON | None
 
 
 def _pattern_of_name() -> JSON:
-    return {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+    # ``$`` alone would also match before a final newline in Python's ``re`` (which jsonschema uses), where
+    # ``graft validate`` (``re.fullmatch``) refuses "pretrain\n"; ``(?!\n)`` makes both dialects end there
+    return {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"}
 
 
-# plain validator functions -> the JSON Schema keywords that say the same (or less)
-FUNCTIONS: dict[Callable, JSON] = {
-    validators.positive: {"exclusiveMinimum": 0},
-    validators.non_negative: {"minimum": 0},
-    validators.fraction: {"minimum": 0, "exclusiveMaximum": 1},
-    validators.non_empty: {"minItems": 1, "minProperties": 1, "minLength": 1},  # each keyword applies to its type
-    validators.identifier: _pattern_of_name(),
+LARGEST_FLOAT = sys.float_info.max
+# "a finite number", as JSON Schema can say it of the YAML values .inf, -.inf and .nan: infinities lie beyond
+# the largest float; NaN fails no comparison, so it is the one number both below 0 and above 0 lets through
+FINITE: JSON = {
+    "minimum": -LARGEST_FLOAT,
+    "maximum": LARGEST_FLOAT,
+    "not": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0},
+}
+
+
+def _finite_and(fragment: JSON) -> list[JSON]:
+    return [FINITE, fragment] if fragment else [FINITE]
+
+
+# plain validator functions -> the JSON Schema keywords that say the same (or less); a list: fragments to merge
+FUNCTIONS: dict[Callable, list[JSON]] = {
+    validators.finite: _finite_and({}),
+    validators.positive: _finite_and({"exclusiveMinimum": 0}),
+    validators.non_negative: _finite_and({"minimum": 0}),
+    validators.fraction: _finite_and({"minimum": 0, "exclusiveMaximum": 1}),
+    validators.non_empty: [{"minItems": 1, "minProperties": 1, "minLength": 1}],  # each keyword applies to its type
+    validators.identifier: [_pattern_of_name()],
 }
 # private validators of the spec, if they are still there (a rename only loses the constraint)
 if callable(getattr(spec, "stage_name", None)):
-    FUNCTIONS[spec.stage_name] = {**_pattern_of_name(), "maxLength": spec.MAX_STAGE_NAME}
+    FUNCTIONS[spec.stage_name] = [{**_pattern_of_name(), "maxLength": spec.MAX_STAGE_NAME}]
 if callable(getattr(callbacks, "_shrink_factor", None)):
-    FUNCTIONS[callbacks._shrink_factor] = {"exclusiveMinimum": 0, "exclusiveMaximum": 1}
+    FUNCTIONS[callbacks._shrink_factor] = _finite_and({"exclusiveMinimum": 0, "exclusiveMaximum": 1})
 
 COMPARISON_KEYWORDS = {">=": "minimum", ">": "exclusiveMinimum", "<=": "maximum", "<": "exclusiveMaximum"}
 
@@ -72,10 +90,10 @@ def validator_fragments(validator: Any) -> list[JSON]:
     except TypeError:  # an unhashable validator
         known = None
     if known is not None:
-        return [dict(known)]
+        return [dict(fragment) for fragment in known]
     found = _closure(validator, "graft.spec.validators", "between.<locals>.check")
     if found is not None and _jsonable_number(found.get("low")) and _jsonable_number(found.get("high")):
-        return [{"minimum": found["low"], "maximum": found["high"]}]
+        return _finite_and({"minimum": found["low"], "maximum": found["high"]})
     found = _closure(validator, "graft.spec.validators", "one_of.<locals>.check")
     choices = found.get("choices", [None]) if found is not None else [None]
     if found is not None and all(isinstance(choice, (str, int, float, bool)) for choice in choices):
@@ -89,7 +107,7 @@ def validator_fragments(validator: Any) -> list[JSON]:
         fragment: JSON = {"exclusiveMinimum": found["low"]}
         if _jsonable_number(found.get("high")):
             fragment["maximum" if found.get("high_inclusive") else "exclusiveMaximum"] = found["high"]
-        return [fragment]
+        return _finite_and(fragment)
     return _attrs_validator_fragments(validator)
 
 
@@ -123,6 +141,7 @@ def _allow_null(fragment: JSON) -> JSON:
     return fragment
 
 
+BOUNDS = {"minimum": max, "exclusiveMinimum": max, "maximum": min, "exclusiveMaximum": min}
 KEYWORDS_OF_TYPE = {
     "array": {"minItems", "maxItems", "items", "prefixItems"},
     "object": {"minProperties", "maxProperties"},
@@ -161,6 +180,8 @@ def merged(fragments: list[JSON], base: JSON | None = None) -> JSON:
     result = dict(base or {})
     if base:
         fragments = [_pruned(fragment, base) for fragment in fragments]
+        if not (_types_of(base) or {"number"}) & {"number"}:  # an integer is finite already
+            fragments = [fragment for fragment in fragments if fragment != FINITE]
     for fragment in fragments:
         if not fragment:
             continue
@@ -168,10 +189,17 @@ def merged(fragments: list[JSON], base: JSON | None = None) -> JSON:
         items = fragment.get("items")
         if isinstance(items, dict) and isinstance(result.get("items"), dict) and "prefixItems" not in result:
             result["items"] = merged([fragment.pop("items")], result["items"])  # each(...) on list[X]: into X
+        for key in set(fragment) & set(result) & BOUNDS.keys():  # two bounds of one kind: the tighter one
+            if _jsonable_number(fragment[key]) and _jsonable_number(result[key]):
+                result[key] = BOUNDS[key](result[key], fragment.pop(key))
         if set(fragment) & set(result):
             result.setdefault("allOf", []).append(fragment)
         elif fragment:
             result.update(fragment)
+    for inclusive, exclusive, tighter in (("minimum", "exclusiveMinimum", max), ("maximum", "exclusiveMaximum", min)):
+        if _jsonable_number(result.get(inclusive)) and _jsonable_number(result.get(exclusive)):
+            # the looser of two bounds on one side says nothing more
+            del result[inclusive if tighter(result[inclusive], result[exclusive]) == result[exclusive] else exclusive]
     return result
 
 

@@ -88,7 +88,8 @@ def _plugin_hook(converter, registry: Registry, kind: str, key: str):
         problems, reference = Problems(), None
         with problems.collect():
             reference = structure_attrs(converter, data, cls)
-        name = data.get(key) if isinstance(data, Mapping) else None
+        default = attrs.fields_dict(cls)[key].default  # an absent name is the default plugin's: its params count
+        name = data.get(key, default if isinstance(default, str) else None) if isinstance(data, Mapping) else None
         params = None
         if isinstance(name, str):  # params are checked even when the reference has other problems
             with problems.collect():

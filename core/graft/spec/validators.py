@@ -200,9 +200,10 @@ def loading_model_input(shape: Any) -> Iterator[None]:
     """Within the block, ``model_input_shape()`` is ``shape`` as a tuple, or None if it is not a list of
     positive integers (keras-graft sets it to the raw ``model.input_shape`` while structuring a spec)."""
     valid = isinstance(shape, (list, tuple)) and bool(shape) and all(
-        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape
-    )
-    token = _INPUT_SHAPE.set(tuple(shape) if valid else None)
+        ((isinstance(size, int) and not isinstance(size, bool)) or (isinstance(size, float) and size.is_integer()))
+        and 0 < size < 2**63 for size in shape
+    )  # 8.0 is the integer 8, as the spec reads it (graft.spec.convert)
+    token = _INPUT_SHAPE.set(tuple(int(size) for size in shape) if valid else None)
     try:
         yield
     finally:

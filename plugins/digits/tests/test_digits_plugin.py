@@ -98,7 +98,7 @@ def test_defaults():
         ),
         ({"classes": [5], "size": 12}, ("params", "size"), "must be a multiple of 8 (8, 16, 24, 32, ...), got 12"),
         ({"classes": [5], "size": 0}, ("params", "size"), "must be a multiple of 8 (8, 16, 24, 32, ...), got 0"),
-        ({"classes": [5], "size": 32.0}, ("params", "size"), "expected an integer, got float 32.0"),
+        ({"classes": [5], "size": 32.5}, ("params", "size"), "expected an integer, got float 32.5"),  # 32.0 is 32
         ({"classes": [5], "channels": 2}, ("params", "channels"), "must be 1 or 3, got 2"),
         ({"classes": [5], "holdout": 1.0}, ("params", "holdout"), "must be at least 0 and below 1, got 1.0"),
         ({"classes": [5], "holdout": -0.1}, ("params", "holdout"), "must be at least 0 and below 1, got -0.1"),
