@@ -300,10 +300,11 @@ def _check_declared(name: str, part: str, declared: tuple[LayerInfo, ...], built
     said = [DeclaredLayer.of(layer) for layer in declared]
     made = [DeclaredLayer.of(layer) for layer in built if layer.part == part]
     hook = "extractor_layers" if part == EXTRACTOR else "head_layers"
-    assert said == made, (
-        f"plugin '{name}': {hook} declared other layers than it built ({part}), so graft validate would check "
-        f"a spec's layer names against the wrong ones\ndeclared: {said}\nbuilt:    {made}"
-    )
+    if said != made:
+        raise ConformanceError(
+            f"plugin '{name}': {hook} declared other layers than it built ({part}), so graft validate would check "
+            f"a spec's layer names against the wrong ones\ndeclared: {said}\nbuilt:    {made}"
+        )
 
 
 def _predict(model, inputs: np.ndarray) -> list[np.ndarray]:
