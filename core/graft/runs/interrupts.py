@@ -14,6 +14,7 @@ leaving nothing, exit code 143.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,11 +49,25 @@ class InterruptWatch:
             ours[signal.SIGTERM] = self._terminated
         for number, handler in ours.items():
             signal.signal(number, handler)
+        hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable(hook)
         try:
             yield
         finally:
+            sys.unraisablehook = hook
             for number in ours:
                 signal.signal(number, previous[number])
+
+    def _unraisable(self, hook):
+        """An interrupt that lands in a finalizer (a pool Keras drops, say) cannot propagate: Python would print
+        it as a traceback and go on. It is remembered already and raised again at the next batch: say nothing."""
+
+        def unraisable(info) -> None:
+            if self.requested and isinstance(info.exc_value, KeyboardInterrupt):
+                return
+            hook(info)
+
+        return unraisable
 
     def _interrupted(self, signum, frame):
         self.requested = True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graft.base.signals import exit_code, what
-from graft.distribute.strategy import check_batches, peers_watched
+from graft.distribute.strategy import WorkerLost, check_batches, peers_watched
 from graft.distribute.strategy import start as start_distribution
 from graft.plugins.registry import Registry
 from graft.records.report import StageReport
@@ -101,8 +101,12 @@ def run_spec(
         for index in range(first, len(names)):
             try:
                 run.interrupts.check()
-                with peers_watched(distribution, f"stage '{names[index]}'"):
-                    run_stage(run, index, stage_data[index], fingerprints[index])
+                try:
+                    with peers_watched(distribution, f"stage '{names[index]}'"):
+                        run_stage(run, index, stage_data[index], fingerprints[index])
+                except WorkerLost:  # a peer that stopped first; if this worker was told to stop too, say that
+                    run.interrupts.check()
+                    raise
             except KeyboardInterrupt as interrupt:
                 raise RunInterrupted(
                     f"{what(interrupt)} during stage '{names[index]}'; "
