@@ -46,7 +46,8 @@ def run_sweep(sweep: Sweep, registry: Registry, out: str, storage: str | None = 
     optuna = studies.import_optuna()  # before anything trains: a missing extra is said at once
     sweep_dir = SweepDir(out)
     sweep_dir.create()
-    study = studies.open_study(storage or sweep_dir.default_storage(), study_name, sweep.space, identity(sweep))
+    with sweep_dir.claiming():  # workers starting at once on one SQLite file: one creates the study's tables
+        study = studies.open_study(storage or sweep_dir.default_storage(), study_name, sweep.space, identity(sweep))
     shared = train_shared(sweep, registry, sweep_dir, log)
     space = sweep.space
     ran: list[int] = []

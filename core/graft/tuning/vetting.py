@@ -2,7 +2,8 @@
 
 Each end of a range (and each choice) is applied to the spec as the ``--set`` a
 trial would use and the spec is vetted with it, so a value the spec would refuse
-is an error now, naming the search file's line, not in the fifth trial.
+is an error now, naming the search file's line, not in the fifth trial.  The checks are
+``graft validate``'s: the spec's own, and its layer names against the layers plugins declare.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import attrs
 
 from graft.base.problems import GraftError, Path, did_you_mean, listing
 from graft.plugins.registry import Registry
+from graft.spec.layernames import check_layer_names
 from graft.spec.overrides import Override
 from graft.spec.specfile import SpecFile, load_spec, metric_names, render
 from graft.tuning.space import SearchSpace
@@ -32,14 +34,21 @@ class Sweep:
     def trial_spec(self, registry: Registry, values: dict[str, object]) -> SpecFile:
         """The spec of one trial: the user's ``--set``, then one per swept value (vetted as ``--set`` is)."""
         extra = [param.override(values[param.path]) for param in self.space.params]
-        return load_spec(self.spec_file.path, registry, [*self.overrides, *extra])
+        return checked_spec(self.spec_file.path, registry, (*self.overrides, *extra))
+
+
+def checked_spec(config: str, registry: Registry, overrides: tuple[Override, ...]) -> SpecFile:
+    """The spec with ``overrides`` applied and checked as ``graft validate --set`` checks it (the layer names too)."""
+    spec_file = load_spec(config, registry, overrides)
+    check_layer_names(spec_file, registry)
+    return spec_file
 
 
 def vet_sweep(config: str, registry: Registry, space: SearchSpace, stage: str | None,
               overrides: tuple[Override, ...] = ()) -> Sweep:
     """The sweep of ``stage`` (else the space's ``stage``) of the spec at ``config``; ``SpecError`` for a path, a range
     or a metric the spec refuses, at the search file's line."""
-    spec_file = load_spec(config, registry, overrides)
+    spec_file = checked_spec(config, registry, overrides)
     names = [each.name for each in spec_file.spec.stages]
     name = stage or space.stage
     if name is None:
@@ -63,7 +72,7 @@ def vet_sweep(config: str, registry: Registry, space: SearchSpace, stage: str | 
             continue
         for value in param.ends():
             try:
-                load_spec(config, registry, [*overrides, param.override(value)])
+                checked_spec(config, registry, (*overrides, param.override(value)))
             except GraftError as exc:
                 lines = getattr(exc, "lines", [str(exc)])
                 problems.append((at, f"{value!r} is refused by the spec: {'; '.join(lines)}"))
