@@ -15,6 +15,7 @@ from graft.base.backend import VERBOSE_VARIABLE
 from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.commands import cache as cache_command
+from graft.commands import lrfind as lrfind_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     new_plugin_command.add_parser(commands)
     stage_commands.add_parser(commands)
     sweep_command.add_parser(commands)
+    lrfind_command.add_parser(commands)
     return parser
 
 
@@ -325,7 +327,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
             "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
-            "sweep": sweep_command.run,
+            "sweep": sweep_command.run, "lr-find": lrfind_command.run,
             **stage_commands.COMMANDS}
 
 if __name__ == "__main__":
