@@ -22,7 +22,7 @@ def sweep(tmp_path, capsys, space: str) -> tuple[int, str]:
      stage: transfer
      params:
        stages.transfer.optimizer.learning_rte: {loguniform: [1.0e-4, 1.0e-2]}
-     """, "params.stages.transfer.optimizer.learning_rte (line 3): 0.0001 is refused by the spec: "
+     """, "params.stages.transfer.optimizer.learning_rte (line 3): not a path of the spec: "
           "--set stages.transfer.optimizer.learning_rte=0.0001: stages[1].optimizer has no key 'learning_rte'"),
     ("""\
      stage: transfer

@@ -75,7 +75,9 @@ def vet_sweep(config: str, registry: Registry, space: SearchSpace, stage: str | 
                 checked_spec(config, registry, (*overrides, param.override(value)))
             except GraftError as exc:
                 lines = getattr(exc, "lines", [str(exc)])
-                problems.append((at, f"{value!r} is refused by the spec: {'; '.join(lines)}"))
+                missing = all(line.startswith("--set ") for line in lines)  # the path, not the value
+                what = "not a path of the spec" if missing else f"{value!r} is refused by the spec"
+                problems.append((at, f"{what}: {'; '.join(lines)}"))
                 break
     stage_spec = spec_file.spec.stages[index]
     logged = metric_names(spec_file.spec.heads_of(stage_spec))
