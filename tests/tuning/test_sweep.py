@@ -31,10 +31,22 @@ def sweep_process(spec: str, space: str, out, *more: str) -> subprocess.Popen:
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def test_a_killed_sweep_keeps_its_finished_trials_and_goes_on_with_the_same_study(tmp_path, capsys):
-    spec, space = write(tmp_path, trials=2)
+HEAD_ONLY = """\
+stage: transfer
+trials: 2
+pruner: none
+params:
+  stages.transfer.optimizer.learning_rate: {loguniform: [1.0e-3, 1.0e-1]}
+"""
+FROZEN = "stages.transfer.policy={plugin: layers, params: {freeze: [gru_1, gru_2], train: [trend]}}"
+
+
+def test_a_killed_sweep_keeps_its_finished_trials_and_goes_on_with_the_same_study(tmp_path, capsys,
+                                                                                   feature_cache_dir):
+    """Head-only trials (the extractor frozen): the extractor's features are computed by the first and reused."""
+    spec, space = write(tmp_path, space=HEAD_ONLY)
     out = tmp_path / "sweep"
-    process = sweep_process(spec, space, out)
+    process = sweep_process(spec, space, out, "--set", FROZEN)
     try:
         lines = []
         for line in process.stdout:  # kill -9 once trial 0 is finished and trial 1 is training
@@ -49,13 +61,18 @@ def test_a_killed_sweep_keeps_its_finished_trials_and_goes_on_with_the_same_stud
     first = RunDir(str(out / "trials" / "0000")).read_report("transfer")
     first_weights = (out / "trials" / "0000" / "transfer" / "weights.graft.npz").read_bytes()
 
-    assert main(["sweep", spec, space, "--out", str(out)]) == 0
+    assert main(["sweep", spec, space, "--out", str(out), "--set", FROZEN]) == 0
     printed = capsys.readouterr().out
     assert "trials 1: their worker was killed; recorded as failed" in printed
+    assert "its features of this data are stored: the heads train on them" in printed  # trial 2 reused them
+    assert "its features are computed once" not in printed
+    assert len(os.listdir(feature_cache_dir / "features")) == 1  # the extractor ran over the data once
 
     study = study_of(out)
     states = {trial.number: trial.state.name for trial in study.trials}
     assert states == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE"}  # 2 trials that count, none run twice
+    assert all(RunDir(str(out / "trials" / f"{number:04d}")).read_report("transfer").features_cached
+               for number in (0, 2))
     # the finished trial was kept as it was, not trained again
     assert RunDir(str(out / "trials" / "0000")).read_report("transfer") == first
     assert (out / "trials" / "0000" / "transfer" / "weights.graft.npz").read_bytes() == first_weights
@@ -108,3 +125,4 @@ def test_two_workers_sharing_one_study_run_every_trial_once(tmp_path):
         RunDir(str(out / "trials" / f"{number:04d}")).read_report("transfer")
     assert sum(output.count("'pretrain': finished earlier, kept") for output in outputs) >= 3
     assert sum(output.count("== stage 1/1 'pretrain'") for output in outputs) == 1
+

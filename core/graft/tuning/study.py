@@ -93,7 +93,7 @@ def fail_dead_local(study: Any) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if trial.user_attrs.get(HOST) == host and not _alive(trial.user_attrs.get(PID)):
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             failed.append(trial.number)
     return failed
 
