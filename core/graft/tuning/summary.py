@@ -82,6 +82,7 @@ def draw(sweep: Sweep, rows: list[TrialRow]):
     """A matplotlib ``Figure``: one panel per swept value, the metric of every trial against it (pruned trials
     hollow)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     params = sweep.space.params
     figure = Figure(figsize=(3.4 * len(params), 2.8), dpi=100, layout="constrained")
@@ -95,6 +96,8 @@ def draw(sweep: Sweep, rows: list[TrialRow]):
                 ax.scatter(xs, [y for _, y in points], label=state, **style)
         if param.kind in ("loguniform", "logint"):
             ax.set_xscale("log")
+        elif param.kind == "int":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(param.path.rsplit(".", 1)[-1])
         ax.set_ylabel(sweep.space.metric)
         ax.set_title(param.path, fontsize=7)
