@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,14 @@ def test_a_missing_optuna_is_an_error_naming_the_extra(tmp_path, capsys, monkeyp
         "(it installs Optuna)\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_graft_and_its_other_commands_never_import_optuna():
+    import subprocess
+
+    code = ("import sys, graft; from graft.commands.cli import _parser, main; _parser(); "
+            "main(['validate', sys.argv[1]]); assert 'optuna' not in sys.modules, 'optuna imported'")
+    spec = str(Path(__file__).parents[2] / "configs" / "gru_transfer.yaml")
+    result = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
