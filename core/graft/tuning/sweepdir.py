@@ -34,7 +34,8 @@ CLAIM_LOCK = ".sweep.lock"
 
 @attrs.frozen
 class BestTrial:
-    """The best finished trial: its number, folder (relative to the sweep folder), value and ``--set`` lines."""
+    """The best finished trial: its number, folder (relative to the sweep folder), value, and the ``--set`` lines
+    that make the spec its spec (the sweep's own, then the trial's values)."""
 
     number: int
     folder: str

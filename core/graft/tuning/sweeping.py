@@ -92,7 +92,8 @@ def best_trial(study, sweep: Sweep, sweep_dir: SweepDir) -> BestTrial | None:
     except ValueError:  # no finished trial yet
         return None
     params = {param.path: param for param in sweep.space.params}
-    overrides = [params[path].override(value).text for path, value in best.params.items() if path in params]
+    overrides = [*(override.text for override in sweep.overrides),  # the user's --set, then the trial's values
+                 *(params[path].override(value).text for path, value in best.params.items() if path in params)]
     return BestTrial(best.number, sweep_dir.trial_folder(best.number), float(best.value), sweep.space.metric,
                      overrides)
 
