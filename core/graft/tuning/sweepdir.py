@@ -98,10 +98,12 @@ class SweepDir:
         fsync_path(trial.path)
 
     def mark_best(self, best: BestTrial) -> None:
-        """``best.json`` and the link ``best`` to the best trial's folder, both replaced whole."""
+        """``best.json`` and the link ``best`` to the best trial's folder (if it ran here), both replaced whole."""
         partial = os.path.join(self.path, f"{BEST_FILE}{PARTIAL}-{os.getpid()}")
         write_json(partial, attrs.asdict(best))
         os.replace(partial, os.path.join(self.path, BEST_FILE))
+        if not os.path.isdir(os.path.join(self.path, best.folder)):
+            return  # run by a worker with another --out (another machine): best.json names it, no link here
         link = os.path.join(self.path, BEST)
         if os.path.lexists(link) and not os.path.islink(link):
             raise SweepError(f"{link} is not the link keras-graft makes; move it away so the best trial can be marked")
