@@ -28,6 +28,7 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from graft.base.problems import GraftError
     from graft.plugins.registry import Registry
     from graft.tuning.space import read_space
     from graft.tuning.study import import_optuna
@@ -36,6 +37,8 @@ def run(args) -> int:
     from graft.tuning.sweeping import DEFAULT_STUDY, run_sweep
     from graft.tuning.vetting import vet_sweep
 
+    if args.max_trials is not None and args.max_trials < 1:
+        raise GraftError(f"--max-trials {args.max_trials}: give a number of trials from 1")
     import_optuna()  # a missing extra is said before anything is read or trained
     registry = Registry.discover()
     space = read_space(args.space)
@@ -46,16 +49,25 @@ def run(args) -> int:
     try:
         result = run_sweep(sweep, registry, out, args.storage, args.study_name or DEFAULT_STUDY,
                            max_trials=args.max_trials)
-    finally:
-        written = write_sweep_report(SweepDir(out), sweep, args.storage, args.study_name or DEFAULT_STUDY)
-        if written:
-            print(f"report: {written}")
+    finally:  # also after Ctrl-C or an error: the trials that finished are reported
+        try:
+            written = write_sweep_report(SweepDir(out), sweep, args.storage, args.study_name or DEFAULT_STUDY)
+        except OSError as exc:
+            print(f"report.md could not be written in {out}: {exc.strerror or exc}")
+        else:
+            if written:
+                print(f"report: {written}")
     if result.best is None:
         print(f"no trial finished; {result.total} in the study")
         return 0
     best = result.best
     sets = " ".join(f"--set {shlex.quote(text)}" for text in best.overrides)
-    print(f"best: trial {best.number}, {best.metric} {best.value:.4g}: {os.path.join(out, best.folder)} "
-          f"(linked as {os.path.join(out, 'best')})\n"
-          f"go on with the later stages: graft run {shlex.quote(args.config)} {sets} --out {os.path.join(out, 'best')}")
+    folder = os.path.join(out, best.folder)
+    if not os.path.isdir(folder):  # run by a worker with another --out
+        print(f"best: trial {best.number}, {best.metric} {best.value:.4g}, run by a worker with another --out "
+              f"({best.folder} there); its values: {sets}")
+        return 0
+    linked = os.path.join(out, "best")
+    print(f"best: trial {best.number}, {best.metric} {best.value:.4g}: {folder} (linked as {linked})\n"
+          f"go on with the later stages: graft run {shlex.quote(args.config)} {sets} --out {linked}")
     return 0
