@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
+from graft.base.files import fsync_path
 from graft.base.problems import GraftError
 
 
@@ -55,11 +56,11 @@ def _publish(path: str, write: Callable[[str], None], force: bool, option: str, 
         made = os.path.join(scratch, name)
         write(made)
         if not folder:
-            _fsync(made)
+            fsync_path(made, best_effort=True)
         _publish_made(made, path, force, option, made + ".replaced")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _fsync(parent)
+    fsync_path(parent, best_effort=True)
     return path
 
 
@@ -72,16 +73,3 @@ def _publish_made(made: str, path: str, force: bool, option: str, aside: str) ->
     check_free(path, force, option)  # something appeared while it was written
     os.rename(path, aside)
     os.rename(made, path)
-
-
-def _fsync(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
