@@ -188,6 +188,11 @@ SCHEMA_REGRESSIONS = {
         "gru_transfer", "stages[1].policy", {"params": {"freeze": ["gru_1"]}}  # 'continue' takes none: refused
     ),
     "integer-head-name": fuzzing.edited("gru_transfer", "model.heads", {3: {"plugin": "dense", "loss": "mse"}}),
+    "fine-tune-top-negative-layers": fuzzing.edited(
+        "gru_transfer", "stages[1].policy", {"plugin": "fine_tune_top", "params": {"layers": -1}}
+    ),
+    "init-with-two-sources": fuzzing.edited("gru_progressive", "stages[1].init", {"stage": "pretrain", "model": "x"}),
+    "bool-key-in-targets": fuzzing.edited("gru_progressive", "stages[0].data.params.targets", {True: "trend"}),
     "float-optimizer-integer": fuzzing.edited(
         "gru_transfer", "stages[0].optimizer", {"name": "adam", "options": {"ema_overwrite_frequency": 4.0}}
     ),

@@ -96,6 +96,21 @@ def one_of(choices: Iterable[str]):
     return check
 
 
+def unless(words: Iterable[str], check):
+    """One of ``words`` passes as it is; any other value must pass ``check``.
+
+        layers: int | Literal["all"] = attrs.field(validator=graft.validators.unless(["all"], positive))
+    """
+    words = list(words)
+
+    def check_unless(instance, attribute, value) -> None:
+        if isinstance(value, str) and value in words:
+            return
+        check(instance, attribute, value)
+
+    return check_unless
+
+
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
