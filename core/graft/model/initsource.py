@@ -24,11 +24,13 @@ RELOAD = "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head
 
 @attrs.frozen
 class SourceLayer:
-    """One layer of a file: its name there, where it sits (``encoder/gru_1`` in a nested model), its shapes."""
+    """One layer of a file: its name there, where it sits (``encoder/gru_1`` in a nested model), its shapes,
+    its class (``""`` where the file does not say)."""
 
     name: str
     where: str
     shapes: Shapes
+    class_name: str = ""
 
 
 @attrs.frozen
@@ -36,7 +38,8 @@ class InitSource:
     """A stage's init source as the plan sees it, by the names layers load as.
 
     ``shapes`` is None when an earlier stage's model could not be planned; ``file_names`` holds
-    the file's own name of each renamed layer; ``clashes`` the file layers that take one name.
+    the file's own name of each renamed layer; ``clashes`` the file layers that take one name;
+    ``layers`` a file's layers as it names them, in its order.
     """
 
     label: str  # "stage pretrain", "file /x/weights.graft.npz", "model /x/model.keras"
@@ -44,6 +47,7 @@ class InitSource:
     file_names: dict[str, str] = attrs.field(factory=dict)
     clashes: dict[str, list[str]] = attrs.field(factory=dict)
     from_file: bool = False
+    layers: tuple[SourceLayer, ...] = ()
 
     def problem(self, name: str, shapes: Shapes) -> tuple[str, str] | None:
         """Why layer ``name`` (with ``shapes`` here) cannot load: (the stage field to fix, message), or None."""
@@ -92,14 +96,15 @@ def init_source(spec_file: SpecFile, index: int, earlier_layers: dict[str, Shape
             file_names[name] = first.name
         if len(positions) > 1:
             clashes[name] = [layers[position].where for position in positions]
-    return InitSource(label, shapes, file_names, clashes, from_file=True)
+    return InitSource(label, shapes, file_names, clashes, from_file=True, layers=tuple(layers))
 
 
 def _file_layers(spec_file: SpecFile, init: Init, at: Path) -> tuple[str, list[SourceLayer]]:
     if init.model is not None:
         path = spec_file.resolve(init.model)
         try:
-            layers = [SourceLayer(layer.name, layer.where, layer.shapes) for layer in read_model_file(path)]
+            layers = [SourceLayer(layer.name, layer.where, layer.shapes, layer.class_name)
+                      for layer in read_model_file(path)]
         except ModelFileError as exc:
             raise SpecProblem((*at, "model"), str(exc)) from None
         return f"model {path}", layers

@@ -43,12 +43,14 @@ class ModelFileError(GraftError):
 
 @attrs.frozen
 class FileLayer:
-    """One leaf layer of a Keras file: its name, where it sits (``encoder/gru_1`` in a nested model)
-    and its weights in ``get_weights()`` order."""
+    """One leaf layer of a Keras file: its name, where it sits (``encoder/gru_1`` in a nested model),
+    its weights in ``get_weights()`` order and its class (``""`` where the file does not say: Keras 2
+    weights ``.h5``)."""
 
     name: str
     where: str
     weights: tuple[np.ndarray, ...] = attrs.field(eq=False, repr=False)
+    class_name: str = ""
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -205,7 +207,8 @@ def _leaves(keras, model, prefix: str) -> Iterator[FileLayer]:
         if isinstance(layer, keras.Model):
             yield from _leaves(keras, layer, f"{prefix}{layer.name}/")
         elif not isinstance(layer, keras.layers.InputLayer):
-            yield FileLayer(layer.name, prefix + layer.name, tuple(_frozen(value) for value in layer.get_weights()))
+            yield FileLayer(layer.name, prefix + layer.name, tuple(_frozen(value) for value in layer.get_weights()),
+                            type(layer).__name__)
 
 
 def _frozen(value) -> np.ndarray:
