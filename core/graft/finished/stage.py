@@ -19,6 +19,10 @@ class UnknownName(GraftError, LookupError):
     """A stage or layer name that is not there; the message lists the names that are."""
 
 
+class StageLoadError(GraftError):
+    """A finished stage's ``model.keras``, proven by its digest, that Keras cannot load here."""
+
+
 @attrs.frozen
 class SavedStage:
     """A finished stage of a run directory, loaded: its saved model, its verified report, its folder.
@@ -74,12 +78,32 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     if MODEL not in report.files:
         raise RunError(f"the finished stage '{stage}' in {os.path.abspath(out)} published no {MODEL}")
     from graft.base.backend import import_keras
+    from graft.model.modelfile import load_hint
     from graft.plugins.registry import Registry
 
     Registry.discover().load_all()  # every plugin registers its Keras classes, if any, before the model is read
     keras = import_keras()
-    model = keras.saving.load_model(os.path.join(run_dir.stage_path(stage), MODEL), compile=False)
+    path = os.path.join(run_dir.stage_path(stage), MODEL)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds; what it says is the point
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 400 else text[:397] + "..."
+        weights = os.path.join(out, stage, "weights.graft.npz")
+        hint = LAMBDA_HINT.format(weights=weights) if "Lambda" in text else load_hint(keras, path)
+        raise StageLoadError(
+            f"the finished stage '{stage}' in {out}: keras.saving.load_model cannot load its {MODEL} in safe mode: "
+            f"{type(exc).__name__}: {text}; {hint}"
+        ) from None
     return SavedStage(path=run_dir.stage_path(stage), report=report, model=model)
+
+
+LAMBDA_HINT = (
+    "the model holds a Lambda layer, whose Python code keras-graft does not run (keras-graft now refuses such a "
+    "model at graft plan): start a stage from its weights (init: {{weights: {weights}}}) with an "
+    "extractor built without Lambda layers, or, if you trust the file, load it yourself with "
+    "keras.saving.load_model(path, safe_mode=False)"
+)
 
 
 def _finished_hint(out: str, stage: str) -> str:

@@ -49,6 +49,14 @@ Input layers are exempt.  To wrap a constructor that names layers itself
 (``keras.applications``), call it inside
 ``graft.accepting_keras_names()``.
 
+Saved models.  ``graft run`` saves each stage's model as ``model.keras``;
+``graft evaluate``, ``predict`` and ``export`` load it back in Keras's safe mode,
+which runs no code from the file.  So a ``Lambda`` layer is refused at plan
+time, naming the plugin and the layer: build from Keras's own layers, or write
+a custom layer class with ``get_config``, registered with
+``@keras.saving.register_keras_serializable``.  The conformance checks load
+the saved model back in safe mode.
+
 Layer names at ``graft validate``.  An extractor or head plugin that knows its
 layers from its params alone implements ``extractor_layers`` or ``head_layers``
 (optional): ``graft validate`` then checks every layer name and pattern the
