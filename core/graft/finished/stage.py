@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from graft.base.paths import shown
 from graft.base.problems import GraftError, did_you_mean, listing
 from graft.records.report import StageReport
 from graft.records.rundir import RunDir, RunError
@@ -72,11 +73,11 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     out = os.fspath(out)
     run_dir = RunDir(out)
     if not run_dir.is_finished(stage):
-        raise UnknownName(f"{os.path.abspath(out)} has no finished stage '{stage}'"
+        raise UnknownName(f"{shown(out)} has no finished stage '{stage}'"
                           + _finished_hint(out, stage))
     report = run_dir.read_report(stage)
     if MODEL not in report.files:
-        raise RunError(f"the finished stage '{stage}' in {os.path.abspath(out)} published no {MODEL}")
+        raise RunError(f"the finished stage '{stage}' in {shown(out)} published no {MODEL}")
     from graft.base.backend import import_keras
     from graft.model.modelfile import load_hint
     from graft.plugins.registry import Registry
@@ -89,11 +90,11 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds; what it says is the point
         text = " ".join(str(exc).split())
         text = text if len(text) <= 400 else text[:397] + "..."
-        weights = os.path.join(out, stage, "weights.graft.npz")
+        weights = shown(os.path.join(out, stage, "weights.graft.npz"))
         hint = LAMBDA_HINT.format(weights=weights) if "Lambda" in text else load_hint(keras, path)
         raise StageLoadError(
-            f"the finished stage '{stage}' in {out}: keras.saving.load_model cannot load its {MODEL} in safe mode: "
-            f"{type(exc).__name__}: {text}; {hint}"
+            f"the finished stage '{stage}' in {shown(out)}: keras.saving.load_model cannot load its {MODEL} in safe "
+            f"mode: {type(exc).__name__}: {text}; {hint}"
         ) from None
     return SavedStage(path=run_dir.stage_path(stage), report=report, model=model)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from graft.base.paths import as_written, shown_source
 from graft.base.problems import Path, SpecProblem
 from graft.model.modelfile import ModelFileError, read_model_file
 from graft.model.weights import FILENAME, Shapes, Weights, WeightsFileError, read_index, read_weights
@@ -42,7 +43,7 @@ class InitSource:
     ``layers`` a file's layers as it names them, in its order.
     """
 
-    label: str  # "stage pretrain", "file /x/weights.graft.npz", "model /x/model.keras"
+    label: str  # "stage pretrain", "file weights.graft.npz", "model /x/model.keras" (graft.base.paths.shown)
     shapes: dict[str, Shapes] | None
     file_names: dict[str, str] = attrs.field(factory=dict)
     clashes: dict[str, list[str]] = attrs.field(factory=dict)
@@ -105,15 +106,16 @@ def _file_layers(spec_file: SpecFile, init: Init, at: Path) -> tuple[str, list[S
         try:
             layers = [SourceLayer(layer.name, layer.where, layer.shapes, layer.class_name)
                       for layer in read_model_file(path)]
-        except ModelFileError as exc:
-            raise SpecProblem((*at, "model"), str(exc)) from None
-        return f"model {path}", layers
+        except ModelFileError as exc:  # the file as the user wrote it, not as resolved
+            raise SpecProblem((*at, "model"), str(exc).replace(path, as_written(init.model, path))) from None
+        return shown_source("model", init.model, path), layers
     assert init.weights is not None  # an Init without a stage or a model has weights (graft.spec.initspec)
     path = spec_file.resolve(init.weights)
     try:
-        return f"file {path}", [SourceLayer(name, name, shapes) for name, shapes in read_index(path).items()]
+        layers = [SourceLayer(name, name, shapes) for name, shapes in read_index(path).items()]
+        return shown_source("file", init.weights, path), layers
     except WeightsFileError as exc:
-        raise SpecProblem((*at, "weights"), str(exc)) from None
+        raise SpecProblem((*at, "weights"), str(exc).replace(path, as_written(init.weights, path))) from None
 
 
 def source_path(spec_file: SpecFile, index: int, stage_folder: str | None) -> str | None:
