@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -59,6 +59,9 @@ def _class_names(_instance, _attribute, value) -> None:
 @attrs.frozen
 class ImageFolderParams:
     """Params of the ``image_folder`` source; see ``ImageFolder``."""
+
+    STARTER: ClassVar[dict] = {"directory": "photos", "image_size": [96, 96], "validation_split": 0.2}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (96, 96, 3)
 
     directory: str = folder_input()
     head: str = attrs.field(default="label", validator=identifier)

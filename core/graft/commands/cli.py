@@ -16,6 +16,7 @@ from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.commands import cache as cache_command
 from graft.commands import new_plugin as new_plugin_command
+from graft.commands import new_spec as new_spec_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
 from graft.commands import stage as stage_commands
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     report_command.add_parser(commands)
     schema_command.add_parser(commands)
     new_plugin_command.add_parser(commands)
+    new_spec_command.add_parser(commands)
     stage_commands.add_parser(commands)
     return parser
 
@@ -341,6 +343,7 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
 MODEL_COMMANDS = ("plan", "run", "evaluate", "predict", "export")  # the commands that import Keras
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
             "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
+            "new-spec": new_spec_command.run,
             **stage_commands.COMMANDS}
 
 if __name__ == "__main__":
