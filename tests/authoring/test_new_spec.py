@@ -96,3 +96,12 @@ def test_a_plugin_without_starter_values_is_said_before_anything_is_written(inst
                                            rf"'{name}': depth \(the params class has no STARTER"):
         write_starter("spec.yaml", name, "synthetic")
     assert not (tmp_path / "spec.yaml").exists()
+
+
+def test_an_extractor_and_a_data_source_of_other_sample_shapes_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StarterError, match=r"^extractor 'gru' and data source 'sklearn_digits' do not fit together in "
+                       r"one spec: the extractor takes samples shaped like \(50, 8\), the data source gives "
+                       r"\(32, 32, 3\)"):
+        write_starter("spec.yaml", "gru", "sklearn_digits", registry=REGISTRY)
+    assert not (tmp_path / "spec.yaml").exists()

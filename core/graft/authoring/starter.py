@@ -45,8 +45,15 @@ def starter_text(registry: Registry, extractor: str, data: str, head: str = "den
     the data source ``data``; ``PluginError`` listing the installed names when one is unknown."""
     parts = {kind: (name, registry.params_class(kind, registry.get(kind, name).name)) for kind, name in
              (("extractor", extractor), ("head", head), ("data source", data))}
-    shape = _starter(parts["data source"][1], "STARTER_INPUT_SHAPE") or _starter(parts["extractor"][1],
-                                                                                  "STARTER_INPUT_SHAPE")
+    given = _starter(parts["data source"][1], "STARTER_INPUT_SHAPE")
+    wanted = _starter(parts["extractor"][1], "STARTER_INPUT_SHAPE")
+    if given and wanted and len(given) != len(wanted):
+        raise StarterError(
+            f"extractor '{extractor}' and data source '{data}' do not fit together in one spec: the extractor takes "
+            f"samples shaped like {tuple(wanted)}, the data source gives {tuple(given)}; choose another pair "
+            "(graft plugins lists them)"
+        )
+    shape = given or wanted
     unfilled = [line for kind, (name, params_class) in parts.items() for line in _unfilled(kind, name, params_class)]
     if unfilled:
         raise StarterError(
