@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 
 from graft.base.files import fsync_path
+from graft.base.paths import shown
 from graft.base.problems import GraftError
 
 
@@ -26,21 +27,22 @@ def check_free(path: str, force: bool, option: str) -> None:
     if os.path.lexists(path) and not force:
         what = "folder" if os.path.isdir(path) else "file"
         raise OutputExists(
-            f"{os.path.abspath(path)} exists ({what}); nothing was written. Choose another {option} "
+            f"{shown(path)} exists ({what}); nothing was written. Choose another {option} "
             "or add --force to replace it"
         )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise GraftError(f"cannot write {os.path.abspath(path)}: the folder {folder} does not exist; create it first")
+        raise GraftError(f"cannot write {shown(path)}: the folder {shown(folder)} does not exist; create it first")
 
 
 def write_file(path: str, write: Callable[[str], None], force: bool, option: str) -> str:
-    """Call ``write(temporary_path)``, then move the file to ``path``; its absolute path."""
+    """Call ``write(temporary_path)``, then move the file to ``path``; the path as messages show it."""
     return _publish(path, write, force, option, folder=False)
 
 
 def write_folder(path: str, write: Callable[[str], None], force: bool, option: str) -> str:
-    """Call ``write(temporary_folder)`` (which does not exist yet), then move it to ``path``; its absolute path."""
+    """Call ``write(temporary_folder)`` (which does not exist yet), then move it to ``path``; the path as messages
+    show it."""
     return _publish(path, write, force, option, folder=True)
 
 
@@ -61,7 +63,7 @@ def _publish(path: str, write: Callable[[str], None], force: bool, option: str, 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     fsync_path(parent, best_effort=True)
-    return path
+    return shown(path)
 
 
 def _publish_made(made: str, path: str, force: bool, option: str, aside: str) -> None:
