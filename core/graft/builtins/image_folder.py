@@ -244,15 +244,16 @@ class ImageFolder:
             files, labels = np.asarray(found.files, dtype=object), np.asarray(found.labels, dtype=np.int64)
             if rows is not None:
                 files, labels = files[rows], labels[rows]
-            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels)
+            counts = [int(count) for count in np.bincount(labels, minlength=len(found.classes))]
+            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels), counts
 
         if val is not None:
-            (train_keys, samples), (val_keys, val_samples) = keys(train), keys(val)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train), keys(val)
         elif params.validation_split > 0:
             rows, held = split_files(train, params.validation_split, params.seed)
-            (train_keys, samples), (val_keys, val_samples) = keys(train, rows), keys(train, held)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train, rows), keys(train, held)
         else:
-            (train_keys, samples), val_keys, val_samples = keys(train), None, None
+            (train_keys, samples, counts), val_keys, val_samples, val_counts = keys(train), None, None, None
         return Stream(
             train=train_keys,
             validation=val_keys,
@@ -261,6 +262,8 @@ class ImageFolder:
             validation_samples=val_samples,
             classes=train.classes,
             description=f"image_folder {params.directory}",
+            class_counts={params.head: counts},
+            validation_class_counts=None if val_counts is None else {params.head: val_counts},
         )
 
 

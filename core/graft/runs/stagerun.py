@@ -24,7 +24,7 @@ from graft.model.weights import FILENAME as WEIGHTS_FILENAME
 from graft.model.weights import save_weights, snapshot
 from graft.planning.stagedata import StageData
 from graft.planning.stageplan import LOADED, PlannedStage, StagePlan, build_stage_model, decide, plan_stage
-from graft.planning.view import scaled_rates
+from graft.planning.view import scaled_rates, weighting_lines
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
@@ -101,6 +101,8 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     )
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
+    for line in weighting_lines(stage_data.summary):
+        run.log(f"   {line}")
     scaled = scaled_rates(plan)
     if scaled:
         run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled}")
@@ -114,7 +116,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
         after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
-        max_batches=run.max_batches,
+        max_batches=run.max_batches, weighting=stage_data.weighting,
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)
