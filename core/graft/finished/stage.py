@@ -67,10 +67,7 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     checked against the digests the stage recorded (``RunError`` if they differ)."""
     out = os.fspath(out)
     run_dir = RunDir(out)
-    if not run_dir.is_finished(stage):
-        raise UnknownName(f"{os.path.abspath(out)} has no finished stage '{stage}'"
-                          + _finished_hint(out, stage))
-    report = run_dir.read_report(stage)
+    report = finished_report(out, stage)
     if MODEL not in report.files:
         raise RunError(f"the finished stage '{stage}' in {os.path.abspath(out)} published no {MODEL}")
     from graft.base.backend import import_keras
@@ -80,6 +77,16 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     keras = import_keras()
     model = keras.saving.load_model(os.path.join(run_dir.stage_path(stage), MODEL), compile=False)
     return SavedStage(path=run_dir.stage_path(stage), report=report, model=model)
+
+
+def finished_report(out: str | os.PathLike[str], stage: str) -> StageReport:
+    """The report of the finished stage ``stage`` of the run directory ``out``, checked against its digests;
+    ``UnknownName`` listing the finished stages if it is not one.  No TensorFlow."""
+    out = os.fspath(out)
+    run_dir = RunDir(out)
+    if not run_dir.is_finished(stage):
+        raise UnknownName(f"{os.path.abspath(out)} has no finished stage '{stage}'" + _finished_hint(out, stage))
+    return run_dir.read_report(stage)
 
 
 def _finished_hint(out: str, stage: str) -> str:
