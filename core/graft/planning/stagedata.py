@@ -117,7 +117,7 @@ def weigh(
     classes: dict[str, HeadClasses] = {}
     weights: dict[str, ClassWeights] = {}
     for name, head in heads.items():
-        count = _classes(head.loss, outputs[name])
+        count = class_count(head.loss, outputs[name])
         where: Path = (*at, name, "class_weight")
         if count is None:
             if head.class_weight is not None:
@@ -141,7 +141,7 @@ def weigh(
     return classes, Weighting(tuple(heads), weights, _source_weighed(data))
 
 
-def _classes(loss: str, output: tuple[int, ...]) -> int | None:
+def class_count(loss: str, output: tuple[int, ...]) -> int | None:
     """How many classes a head of this loss and output shape (per sample) tells apart; None if it does not
     predict one class per sample."""
     if loss not in CLASS_IDS or len(output) != 1 or output[0] is None:

@@ -28,6 +28,7 @@ from graft.planning.view import scaled_rates, weighting_lines
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
+from graft.runs.confusion import confusion_matrices
 from graft.runs.interrupts import InterruptWatch
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import spec_path, stage_versions
@@ -122,6 +123,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     end = snapshot(built.layers)
     worker_digests = check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
+    confusion: dict[str, list[list[int]]] = {}
+    if run.distribution is None and run.max_batches is None:  # distributed or a smoke run: left out
+        confusion = confusion_matrices(built.model, stage_data.data, losses, plan.outputs, stage.batch_size)
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
@@ -142,6 +146,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         heads=losses,
         seed=seed,
         spec_file=spec_path(run.spec_file),
+        confusion=confusion,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
