@@ -284,3 +284,22 @@ def test_npz_sample_weights_name_a_head_with_targets(tmp_path, write_spec, regis
         load_spec(write_spec(text), registry)
     (line,) = caught.value.lines
     assert line.startswith("stages[0].data.params.sample_weights.trnd (line 13): ") and "level, trend" in line
+
+
+def test_runs_from_before_class_weights_keep_their_fingerprints_and_cached_features(tmp_path, write_spec, registry):
+    """A head without class_weight and an npz source without sample_weights fingerprint as before they existed
+    (so earlier runs resume and their cached features are found); giving them changes the fingerprint."""
+    from graft.runs.resume import data_identity, stage_fingerprints
+    from graft.spec.specfile import load_spec
+
+    np.savez(tmp_path / "data.npz", x=np.zeros((4, 6, 2)), y_level=np.zeros(4), y_trend=np.zeros(4), w=np.ones(4))
+    plain = SPEC.replace("      class_weight: CLASS_WEIGHT\n", "")
+    spelled = SPEC.replace("CLASS_WEIGHT", "null").replace("y_trend}}}", "y_trend}, sample_weights: {}}}")
+    weighted = SPEC.replace("CLASS_WEIGHT", "balanced").replace("y_trend}}}", "y_trend}, sample_weights: {trend: w}}}")
+    found = {}
+    for name, text in {"plain": plain, "spelled": spelled, "weighted": weighted}.items():
+        spec_file = load_spec(write_spec(text, f"{name}.yaml"), registry)
+        found[name] = (stage_fingerprints(spec_file), data_identity(spec_file, 0))
+    assert found["plain"] == found["spelled"]
+    assert found["weighted"][0] != found["plain"][0] and found["weighted"][1] != found["plain"][1]
+    assert "sample_weights" not in found["plain"][1] and "class_weight" not in json.dumps(found["plain"])
