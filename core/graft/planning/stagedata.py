@@ -60,6 +60,8 @@ class DataSummary:
     augment: str = ""
     heads: dict[str, HeadClasses] = attrs.field(factory=dict)
     sample_weights: list[str] = attrs.field(factory=list)
+    # a digest of the source, its params and the files they read (the run adds it): equal for stages on equal data
+    identity: str | None = None
 
 
 @attrs.frozen

@@ -1,8 +1,8 @@
 """One figure that compares stages: those that share validation data, side by side, metric by metric.
 
 Each stage's ``curves.png`` shows one stage; the point of a transfer run is how
-stages compare (transfer against scratch).  Stages whose reports name the same
-validation data (description and sample count) form a group; a group of two or more
+stages compare (transfer against scratch).  Stages that read the same data (the
+same source, params and files: ``DataSummary.identity``) form a group; a group of two or more
 gets a row of panels, one per validation metric the stages share (the loss of each
 head, each metric), with each stage's value per epoch and its final value (the
 epoch whose weights it kept) marked and labelled.  An accuracy panel draws the
@@ -88,15 +88,17 @@ class Comparison:
 def comparison(reports: Sequence[StageReport], histories: Mapping[str, Any]) -> Comparison:
     """The groups of ``reports`` that share validation data (two stages or more) and their panels;
     ``histories`` maps a stage to its ``history.json`` content (a stage without one is left out)."""
-    groups: dict[tuple[str, int | None], list[StageReport]] = {}
+    groups: dict[tuple[str, str, int | None], list[StageReport]] = {}
     for report in reports:
         if report.data is None or report.stage not in histories:
             continue
         if not any(key.startswith(VALIDATION) for key in report.final_metrics):
             continue
-        groups.setdefault((report.data.description, report.data.validation_samples), []).append(report)
+        # the same source, params and files (reports before keras-graft recorded it: the same description)
+        key = (report.data.identity or "", report.data.description, report.data.validation_samples)
+        groups.setdefault(key, []).append(report)
     found = []
-    for (description, samples), members in groups.items():
+    for (_identity, description, samples), members in groups.items():
         if len(members) < 2:
             continue
         panels = _panels(members, histories)

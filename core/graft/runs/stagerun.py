@@ -7,6 +7,7 @@ then, so confirming a finished run imports none of the training machinery.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
         kept_epoch=trained.kept_epoch,
-        data=stage_data.summary,
+        data=attrs.evolve(stage_data.summary, identity=_digest(data_identity(run.spec_file, index))),
         worker_digests=worker_digests,
         heads=losses,
         seed=seed,
@@ -162,6 +163,10 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     run.observer.stage_published(published)
     run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return published
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _train(keras, built, rounds, job: StageTraining, run: Run):

@@ -174,9 +174,11 @@ def _union(converter: cattrs.Converter):
                 failures.append(problem)
         if len(failures) == 1:
             raise failures[0]
-        # the one member of the value's own kind (a mapping for a dict, a string for a Literal) says it best
+        # the one member of the value's own kind (a mapping for a dict; a string for string choices beside
+        # containers only) says it best; beside a number, "expected an integer or one of ..." says more
         alike = [failure for member, failure in zip(members, failures, strict=True) if _same_kind(value, member)]
-        if len(alike) == 1:
+        scalars = [member for member in members if member in (int, float, str, bool)]
+        if len(alike) == 1 and (isinstance(value, Mapping) or not scalars):
             raise alike[0]
         raise SpecProblem((), f"expected {describe(type_)}, got {kind_of(value)}")
 
