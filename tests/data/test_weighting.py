@@ -48,6 +48,7 @@ def _per_sample_losses(model, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return cross_entropy, ((level - data.y["level"]) ** 2).mean(axis=-1)
 
 
+@pytest.mark.slow
 def test_the_loss_keras_reports_is_the_hand_weighted_loss_of_every_head():
     import keras
 
@@ -83,6 +84,7 @@ def test_class_weights_count_in_training_only_and_source_weights_in_validation_t
     assert reported["level_loss"] == pytest.approx(float(np.mean(2.0 * level)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_class_of_weight_0_gives_its_head_no_gradient():
     import keras
 
