@@ -122,6 +122,9 @@ def test_predict_writes_a_row_per_image_file_as_model_predict_of_the_decoded_ima
     with np.load(folder / "p.npz") as saved:
         assert list(saved["path"]) == ["one.png", "new/a.png"]
         np.testing.assert_allclose(saved["label"], expected[[3, 0]], rtol=1e-5, atol=1e-6)
+    found = graft.load_stage("out", "only").predict_images(["new"])  # the same from Python
+    assert found.paths == tuple(names[:3])
+    np.testing.assert_allclose(found.outputs["label"], expected[:3], rtol=1e-5, atol=1e-6)
 
 
 PROBE = """\
