@@ -17,6 +17,7 @@ import attrs
 import graft
 from graft.base.paths import shown
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
+from graft.data.imagedecode import COLOR_MODES, INTERPOLATIONS, MAX_SIDE, ImageDecoding, decode
 from graft.data.imagefiles import MAX_PIXELS, ImageFolderListing, list_image_folder
 from graft.plugins.datasets import Stream
 from graft.validators import (
@@ -34,13 +35,7 @@ from graft.validators import (
 if TYPE_CHECKING:
     import numpy as np
 
-COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
-INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
-MAX_SIDE = 8192
 MAX_LISTED = 20  # file problems listed per folder; the rest are counted
-UNDECODABLE = {  # (color_mode, format): TensorFlow's decode_image refuses this many channels for this format
-    ("grayscale", "gif"), ("grayscale", "bmp"), ("rgba", "jpeg"), ("rgba", "gif"),
-}
 
 
 def _class_names(_instance, _attribute, value) -> None:
@@ -97,6 +92,11 @@ class ImageFolderParams:
         problems.raise_all()
 
     @property
+    def decoding(self) -> ImageDecoding:
+        """How each image is decoded and resized (``graft predict`` reads new images the same way)."""
+        return ImageDecoding(self.image_size, self.color_mode, self.interpolation, self.max_pixels)
+
+    @property
     def class_list(self) -> list[str] | None:
         """``class_names`` as strings (a YAML ``[0, 1]`` names the folders ``0`` and ``1``)."""
         return None if self.class_names is None else [str(name) for name in self.class_names]
@@ -127,14 +127,10 @@ def _listed(
                     f"{did_you_mean(name, found.folders)}",
                 )
     if params.color_mode in COLOR_MODES:
-        for kind in sorted({kind for kind in found.formats if (params.color_mode, kind) in UNDECODABLE}):
+        decoding = attrs.evolve(ImageDecoding(), color_mode=params.color_mode)
+        for kind in sorted({kind for kind in found.formats if decoding.undecodable(kind)}):
             files = [path for path, of in zip(found.files, found.formats, strict=True) if of == kind]
-            channels = COLOR_MODES[params.color_mode]
-            message = (
-                f"TensorFlow cannot decode {kind.upper()} images to {channels} channel{'s' * (channels > 1)} "
-                f"(color_mode {params.color_mode}): {len(files)} in {shown(root)}, e.g. {shown(files[0])}; use "
-                "color_mode rgb, or convert them to PNG"
-            )
+            message = decoding.why_undecodable(kind, len(files), files[0], root)
             if (("color_mode",), message) not in problems.items:  # the same folder given twice
                 problems.add(("color_mode",), message)
     return found
@@ -248,15 +244,16 @@ class ImageFolder:
             files, labels = np.asarray(found.files, dtype=object), np.asarray(found.labels, dtype=np.int64)
             if rows is not None:
                 files, labels = files[rows], labels[rows]
-            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels)
+            counts = [int(count) for count in np.bincount(labels, minlength=len(found.classes))]
+            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels), counts
 
         if val is not None:
-            (train_keys, samples), (val_keys, val_samples) = keys(train), keys(val)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train), keys(val)
         elif params.validation_split > 0:
             rows, held = split_files(train, params.validation_split, params.seed)
-            (train_keys, samples), (val_keys, val_samples) = keys(train, rows), keys(train, held)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train, rows), keys(train, held)
         else:
-            (train_keys, samples), val_keys, val_samples = keys(train), None, None
+            (train_keys, samples, counts), val_keys, val_samples, val_counts = keys(train), None, None, None
         return Stream(
             train=train_keys,
             validation=val_keys,
@@ -265,6 +262,8 @@ class ImageFolder:
             validation_samples=val_samples,
             classes=train.classes,
             description=f"image_folder {params.directory}",
+            class_counts={params.head: counts},
+            validation_class_counts=None if val_counts is None else {params.head: val_counts},
         )
 
 
@@ -274,13 +273,10 @@ def image_reader(params: ImageFolderParams):
     expand_animations=False)``, ``tf.image.resize``), as float32 in 0..255."""
     import tensorflow as tf
 
-    channels, size, head = COLOR_MODES[params.color_mode], tuple(params.image_size), params.head
+    decoding, head = params.decoding, params.head
 
     @tf.autograph.experimental.do_not_convert  # straight-line code: nothing to convert, no source to parse
     def read(path, label):
-        image = tf.image.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-        image = tf.image.resize(image, size, method=params.interpolation)  # nearest keeps uint8; cast below
-        image.set_shape((*size, channels))
-        return tf.cast(image, tf.float32), {head: label}
+        return decode(path, decoding), {head: label}
 
     return read

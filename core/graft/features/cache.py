@@ -20,18 +20,15 @@ heads train stops the stage (``CachedFeatures.stop_if_damaged``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from graft.data.pipeline import batches_in_order
+from graft.data.pipeline import batches_in_order, sample_spec
 from graft.features.digests import FeatureCacheDamaged
 from graft.model.builder import BuiltModel
 from graft.plugins.datasets import Data, Dataset
 from graft.plugins.layers import LayerDecision
-
-if TYPE_CHECKING:
-    pass
 
 # Layers whose output in training differs from inference even when frozen.
 STOCHASTIC_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -109,6 +106,15 @@ class CachedFeatures:
         )
 
 
+def _weighed_heads(data: Data) -> str:
+    """What the key adds for data that carries sample weights (stored with the features): the heads weighed.
+    Nothing for data without them, so the entries of runs before sample weights existed stay found."""
+    if isinstance(data, Dataset):
+        heads = sorted({*(data.sample_weight or {}), *(data.sample_weight_val or {})})
+        return f"\0sample weights: {','.join(heads)}" if heads else ""
+    return "\0a stream whose samples carry weights" if len(sample_spec(data, data.train)) == 3 else ""
+
+
 def cached_features(
     keras, built: BuiltModel, data: Data, batch_size: int, cache: FeatureCache, log: Callable[[str], None]
 ) -> CachedFeatures:
@@ -124,15 +130,15 @@ def cached_features(
 
     heads = keras.Model(built.features, built.model.outputs, name="graft_heads")
     versions = {"keras": keras.__version__, "tensorflow": tf.__version__}
-    key = features_key(built.extractor.get_weights(), cache.data_identity, versions)
+    key = features_key(built.extractor.get_weights(), cache.data_identity + _weighed_heads(data), versions)
     stored = cache.store.get(key)
     reused = stored is not None
     if stored is None:
         log("   the extractor is frozen: its features are computed once, stored on disk, and the heads train on them")
 
         def features(validation: bool):
-            for x, y in batches_in_order(data, batch_size, validation):
-                yield np.asarray(built.extractor.predict_on_batch(x)), y
+            for x, y, weights in batches_in_order(data, batch_size, validation):
+                yield np.asarray(built.extractor.predict_on_batch(x)), y, weights
 
         stored = cache.store.put(
             key, features(False), features(True) if data.has_validation else None, data.description

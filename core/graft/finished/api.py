@@ -15,7 +15,7 @@ Importing this module does not import TensorFlow: ``plan``, ``run`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,7 +31,17 @@ if TYPE_CHECKING:
     from graft.finished.serving import Evaluation
     from graft.planning.stageplan import StagePlan
 
-__all__ = ["FinishedStage", "RunResult", "SpecLike", "UnknownName", "load_spec", "load_stage", "plan", "run"]
+__all__ = ["FinishedStage", "ImagePredictions", "RunResult", "SpecLike", "UnknownName", "load_spec", "load_stage",
+           "plan", "run"]
+
+
+@attrs.frozen
+class ImagePredictions:
+    """What ``FinishedStage.predict_images`` gives: the image files in the order predicted (as given, or joined to
+    a folder given) and each head's outputs, one row per file."""
+
+    paths: tuple[str, ...]
+    outputs: dict[str, Any]
 
 
 def plan(spec: SpecLike) -> list[StagePlan]:
@@ -72,6 +82,18 @@ class FinishedStage(SavedStage):
         else:
             rows = checked_inputs(inputs, input_shape(self.model), "the inputs given")
         return predict(self, rows, batch_size)
+
+    def predict_images(self, inputs: Sequence[str | os.PathLike[str]], batch_size: int = 32) -> ImagePredictions:
+        """Each head's outputs for image files and folders of them (``graft predict OUT STAGE images...``), for a
+        stage that trained on ``image_folder`` data: decoded and resized as its ``image_folder`` params say."""
+        from graft.finished.imageinputs import ImageInputError, image_inputs, predict_images
+        from graft.finished.serving import input_shape
+
+        images = image_inputs(os.path.dirname(self.path), self.name, self.report, [os.fspath(path) for path in inputs])
+        if input_shape(self.model) != images.decoding.input_shape:
+            raise ImageInputError(f"stage '{self.name}' takes inputs shaped {input_shape(self.model)}, but its "
+                                  f"image_folder params decode images to {images.decoding.input_shape}")
+        return ImagePredictions(images.paths, predict_images(self.model, images, batch_size))
 
     def export(self, path: str | os.PathLike[str], format: str = "saved_model", *, batch: int | None = None,
                select_tf_ops: bool = False, force: bool = False) -> Exported:

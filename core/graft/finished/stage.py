@@ -72,10 +72,7 @@ def read_stage(out: str | os.PathLike[str], stage: str) -> SavedStage:
     checked against the digests the stage recorded (``RunError`` if they differ)."""
     out = os.fspath(out)
     run_dir = RunDir(out)
-    if not run_dir.is_finished(stage):
-        raise UnknownName(f"{shown(out)} has no finished stage '{stage}'"
-                          + _finished_hint(out, stage))
-    report = run_dir.read_report(stage)
+    report = finished_report(out, stage)
     if MODEL not in report.files:
         raise RunError(f"the finished stage '{stage}' in {shown(out)} published no {MODEL}")
     from graft.base.backend import import_keras
@@ -105,6 +102,16 @@ LAMBDA_HINT = (
     "extractor built without Lambda layers, or, if you trust the file, load it yourself with "
     "keras.saving.load_model(path, safe_mode=False)"
 )
+
+
+def finished_report(out: str | os.PathLike[str], stage: str) -> StageReport:
+    """The report of the finished stage ``stage`` of the run directory ``out``, checked against its digests;
+    ``UnknownName`` listing the finished stages if it is not one.  No TensorFlow."""
+    out = os.fspath(out)
+    run_dir = RunDir(out)
+    if not run_dir.is_finished(stage):
+        raise UnknownName(f"{shown(out)} has no finished stage '{stage}'" + _finished_hint(out, stage))
+    return run_dir.read_report(stage)
 
 
 def _finished_hint(out: str, stage: str) -> str:

@@ -149,4 +149,27 @@ def data_lines(summary: DataSummary) -> list[str]:
     lines.append(f"  checked: {summary.checked}")
     if summary.augment:
         lines.append(f"  augment (training inputs only): {summary.augment}")
+    lines += [f"  {line}" for line in weighting_lines(summary)]
+    return lines
+
+
+MAX_CLASSES_SHOWN = 20
+
+
+def weighting_lines(summary: DataSummary) -> list[str]:
+    """How the stage weighs its samples: each class-weighted head's weight (and training samples) per class
+    id, and the heads whose samples the source weighs."""
+    lines = []
+    for head, classes in summary.heads.items():
+        if classes.class_weight is None:
+            continue
+        counts = classes.counts or []
+        shown = [f"{index} ×{weight:.3g}" + (f" ({counts[index]:,})" if index < len(counts) else "")
+                 for index, weight in enumerate(classes.weights[:MAX_CLASSES_SHOWN])]
+        more = f", ... ({len(classes.weights)} classes)" if len(classes.weights) > MAX_CLASSES_SHOWN else ""
+        samples = " (training samples)" if counts else ""
+        lines.append(f"class_weight of '{head}' ({classes.class_weight}, training loss only): class id "
+                     f"×weight{samples}: {', '.join(shown)}{more}")
+    if summary.sample_weights:
+        lines.append(f"sample weights from the data source: {', '.join(summary.sample_weights)}")
     return lines

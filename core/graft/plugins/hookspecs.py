@@ -219,5 +219,7 @@ def load_data(params: Any, base_dir: str) -> Dataset | Stream:
         else is an error naming the plugin.  Do not batch, shuffle or
         prefetch: the core does it, the same way for every source.
         keras-graft checks shapes, class ids, NaN/inf and emptiness against the
-        model before training (streams on their first batches).
+        model before training (streams on their first batches).  To weigh
+        samples in a head's loss, give ``Dataset(sample_weight={head: array})``
+        or yield ``(inputs, targets, {head: weight})`` from a stream.
     """

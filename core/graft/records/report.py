@@ -104,6 +104,8 @@ class StageReport:
     heads: dict[str, HeadLoss] = attrs.field(factory=dict)  # how each head was compiled (graft evaluate reads it)
     seed: int | None = None  # the seed the stage trained with (None: written before keras-graft 0.2 recorded it)
     spec_file: str | None = None  # the spec file the run was started from, as given (None: a dict, or before 0.2)
+    # per classification head, on the validation data: rows true class ids, columns predicted (graft.runs.confusion)
+    confusion: dict[str, list[list[int]]] = attrs.field(factory=dict)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +120,8 @@ class StageReport:
             del data["versions"]["commit"]
         if self.versions.backend is None:  # a report read back from before keras-graft recorded it
             del data["versions"]["backend"]
+        if not self.confusion:  # no classification head with validation data
+            del data["confusion"]
         return data
 
     @classmethod

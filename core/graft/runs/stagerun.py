@@ -7,6 +7,7 @@ then, so confirming a finished run imports none of the training machinery.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -24,10 +25,11 @@ from graft.model.weights import FILENAME as WEIGHTS_FILENAME
 from graft.model.weights import save_weights, snapshot
 from graft.planning.stagedata import StageData
 from graft.planning.stageplan import LOADED, PlannedStage, StagePlan, build_stage_model, decide, plan_stage
-from graft.planning.view import scaled_rates
+from graft.planning.view import scaled_rates, weighting_lines
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
+from graft.runs.confusion import confusion_matrices
 from graft.runs.interrupts import InterruptWatch
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import spec_path, stage_versions
@@ -101,6 +103,8 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     )
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
+    for line in weighting_lines(stage_data.summary):
+        run.log(f"   {line}")
     scaled = scaled_rates(plan)
     if scaled:
         run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled}")
@@ -114,12 +118,15 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
         after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
-        max_batches=run.max_batches,
+        max_batches=run.max_batches, weighting=stage_data.weighting,
     )
     trained = _train(keras, built, rounds, job, run)
     end = snapshot(built.layers)
     worker_digests = check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
+    confusion: dict[str, list[list[int]]] = {}
+    if run.distribution is None and run.max_batches is None:  # distributed or a smoke run: left out
+        confusion = confusion_matrices(built.model, stage_data.data, losses, plan.outputs, stage.batch_size)
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
@@ -135,11 +142,12 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
         kept_epoch=trained.kept_epoch,
-        data=stage_data.summary,
+        data=attrs.evolve(stage_data.summary, identity=_digest(data_identity(run.spec_file, index))),
         worker_digests=worker_digests,
         heads=losses,
         seed=seed,
         spec_file=spec_path(run.spec_file),
+        confusion=confusion,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
@@ -155,6 +163,10 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     run.observer.stage_published(published)
     run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return published
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _train(keras, built, rounds, job: StageTraining, run: Run):

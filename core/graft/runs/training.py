@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from graft.data.pipeline import Augment, training_batches, validation_batches
+from graft.data.weighting import Weighting
 from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
@@ -90,6 +91,7 @@ class StageTraining:
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
     max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
+    weighting: Weighting | None = None  # each head's sample weights (graft.data.weighting); None: all weigh 1
 
 
 def train_stage(
@@ -180,8 +182,8 @@ def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> 
 def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
     """One ``model.fit`` over the stage's batches with the stage's ``callbacks``; the Keras history as plain floats."""
     stage = job.stage
-    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches)
-    validation = validation_batches(data, stage.batch_size)
+    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches, job.weighting)
+    validation = validation_batches(data, stage.batch_size, job.weighting)
     if job.max_batches is not None:
         training = training.take(job.max_batches)
         validation = validation.take(job.max_batches) if validation is not None else None
