@@ -139,7 +139,9 @@ class Layers:
     In ``lr_scale`` and ``adapt`` an exact name wins over a pattern, and the first pattern that
     matches a layer wins over later ones; a layer no ``lr_scale`` entry matches trains at 1.0.
     A layer under ``adapt`` keeps its weights frozen and trains a low-rank adapter (LoRA) beside
-    them; it must not be listed under ``freeze``, ``train`` or ``reinit``.
+    them; it must not be listed under ``freeze``, ``train`` or ``reinit``.  A pattern under
+    ``adapt`` adapts the Dense, Conv1D, Conv2D, GRU and LSTM layers it matches and leaves the
+    others (batch norms, depthwise convolutions) to ``default``; a name must be one of those kinds.
     """
 
     @hookimpl
@@ -198,6 +200,11 @@ def _adapters(adapt: dict[str, AdaptParams], layers: tuple[LayerInfo, ...], hits
         except SpecProblem as problem:
             problems.extend(problem)
             continue
+        if is_pattern(key):  # a pattern adapts the adaptable layers it matches (``block_16_*``: the convolutions)
+            names = {info.name for info in layers if info.name in names and adaptable(info)}
+            if not names:
+                problems.add(("adapt", key), f"pattern '{key}' matches no layer that can be adapted; "
+                             f"adaptable kinds: {', '.join(ADAPTABLE)}")
         unfit = _unfit(names, layers)
         if unfit:
             problems.add(("adapt", key), unfit)

@@ -194,9 +194,11 @@ def set_trainable(info: LayerInfo, trains: bool) -> None:
 
 
 def apply_decisions(layers: Iterable[LayerInfo], decisions: Mapping[str, LayerDecision]) -> None:
-    """Set ``trainable`` on every layer as decided: trained and adapted layers train (the adapter only)."""
+    """Set ``trainable`` on every layer as decided: trained layers train, adapted layers train their adapter
+    only (a layer to be adapted whose adapter is not attached yet, as while planning, stays frozen)."""
     for info in layers:
-        set_trainable(info, decisions[info.name].learns)
+        decision = decisions[info.name]
+        set_trainable(info, decision.learns if is_adapted(info.layer) else decision.trainable)
 
 
 def base_count(layer: Any) -> int:

@@ -277,6 +277,11 @@ def _adapter_sizes(built: BuiltModel, rounds: Rounds, problems: Problems, at: Pa
             if decision.adapt is not None and wanted.setdefault(name, decision.adapt) != decision.adapt:
                 problems.add(at, f"layer '{name}' is adapted with different adapters in different rounds; "
                                  "a layer has one adapter for the whole stage")
+    for step in rounds.steps:
+        for name, decision in step.decisions.items():
+            if decision.trainable and name in wanted:
+                problems.add(at, f"layer '{name}' is adapted in one round and trained in another; a layer is "
+                                 "either adapted or trained for the whole stage")
     if not wanted:
         return {}
     if keras_major() < 3:
