@@ -8,13 +8,12 @@ from __future__ import annotations
 import pytest
 
 from graft import Adapter, LayerDecision, LayerInfo
-from graft.base.backend import keras_major
 from graft.base.problems import SpecError
 from graft.builtins.policies import AdaptParams, FineTuneTop, FineTuneTopParams, Layers, LayersParams
 from graft.builtins.progressive import Progressive, ProgressiveParams
-from graft.plugins.hookresults import WrongAnswer, policy_rounds
 from graft.planning.stageplan import plan_spec
 from graft.planning.view import render_text
+from graft.plugins.hookresults import WrongAnswer, policy_rounds
 from graft.spec.layernames import check_layer_names
 from graft.spec.specfile import load_spec
 from tests.builtins.test_policies import CONV_SPEC, line_of
@@ -22,7 +21,6 @@ from tests.conftest import TINY_GRU_SPEC
 
 TRANSFER_POLICY = "      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}\n"
 assert TINY_GRU_SPEC.count(TRANSFER_POLICY) == 1
-needs_keras_3 = pytest.mark.skipif(keras_major() < 3, reason="low-rank adapters need Keras 3")
 
 
 def gru_layers() -> tuple[LayerInfo, ...]:
@@ -100,7 +98,9 @@ def test_graft_validate_reports_adapt_problems_at_their_yaml_path(params, key, m
     text = CONV_SPEC + f"""\
   - name: adapted
     init: {{stage: pretrain}}
-    data: {{source: synthetic, params: {{samples: 48, timesteps: 12, channels: 3, seed: 2, targets: {{level: level, trend: trend}}}}}}
+    data:
+      source: synthetic
+      params: {{samples: 48, timesteps: 12, channels: 3, seed: 2, targets: {{level: level, trend: trend}}}}
     epochs: 1
     batch_size: 16
     policy:
@@ -116,7 +116,6 @@ def test_graft_validate_reports_adapt_problems_at_their_yaml_path(params, key, m
     assert found[0].startswith(f"stages[{index}].policy.params.{key} (line {line})")
 
 
-@needs_keras_3
 def test_graft_plan_refuses_a_rank_not_below_the_kernels_dimensions(registry, write_spec):
     text = with_params('{freeze: [gru_1], adapt: {gru_2: {rank: 4}}}')  # GRU(4) on 4 channels: kernels 4 x 12
     spec_file = load_spec(write_spec(text), registry)
@@ -129,7 +128,6 @@ def test_graft_plan_refuses_a_rank_not_below_the_kernels_dimensions(registry, wr
     ]
 
 
-@needs_keras_3
 def test_the_plan_shows_each_adapter_and_counts_its_parameters_honestly(registry, write_spec):
     text = with_params('{freeze: [gru_1], adapt: {"gru_[23]": {rank: 2, alpha: 4}}}')
     plans = plan_spec(load_spec(write_spec(text), registry), registry)
@@ -140,7 +138,8 @@ def test_the_plan_shows_each_adapter_and_counts_its_parameters_honestly(registry
     assert plan.trainable_params == 64 + 64 + 5 + 15
     assert plan.total_params == plans[0].total_params + 128
     text_plan = render_text(plans)
-    assert "gru_2  GRU    (batch, 12, 4)  120     adapted (rank 2, 64 parameters)  loaded from stage pretrain" in text_plan
+    row = "gru_2  GRU    (batch, 12, 4)  120     adapted (rank 2, 64 parameters)  loaded from stage pretrain"
+    assert row in text_plan
     assert "trainable parameters: 148 of 496" in text_plan
     assert plan.layer("gru_2").to_json()["adapter"] == {"rank": 2, "alpha": 4.0, "params": 64}
     assert type(plan).from_json(plan.to_json()) == plan

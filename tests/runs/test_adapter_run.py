@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import graft
-from graft.base.backend import keras_major
 from graft.finished.adapted import AdapterMismatch
-from graft.model.adapterfile import FILENAME as ADAPTERS, read_adapters
+from graft.model.adapterfile import FILENAME as ADAPTERS
+from graft.model.adapterfile import read_adapters
 from graft.model.weights import FILENAME, read_weights
 from graft.runs.observer import RunObserver
 from graft.runs.stages import run_spec
@@ -25,7 +25,7 @@ from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
 from tests.observers import bitwise, read_report
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(keras_major() < 3, reason="low-rank adapters need Keras 3")]
+pytestmark = pytest.mark.slow
 
 POLICY = "      params: {freeze: [gru_1, gru_2], train: [gru_3, level, trend]}\n"
 SPEC = TINY_GRU_SPEC.replace(
@@ -35,13 +35,17 @@ SPEC = TINY_GRU_SPEC.replace(
 ) + """\
   - name: after
     init: {stage: transfer}
-    data: {source: synthetic, params: {samples: 48, timesteps: 12, channels: 3, seed: 4, targets: {level: level, trend: trend}}}
+    data:
+      source: synthetic
+      params: {samples: 48, timesteps: 12, channels: 3, seed: 4, targets: {level: level, trend: trend}}
     epochs: 1
     batch_size: 16
     policy: {plugin: continue}
   - name: head_adapter
     init: {stage: pretrain}
-    data: {source: synthetic, params: {samples: 48, timesteps: 12, channels: 3, seed: 5, targets: {level: level, trend: trend}}}
+    data:
+      source: synthetic
+      params: {samples: 48, timesteps: 12, channels: 3, seed: 5, targets: {level: level, trend: trend}}
     epochs: 1
     batch_size: 16
     optimizer: {name: adam, learning_rate: 0.05}

@@ -16,7 +16,9 @@ kernels (the layer, or an RNN layer's cell) is swapped for a subclass whose ``ke
 the layer's own kernels, drops the adapter's variables and gives the object its class back: the
 model is then a plain Keras model of the base's architecture.
 
-Keras 3 only: Keras 2 cannot mark one variable of a trainable layer as frozen.
+On Keras 3 the layer's own variables are frozen by their ``trainable`` flag; Keras 2 cannot freeze one
+variable of a trainable layer, so there the adapted object's class also says which of its weights train
+(``_Keras2Weights``) and an RNN layer's weights keep its cell's order.
 """
 
 from __future__ import annotations
@@ -96,18 +98,56 @@ class _State:
     pairs: dict[str, tuple[Any, Any]]  # kernel name -> (A, B) variables
     original: type
     base: tuple[Any, ...]  # the owner's own variables, frozen while adapted
+    keras_2: bool = False
+    layer_class: type | None = None  # Keras 2: an RNN layer's own class (swapped too, for its weights' order)
+    trainable_list: list[Any] = attrs.field(factory=list)  # Keras 2: the owner's _trainable_weights before
+
+    def adapter_variables(self) -> list[Any]:
+        return [variable for pair in self.pairs.values() for variable in pair]
 
 
 class _Kernels:
     """Mixed in before an adapted object's class: its kernels read as ``W + scale·A·B``."""
 
     def _graft_kernel(self, name: str) -> Any:
-        from keras import ops
-
         base = _base_variable(self, name)
         state: _State = self.__dict__["_graft_adapter"]
         a, b = state.pairs[name]
+        try:
+            from keras import ops  # Keras 3: exactly enable_lora's update
+        except ImportError:  # Keras 2
+            import tensorflow as tf
+
+            return tf.cast(base + state.scale * tf.matmul(a, b), self.compute_dtype)  # type: ignore[attr-defined]
         return ops.cast(ops.add(base, state.scale * ops.matmul(a, b)), dtype=self.compute_dtype)  # type: ignore[attr-defined]
+
+
+class _Keras2Weights:
+    """Keras 2 cannot freeze one variable of a trainable layer: the adapted object says itself which of its
+    weights train (the adapter's) and keeps its own weights first, in their order."""
+
+    @property
+    def trainable_weights(self) -> list[Any]:
+        state: _State = self.__dict__["_graft_adapter"]
+        return state.adapter_variables() if self.trainable else []  # type: ignore[attr-defined]
+
+    @property
+    def non_trainable_weights(self) -> list[Any]:
+        state: _State = self.__dict__["_graft_adapter"]
+        return [*state.base, *([] if self.trainable else state.adapter_variables())]  # type: ignore[attr-defined]
+
+    @property
+    def weights(self) -> list[Any]:
+        state: _State = self.__dict__["_graft_adapter"]
+        return [*state.base, *state.adapter_variables()]
+
+
+class _Keras2CellWeights:
+    """Keras 2: an adapted RNN layer's weights in its cell's order (the cell's own, then the adapter's)."""
+
+    @property
+    def weights(self) -> list[Any]:
+        return self.cell.weights  # type: ignore[attr-defined]
 
 
 def _property(name: str) -> property:
@@ -117,12 +157,17 @@ def _property(name: str) -> property:
 _CLASSES: dict[tuple[type, tuple[str, ...]], type] = {}
 
 
-def _adapted_class(cls: type, kernels: tuple[str, ...]) -> type:
+def _adapted_class(cls: type, kernels: tuple[str, ...], keras_2: bool) -> type:
     """``cls`` with its kernels read through the adapter; one subclass per class, same name."""
     key = (cls, kernels)
     if key not in _CLASSES:
-        _CLASSES[key] = type(cls.__name__, (_Kernels, cls), {name: _property(name) for name in kernels})
+        bases = (_Kernels, _Keras2Weights, cls) if keras_2 else (_Kernels, cls)
+        _CLASSES[key] = type(cls.__name__, bases, {name: _property(name) for name in kernels})
     return _CLASSES[key]
+
+
+def _keras_2(keras) -> bool:
+    return int(keras.__version__.split(".")[0]) < 3
 
 
 def _base_variable(owner: Any, name: str) -> Any:
@@ -177,10 +222,20 @@ def attach(keras, info: LayerInfo, adapter: Adapter, seed: int) -> None:
     finally:
         if tracker is not None:
             tracker.lock()
-    state = _State(adapter.scale, pairs, type(owner), base)
+    keras_2 = _keras_2(keras)
+    state = _State(adapter.scale, pairs, type(owner), base, keras_2)
+    if keras_2:
+        state.trainable_list = [variable for variable in owner._trainable_weights if not _among(variable, pairs)]
+        if owner is not info.layer:
+            state.layer_class = type(info.layer)
+            info.layer.__class__ = type(state.layer_class.__name__, (_Keras2CellWeights, state.layer_class), {})
     object.__setattr__(owner, "_graft_adapter", state)
-    owner.__class__ = _adapted_class(type(owner), kernels)
+    owner.__class__ = _adapted_class(type(owner), kernels, keras_2)
     set_trainable(info, True)
+
+
+def _among(variable: Any, pairs: Mapping[str, tuple[Any, Any]]) -> bool:
+    return any(variable is one for pair in pairs.values() for one in pair)
 
 
 def set_trainable(info: LayerInfo, trains: bool) -> None:
@@ -188,7 +243,7 @@ def set_trainable(info: LayerInfo, trains: bool) -> None:
     info.layer.trainable = trains
     owner = owner_of(info.layer)
     state = owner.__dict__.get("_graft_adapter")
-    if state is not None:
+    if state is not None and not state.keras_2:  # Keras 3 freezes variables by their flag
         for variable in state.base:
             variable.trainable = False
 
@@ -228,12 +283,16 @@ def merge(info: LayerInfo) -> AdapterWeights:
     trained = adapter_weights(info)
     merged = {kernel: getattr(owner, kernel).numpy() for kernel in state.pairs}
     owner.__class__ = state.original
+    if state.layer_class is not None:
+        info.layer.__class__ = state.layer_class
     del owner.__dict__["_graft_adapter"]
     for kernel, value in merged.items():
         _base_variable(owner, kernel).assign(value)
-    for a, b in state.pairs.values():
-        owner._untrack_variable(a)
-        owner._untrack_variable(b)
+    if hasattr(owner, "_untrack_variable"):  # Keras 3
+        for variable in state.adapter_variables():
+            owner._untrack_variable(variable)
+    else:  # Keras 2: the layer's own list of trainable weights as it was
+        owner._trainable_weights[:] = state.trainable_list
     info.layer.trainable = False
     return trained
 

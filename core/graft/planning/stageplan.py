@@ -10,7 +10,6 @@ from typing import Any
 
 import attrs
 
-from graft.base.backend import keras_major
 from graft.base.problems import Path, Problems, SpecProblem
 from graft.features.cache import feature_plan
 from graft.model import adapters
@@ -269,8 +268,8 @@ def _lr_scale(name: str, rounds: Rounds) -> float:
 
 
 def _adapter_sizes(built: BuiltModel, rounds: Rounds, problems: Problems, at: Path) -> dict[str, int]:
-    """The parameters of every layer's adapter in any round; a rank too large for its layer, or Keras 2,
-    is a problem at the policy's path."""
+    """The parameters of every layer's adapter in any round; a rank too large for its layer is a problem at
+    the policy's path."""
     wanted: dict[str, Adapter] = {}
     for step in rounds.steps:
         for name, decision in step.decisions.items():
@@ -282,14 +281,6 @@ def _adapter_sizes(built: BuiltModel, rounds: Rounds, problems: Problems, at: Pa
             if decision.trainable and name in wanted:
                 problems.add(at, f"layer '{name}' is adapted in one round and trained in another; a layer is "
                                  "either adapted or trained for the whole stage")
-    if not wanted:
-        return {}
-    if keras_major() < 3:
-        import keras
-
-        problems.add(at, f"low-rank adapters (adapt) need Keras 3 (TensorFlow 2.16 or later); this is Keras "
-                         f"{keras.__version__}: upgrade TensorFlow, or train the layers instead of adapting them")
-        return {}
     sizes = {}
     for info in built.layers:
         if info.name not in wanted:
