@@ -45,7 +45,8 @@ def train_steps(keras, model, x, target, steps: int = 3) -> None:
     for _ in range(steps):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(x, training=True) - target))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+        weights = model.trainable_weights
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
 
 
 def info_of(layer) -> LayerInfo:
