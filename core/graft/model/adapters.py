@@ -23,6 +23,7 @@ variable of a trainable layer, so there the adapted object's class also says whi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -99,8 +100,9 @@ class _State:
     original: type
     base: tuple[Any, ...]  # the owner's own variables, frozen while adapted
     keras_2: bool = False
-    layer_class: type | None = None  # Keras 2: an RNN layer's own class (swapped too, for its weights' order)
+    layer_class: type | None = None  # an RNN layer's own class (swapped too: kernels once per call)
     trainable_list: list[Any] = attrs.field(factory=list)  # Keras 2: the owner's _trainable_weights before
+    during_call: dict[str, Any] | None = None  # an RNN layer's kernels, computed once per call of the layer
 
     def adapter_variables(self) -> list[Any]:
         return [variable for pair in self.pairs.values() for variable in pair]
@@ -110,8 +112,10 @@ class _Kernels:
     """Mixed in before an adapted object's class: its kernels read as ``W + scale·A·B``."""
 
     def _graft_kernel(self, name: str) -> Any:
-        base = _base_variable(self, name)
         state: _State = self.__dict__["_graft_adapter"]
+        if state.during_call is not None:  # inside an RNN layer's call: not again at every time step
+            return state.during_call[name]
+        base = _base_variable(self, name)
         a, b = state.pairs[name]
         try:
             from keras import ops  # Keras 3: exactly enable_lora's update
@@ -148,6 +152,35 @@ class _Keras2CellWeights:
     @property
     def weights(self) -> list[Any]:
         return self.cell.weights  # type: ignore[attr-defined]
+
+
+_RECURRENT_CLASSES: dict[type, type] = {}
+
+
+def _recurrent_class(cls: type, keras_2: bool) -> type:
+    """``cls`` (GRU, LSTM) computing its cell's adapted kernels once per call, not once per time step (the
+    step function reads them in a loop); same name, same ``call`` signature."""
+    if cls not in _RECURRENT_CLASSES:
+        _RECURRENT_CLASSES[cls] = _make_recurrent_class(cls, keras_2)
+    return _RECURRENT_CLASSES[cls]
+
+
+def _make_recurrent_class(cls: type, keras_2: bool) -> type:
+    original = cls.call  # type: ignore[attr-defined]
+
+    @functools.wraps(original)
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        cell = self.cell
+        state: _State = cell.__dict__["_graft_adapter"]
+        state.during_call = None
+        state.during_call = {name: cell._graft_kernel(name) for name in state.pairs}
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            state.during_call = None
+
+    bases = (_Keras2CellWeights, cls) if keras_2 else (cls,)
+    return type(cls.__name__, bases, {"call": call})
 
 
 def _property(name: str) -> property:
@@ -226,9 +259,9 @@ def attach(keras, info: LayerInfo, adapter: Adapter, seed: int) -> None:
     state = _State(adapter.scale, pairs, type(owner), base, keras_2)
     if keras_2:
         state.trainable_list = [variable for variable in owner._trainable_weights if not _among(variable, pairs)]
-        if owner is not info.layer:
-            state.layer_class = type(info.layer)
-            info.layer.__class__ = type(state.layer_class.__name__, (_Keras2CellWeights, state.layer_class), {})
+    if owner is not info.layer:
+        state.layer_class = type(info.layer)
+        info.layer.__class__ = _recurrent_class(state.layer_class, keras_2)
     object.__setattr__(owner, "_graft_adapter", state)
     owner.__class__ = _adapted_class(type(owner), kernels, keras_2)
     set_trainable(info, True)
