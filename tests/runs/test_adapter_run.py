@@ -135,3 +135,17 @@ def test_an_adapted_head_trains_on_cached_features(adapted_run):
     assert report["verification"]["gru_3"] == {"trainable": False, "changed": False}
     # a Dense(3) head on 4 features at rank 1: 1 * (4 + 3) parameters beside level's 5
     assert report["plan"]["trainable_params"] == 7 + 5
+
+
+def test_a_restarted_stage_trains_the_same_adapter_bitwise(adapted_run, registry):
+    """Resume and restart redo a stage from its source: the adapters' seeded start makes it the same run."""
+    out, _ = adapted_run
+    path = os.path.join(out, "head_adapter", ADAPTERS)
+    with np.load(path) as saved:
+        before = {key: saved[key] for key in saved.files}
+    spec_file = load_spec(os.path.join(os.path.dirname(out), "spec.yaml"), registry)
+    run_spec(spec_file, registry, out, restart_from="head_adapter", log=lambda _: None)
+    with np.load(path) as saved:
+        after = {key: saved[key] for key in saved.files}
+    assert sorted(before) == sorted(after)
+    assert all(bitwise([before[key]], [after[key]]) for key in before)
