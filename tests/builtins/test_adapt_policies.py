@@ -143,3 +143,33 @@ def test_the_plan_shows_each_adapter_and_counts_its_parameters_honestly(registry
     assert "trainable parameters: 148 of 496" in text_plan
     assert plan.layer("gru_2").to_json()["adapter"] == {"rank": 2, "alpha": 4.0, "params": 64}
     assert type(plan).from_json(plan.to_json()) == plan
+
+
+@pytest.mark.slow
+def test_a_keras_applications_backbones_convolutions_are_adapted_by_pattern(registry, write_spec):
+    """The issue's example: ``"block_16_*": {rank: 8, alpha: 16}`` on MobileNetV2 adapts the block's two
+    convolutions and leaves its depthwise convolution and batch norms to ``default``."""
+    text = """\
+seed: 1
+model:
+  input_shape: [32, 32, 3]
+  extractor: {plugin: mobilenet, params: {variant: v2, alpha: 0.35, weights: none, pooling: avg}}
+  heads:
+    digit: {plugin: dense, loss: sparse_categorical_crossentropy, params: {units: 5, activation: softmax}}
+stages:
+  - name: adapt
+    data: {source: sklearn_digits, params: {classes: [0, 1, 2, 3, 4], size: 32}}
+    epochs: 1
+    policy:
+      plugin: layers
+      params: {default: freeze, train: [digit], adapt: {"block_16_*": {rank: 8, alpha: 16}}}
+"""
+    plan = plan_spec(load_spec(write_spec(text), registry), registry)[0]
+    adapted = {layer.name: layer.adapter for layer in plan.layers if layer.adapter is not None}
+    assert sorted(adapted) == ["block_16_expand", "block_16_project"]
+    assert {(layer.name, layer.class_name) for layer in plan.layers if layer.name.startswith("block_16_depthwise")} \
+        >= {("block_16_depthwise", "DepthwiseConv2D")}
+    expand, project = (plan.layer(name) for name in ("block_16_expand", "block_16_project"))
+    assert adapted["block_16_expand"].params == 8 * (expand.shapes[0][2] + expand.shapes[0][3])  # 1x1 kernels
+    assert adapted["block_16_project"].params == 8 * (project.shapes[0][2] + project.shapes[0][3])
+    assert plan.trainable_params == sum(adapter.params for adapter in adapted.values()) + plan.layer("digit").params
