@@ -12,7 +12,8 @@ most ``rank``.
 The layer is adapted in place, so it keeps its name, its place in the model, and its variables
 (the adapter's come after them in ``get_weights()``): the class of the object that owns the
 kernels (the layer, or an RNN layer's cell) is swapped for a subclass whose ``kernel`` (and
-``recurrent_kernel``) properties add the update.  ``merge`` writes ``W + (alpha / rank)·A·B`` into
+``recurrent_kernel``) properties add the update; a GRU's or LSTM's own class is swapped too, so that
+the update is computed once per call of the layer rather than at every time step.  ``merge`` writes ``W + (alpha / rank)·A·B`` into
 the layer's own kernels, drops the adapter's variables and gives the object its class back: the
 model is then a plain Keras model of the base's architecture.
 
