@@ -13,9 +13,9 @@ The layer is adapted in place, so it keeps its name, its place in the model, and
 (the adapter's come after them in ``get_weights()``): the class of the object that owns the
 kernels (the layer, or an RNN layer's cell) is swapped for a subclass whose ``kernel`` (and
 ``recurrent_kernel``) properties add the update; a GRU's or LSTM's own class is swapped too, so that
-the update is computed once per call of the layer rather than at every time step.  ``merge`` writes ``W + (alpha / rank)·A·B`` into
-the layer's own kernels, drops the adapter's variables and gives the object its class back: the
-model is then a plain Keras model of the base's architecture.
+the update is computed once per call of the layer rather than at every time step.  ``merge`` writes
+``W + (alpha / rank)·A·B`` into the layer's own kernels, drops the adapter's variables and gives the
+objects their classes back: the model is then a plain Keras model of the base's architecture.
 
 On Keras 3 the layer's own variables are frozen by their ``trainable`` flag; Keras 2 cannot freeze one
 variable of a trainable layer, so there the adapted object's class also says which of its weights train
