@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
 import graft
+from graft.base.paths import shown
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
 from graft.data.imagefiles import MAX_PIXELS, ImageFolderListing, list_image_folder
 from graft.plugins.datasets import Stream
@@ -60,6 +61,9 @@ def _class_names(_instance, _attribute, value) -> None:
 class ImageFolderParams:
     """Params of the ``image_folder`` source; see ``ImageFolder``."""
 
+    STARTER: ClassVar[dict] = {"directory": "photos", "image_size": [96, 96], "validation_split": 0.2}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (96, 96, 3)
+
     directory: str = folder_input()
     head: str = attrs.field(default="label", validator=identifier)
     image_size: tuple[int, int] = attrs.field(default=(256, 256), validator=each(between(1, MAX_SIDE)))
@@ -89,7 +93,7 @@ class ImageFolderParams:
             train is not None and train.files and 0 < self.validation_split < 1 and self.seed >= 0
             and not split_files(train, self.validation_split, self.seed)[1].size
         ):
-            problems.add(("validation_split",), f"no class in {train.root} has 2 or more images to hold one out")
+            problems.add(("validation_split",), f"no class in {shown(train.root)} has 2 or more images to hold one out")
         problems.raise_all()
 
     @property
@@ -113,13 +117,13 @@ def _listed(
     for message in found.problems[:MAX_LISTED]:
         problems.add(at, message)
     if len(found.problems) > MAX_LISTED:
-        problems.add(at, f"... and {len(found.problems) - MAX_LISTED} more problems in {root} like those above")
+        problems.add(at, f"... and {len(found.problems) - MAX_LISTED} more problems in {shown(root)} like those above")
     if params.class_list is not None and found.folders and at == ("directory",):
         for index, name in enumerate(params.class_list):
             if name not in found.folders:
                 problems.add(
                     ("class_names", index),
-                    f"no class folder '{name}' in {root}; class folders: {listing(found.folders)}"
+                    f"no class folder '{name}' in {shown(root)}; class folders: {listing(found.folders)}"
                     f"{did_you_mean(name, found.folders)}",
                 )
     if params.color_mode in COLOR_MODES:
@@ -128,8 +132,8 @@ def _listed(
             channels = COLOR_MODES[params.color_mode]
             message = (
                 f"TensorFlow cannot decode {kind.upper()} images to {channels} channel{'s' * (channels > 1)} "
-                f"(color_mode {params.color_mode}): {len(files)} in {root}, e.g. {files[0]}; use color_mode rgb, "
-                "or convert them to PNG"
+                f"(color_mode {params.color_mode}): {len(files)} in {shown(root)}, e.g. {shown(files[0])}; use "
+                "color_mode rgb, or convert them to PNG"
             )
             if (("color_mode",), message) not in problems.items:  # the same folder given twice
                 problems.add(("color_mode",), message)

@@ -10,7 +10,7 @@ data is loaded, so ``graft validate`` does without numpy).  Pure numpy; no Tenso
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 @attrs.frozen
 class NpzParams:
     """Params of the ``npz`` source; see ``Npz``."""
+
+    STARTER: ClassVar[dict] = {"path": "data/train.npz", "targets": {"label": "y"}, "validation_split": 0.2}
 
     path: str = attrs.field(validator=existing_file)
     targets: dict[str, str] = attrs.field(validator=non_empty)

@@ -13,7 +13,7 @@ import attrs
 from graft import Adapter, LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
 from graft.base.problems import Problems
 from graft.plugins.layers import ADAPTABLE, is_pattern
-from graft.validators import non_negative, one_of, positive
+from graft.validators import non_negative, one_of, positive, unless
 
 Decisions = dict[str, LayerDecision]
 
@@ -256,14 +256,9 @@ def _names(names: set[str]) -> str:
     return ", ".join(sorted(names))
 
 
-def _layer_count(_instance, _attribute, value: int | str) -> None:
-    if value != "all":
-        positive(_instance, _attribute, value)
-
-
 @attrs.frozen
 class FineTuneTopParams:
-    layers: int | Literal["all"] = attrs.field(validator=_layer_count)
+    layers: int | Literal["all"] = attrs.field(validator=unless(["all"], positive))
     freeze_batch_norm: bool = True
     layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
     adapt: AdaptParams | None = None

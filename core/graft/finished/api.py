@@ -8,7 +8,8 @@
 These are the commands' internals (``graft validate``/``plan``/``run``) with the
 installed plugins; errors are the same ``GraftError``s (``SpecError`` at YAML paths).
 Importing this module does not import TensorFlow: ``plan``, ``run`` and
-``load_stage`` do, when called.
+``load_stage`` do, when called, and refuse a Keras backend other than TensorFlow
+(``graft.base.backend.check_backend``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from graft.base.backend import check_backend
 from graft.base.problems import did_you_mean
 from graft.finished.stage import SavedStage, UnknownName, read_stage
 from graft.records.report import StageReport
@@ -41,6 +43,7 @@ def plan(spec: SpecLike) -> list[StagePlan]:
     from graft.planning.stageplan import plan_spec
     from graft.plugins.registry import Registry
 
+    check_backend()
     registry = Registry.discover()
     return plan_spec(spec_file_of(spec, None, registry), registry)
 
@@ -88,6 +91,7 @@ def load_stage(out: str | os.PathLike[str], stage: str, *, adapter: str | os.Pat
     With ``adapter`` (the ``adapters.graft.npz`` of a stage that adapted ``stage``), the model is
     ``stage`` with those adapters merged in and that stage's trained layers (its heads): one base,
     many tasks.  An adapter trained on another base is refused (``AdapterMismatch``)."""
+    check_backend()
     saved = read_stage(out, stage)
     if adapter is not None:
         from graft.finished.adapted import with_adapters
@@ -131,6 +135,7 @@ def run(
     from graft.plugins.registry import Registry
     from graft.runs.stages import run_spec
 
+    check_backend()
     registry = Registry.discover()
     spec_file = spec_file_of(spec, None, registry)
     out = os.fspath(out)

@@ -205,6 +205,14 @@ def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSo
     return init_source(spec_file, index, {layer.name: layer.shapes for layer in prior.layers} if prior else None)
 
 
+def _readable_source(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSource | None:
+    """``source_of``, or None when the source file itself is the problem (it is reported as such)."""
+    try:
+        return source_of(spec_file, index, plans)
+    except SpecProblem:
+        return None
+
+
 def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Rounds, plans: list[StagePlan]) -> StagePlan:
     """Resolve each layer's starting weights against the init source; mismatches are problems.
 
@@ -349,9 +357,12 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
 
 def plan_stages(spec_file: SpecFile, registry: Registry) -> list[PlannedStage]:
     """``plan_spec`` with each stage's model and rounds kept."""
+    from graft.planning.byplace import explain
+
     plans: list[StagePlan] = []
     planned: list[PlannedStage] = []
     problems = Problems()
+    notes: list[str] = []  # shown under the problems: a model file's layers, the rename that loads them
     if any(stage.init is not None and stage.init.model is not None for stage in spec_file.spec.stages):
         registry.load_all()  # a Keras file is read: every plugin registers its Keras classes, if any, first
     for index in range(len(spec_file.spec.stages)):
@@ -362,15 +373,23 @@ def plan_stages(spec_file: SpecFile, registry: Registry) -> list[PlannedStage]:
                 if path not in {known for known, _ in problems.items}:  # stages that share the model: once
                     problems.add(path, message)
             continue
+        rounds = None
         try:
             rounds = decide(spec_file, registry, index, built)
             plans.append(plan_stage(spec_file, index, built, rounds, plans))
             planned.append(PlannedStage(plans[-1], built, rounds))
         except SpecProblem as problem:
-            problems.extend(problem)
+            # the stage's layers do not load from its model file: its layers, and the rename that loads them
+            collision, advice = explain(spec_file, index, built, rounds, _readable_source(spec_file, index, plans)) \
+                if rounds is not None else (None, [])
+            if collision is not None:  # the names collide shifted: one problem says it, not one per layer
+                problems.add(*collision)
+            else:
+                problems.extend(problem)
+            notes += advice
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
             plans.append(_plan(spec_file.spec, index, built, everything, None))
     if problems:
-        raise spec_file.error(problems.items)
+        raise spec_file.error(problems.items, notes)
     return planned

@@ -49,6 +49,22 @@ Input layers are exempt.  To wrap a constructor that names layers itself
 (``keras.applications``), call it inside
 ``graft.accepting_keras_names()``.
 
+Starter specs.  ``graft new-spec`` writes a commented spec from the params
+classes of the plugins it is given.  A params class may give the values of its
+required fields (and any it wants to show) as ``STARTER: ClassVar[dict]`` (raw
+params, as YAML holds them; a data source's targets name the head ``label``),
+and the shape of one sample it works with as ``STARTER_INPUT_SHAPE:
+ClassVar[tuple]``; without them ``graft new-spec`` refuses the plugin, naming
+its required fields.
+
+Saved models.  ``graft run`` saves each stage's model as ``model.keras``;
+``graft evaluate``, ``predict`` and ``export`` load it back in Keras's safe mode,
+which runs no code from the file.  So a ``Lambda`` layer is refused at plan
+time, naming the plugin and the layer: build from Keras's own layers, or write
+a custom layer class with ``get_config``, registered with
+``@keras.saving.register_keras_serializable``.  The conformance checks load
+the saved model back in safe mode.
+
 Layer names at ``graft validate``.  An extractor or head plugin that knows its
 layers from its params alone implements ``extractor_layers`` or ``head_layers``
 (optional): ``graft validate`` then checks every layer name and pattern the

@@ -57,12 +57,14 @@ class RoundResult:
 
 @attrs.frozen
 class Versions:
-    """What a stage ran with: TensorFlow, Keras, keras-graft, and the distribution of every plugin it used
-    (``{"graft-gru": "0.1.0"}``; keras-graft's built-ins are keras-graft's).  A report written before
-    keras-graft recorded more than Keras and TensorFlow has ``keras_graft`` None and no ``plugins``."""
+    """What a stage ran with: TensorFlow, Keras and the backend Keras trained on (``"tensorflow"``, the only
+    one keras-graft runs), keras-graft, and the distribution of every plugin it used (``{"graft-gru": "0.1.0"}``;
+    keras-graft's built-ins are keras-graft's).  A report written before keras-graft recorded more than Keras
+    and TensorFlow has ``keras_graft`` None and no ``plugins``; before 0.2 recorded it, ``backend`` is None."""
 
     tensorflow: str | None = None
     keras: str | None = None
+    backend: str | None = None
     keras_graft: str | None = None
     # keras-graft run from a git checkout: its commit (``+dirty`` with uncommitted changes in core/)
     commit: str | None = None
@@ -115,6 +117,8 @@ class StageReport:
             del data["kept_epoch"]
         if self.versions.commit is None:  # an installed keras-graft
             del data["versions"]["commit"]
+        if self.versions.backend is None:  # a report read back from before keras-graft recorded it
+            del data["versions"]["backend"]
         return data
 
     @classmethod

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 import attrs
 
 from graft.base.files import fsync_path, sha256_of, write_json
+from graft.base.paths import shown
 from graft.base.problems import GraftError
 from graft.records.report import StageReport
 
@@ -63,8 +64,8 @@ class RunDir:
             existing = os.path.dirname(existing)
         existing = existing or "."
         if not os.path.isdir(existing):
-            what = "--out" if existing == self.path else f"{existing}, a parent of --out,"
-            raise RunError(f"{what} is a file, not a folder: {os.path.abspath(existing)}; choose another --out")
+            what = "--out" if existing == self.path else f"{shown(existing)}, a parent of --out,"
+            raise RunError(f"{what} is a file, not a folder: {shown(existing)}; choose another --out")
         try:
             limit = os.pathconf(existing, "PC_NAME_MAX")
         except (OSError, ValueError):
@@ -72,7 +73,7 @@ class RunDir:
         for name in stage_names:
             if len(name.encode()) + ASIDE_SUFFIX_LENGTH > limit:
                 raise RunError(
-                    f"stage name '{name[:40]}...' is too long for the file system of {os.path.abspath(existing)}: "
+                    f"stage name '{name[:40]}...' is too long for the file system of {shown(existing)}: "
                     f"its folders '<name>.partial' and '<name>.replaced-<time>' need at most "
                     f"{limit - ASIDE_SUFFIX_LENGTH} bytes for the name; shorten it"
                 )
@@ -89,7 +90,7 @@ class RunDir:
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as exc:
-            raise RunError(f"cannot create the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
+            raise RunError(f"cannot create the run directory {shown(self.path)}: {_reason(exc)}") from None
         handle = self._acquire(wait)
         try:
             self._probe()
@@ -105,7 +106,7 @@ class RunDir:
                 handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for its lock
             except OSError as exc:
                 raise RunError(
-                    f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}"
+                    f"cannot write in the run directory {shown(self.path)}: {_reason(exc)}"
                 ) from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -114,7 +115,7 @@ class RunDir:
                 holder = handle.read().strip() or "another process"
                 handle.close()
                 raise RunDirLocked(
-                    f"{os.path.abspath(self.path)} is in use by {holder}; wait for it to finish "
+                    f"{shown(self.path)} is in use by {holder}; wait for it to finish "
                     "(graft run --wait waits for it) or choose another --out"
                 ) from None
             try:
@@ -140,7 +141,7 @@ class RunDir:
                 os.fsync(handle.fileno())
             os.remove(probe)
         except OSError as exc:
-            raise RunError(f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
+            raise RunError(f"cannot write in the run directory {shown(self.path)}: {_reason(exc)}") from None
 
     # -- finished stages -----------------------------------------------------------------
 

@@ -29,8 +29,9 @@ RESOLVED = "spec.resolved.yaml"
 
 
 def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versions:
-    """The versions stage ``stage`` runs with: TensorFlow and Keras as imported, keras-graft, and the distribution
-    of each plugin it uses (extractor, the heads it trains, policy, data source)."""
+    """The versions stage ``stage`` runs with: TensorFlow and Keras as imported, the backend Keras runs on,
+    keras-graft, and the distribution of each plugin it uses (extractor, the heads it trains, policy, data
+    source)."""
     import tensorflow
 
     from graft._version import __version__
@@ -42,7 +43,8 @@ def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versi
         info = registry.get(kind, name)
         if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION:
             plugins[info.distribution] = info.version
-    return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, keras_graft=__version__,
+    return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, backend=keras.backend.backend(),
+                    keras_graft=__version__,
                     commit=source_commit(), plugins=dict(sorted(plugins.items())))
 
 

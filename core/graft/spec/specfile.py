@@ -6,7 +6,7 @@ Everything here runs without TensorFlow; it is all ``graft validate`` does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -51,18 +51,19 @@ class SpecFile:
         """A path from the spec, relative to the spec's folder."""
         return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(relative)))
 
-    def error(self, items: Iterable[tuple[Path, str]]) -> SpecError:
-        """A ``SpecError`` whose lines are ``path (line N): message``."""
-        return render(self.path, self.document, items)
+    def error(self, items: Iterable[tuple[Path, str]], notes: Sequence[str] = ()) -> SpecError:
+        """A ``SpecError`` whose lines are ``path (line N): message``, then ``notes``."""
+        return render(self.path, self.document, items, notes)
 
 
-def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]]) -> SpecError:
+def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]],
+           notes: Sequence[str] = ()) -> SpecError:
     lines = []
     for path, message in items:
         origin = document.where(path)
         where = f"{format_path(path)} ({origin})" if origin else format_path(path)
         lines.append(one_line(f"{where}: {message}"))
-    return SpecError(source, lines)
+    return SpecError(source, lines, [one_line(note) for note in notes])
 
 
 CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {
