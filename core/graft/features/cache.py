@@ -40,7 +40,7 @@ def extractor_is_constant(built: BuiltModel, decisions: dict[str, LayerDecision]
     for info in built.layers:
         if not info.in_extractor:
             continue
-        if decisions[info.name].trainable or _is_stochastic(info.class_name, info.layer):
+        if decisions[info.name].learns or _is_stochastic(info.class_name, info.layer):
             return False
     return True
 
@@ -49,7 +49,7 @@ def feature_plan(
     built: BuiltModel, decisions: dict[str, LayerDecision], augmented: bool, multi_worker: bool = False
 ) -> str:
     """What happens to the extractor's features in a stage with these decisions, for the plan."""
-    if any(decisions[info.name].trainable for info in built.layers if info.in_extractor):
+    if any(decisions[info.name].learns for info in built.layers if info.in_extractor):
         return ""
     stochastic = [
         info.name for info in built.layers if info.in_extractor and _is_stochastic(info.class_name, info.layer)

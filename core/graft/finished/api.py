@@ -104,12 +104,21 @@ class FinishedStage(SavedStage):
         return export(self.model, os.fspath(path), format, batch=batch, select_tf_ops=select_tf_ops, force=force)
 
 
-def load_stage(out: str | os.PathLike[str], stage: str) -> FinishedStage:
+def load_stage(out: str | os.PathLike[str], stage: str, *, adapter: str | os.PathLike[str] | None = None
+               ) -> FinishedStage:
     """A finished stage of the run directory ``out``: its ``model.keras`` loaded (``compile=False``:
     for ``predict`` and weights; compile it to train or evaluate) and its ``report.json``, both
-    checked against the digests the stage recorded (``RunError`` if they differ)."""
+    checked against the digests the stage recorded (``RunError`` if they differ).
+
+    With ``adapter`` (the ``adapters.graft.npz`` of a stage that adapted ``stage``), the model is
+    ``stage`` with those adapters merged in and that stage's trained layers (its heads): one base,
+    many tasks.  An adapter trained on another base is refused (``AdapterMismatch``)."""
     check_backend()
     saved = read_stage(out, stage)
+    if adapter is not None:
+        from graft.finished.adapted import with_adapters
+
+        saved = with_adapters(saved, os.fspath(adapter))
     return FinishedStage(path=saved.path, report=saved.report, model=saved.model)
 
 

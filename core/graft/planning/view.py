@@ -70,7 +70,9 @@ def layer_rows(layers: Sequence[LayerPlan], compact: bool = False) -> tuple[list
 
 def _fate(layer: LayerPlan) -> tuple | None:
     """What happens to the layer's weights; None for a layer without weights."""
-    return None if layer.init == NO_WEIGHTS else (layer.trainable, layer.init, layer.source, layer.lr_scale)
+    if layer.init == NO_WEIGHTS:
+        return None
+    return layer.trainable, layer.init, layer.source, layer.lr_scale, layer.adapter
 
 
 def _runs(layers: Sequence[LayerPlan]) -> list[list[LayerPlan]]:
@@ -115,9 +117,12 @@ def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
     where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
     if layer.source_layer is not None:
         where += f" (its layer '{layer.source_layer}')"
+    rate = "" if layer.lr_scale == 1.0 else f", lr {scale_text(layer.lr_scale)}"
+    if layer.adapter is not None:
+        return f"adapted (rank {layer.adapter.rank}, {layer.adapter.params:,} parameters{rate})", where
     if not layer.trainable:
         return "FROZEN", where
-    return ("yes" if layer.lr_scale == 1.0 else f"yes, lr {scale_text(layer.lr_scale)}"), where
+    return f"yes{rate}", where
 
 
 def scaled_rates(plan: StagePlan) -> str:

@@ -190,8 +190,13 @@ def transfer_policy(
         new) or ``"reinit"`` (start from a fresh initialisation);
         ``lr_scale`` (keyword, default 1.0) multiplies the stage's learning
         rate for a trained layer (discriminative fine-tuning; 1.0 for a frozen
-        layer).  A layer missing from the mapping is an error.  keras-graft recompiles the model
-        after applying the decisions and checks, after training, that every
+        layer).  ``adapt=graft.Adapter(rank, alpha=None)`` (keyword, with
+        ``trainable=False``) trains a low-rank adapter (LoRA) beside the layer's
+        frozen kernels instead of the layer itself: only ``Dense``, ``Conv1D``,
+        ``Conv2D``, ``GRU`` and ``LSTM`` layers, at a rank below both dimensions of
+        each kernel (``graft plan`` checks it); the stage publishes the merged
+        weights ``W + (alpha / rank)·A·B``.  A layer missing from the mapping is an
+        error.  keras-graft recompiles the model after applying the decisions and checks, after training, that every
         frozen layer is bitwise unchanged.  To train the stage in rounds
         (progressive fine-tuning), return a ``graft.Rounds`` of such mappings
         instead: each round trains for the stage's ``epochs`` from where the

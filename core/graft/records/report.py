@@ -38,6 +38,7 @@ class LayerCheck:
 
     trainable: bool
     changed: bool
+    adapted: bool = False  # a low-rank adapter trained beside it and was merged into its weights
 
 
 @attrs.frozen
@@ -147,6 +148,9 @@ _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to repo
         equal_to_source=override(omit_if_default=True),
         source_layer=override(omit_if_default=True),  # reports before init.rename stay as they were
     ),
+)
+_CONVERTER.register_unstructure_hook(  # a layer without an adapter: as reports were before adapters
+    LayerCheck, make_dict_unstructure_fn(LayerCheck, _CONVERTER, adapted=override(omit_if_default=True))
 )
 _CONVERTER.register_unstructure_hook(  # a round without a checkpoint keeps its last epoch: nothing to say
     RoundResult, make_dict_unstructure_fn(RoundResult, _CONVERTER, kept_epoch=override(omit_if_default=True))

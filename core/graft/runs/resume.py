@@ -19,8 +19,8 @@ from graft.spec.callbacks import fingerprint_fields
 from graft.spec.specfile import SpecFile
 
 OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint
-# built-in policy options added since keras-graft 0.1, with their defaults: left out while at them
-ADDED_POLICY_OPTIONS: dict[str, Any] = {"lr_scale": {}, "layer_decay": None}
+# built-in policy options added since keras-graft 0.1, with their defaults: left out while at one of them
+ADDED_POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {"lr_scale": ({},), "layer_decay": (None,), "adapt": ({}, None)}
 # keys added since keras-graft 0.1 to heads and to built-in sources' params, with their defaults: left out while at them
 ADDED_HEAD_KEYS: dict[str, Any] = {"class_weight": None}
 ADDED_DATA_OPTIONS: dict[str, Any] = {"sample_weights": {}}
@@ -49,7 +49,7 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         params = fields["policy"]["params"]
         if isinstance(params, dict):  # and for the built-in policies' options added since
             fields["policy"]["params"] = {key: value for key, value in params.items()
-                                          if key not in ADDED_POLICY_OPTIONS or value != ADDED_POLICY_OPTIONS[key]}
+                                          if key not in ADDED_POLICY_OPTIONS or value not in ADDED_POLICY_OPTIONS[key]}
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
