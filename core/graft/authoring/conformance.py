@@ -303,6 +303,7 @@ def _check_safe_mode(name: str, model, inputs: np.ndarray, expected: list[np.nda
     """The model saved as ``graft run`` saves a stage loads back as ``graft evaluate`` loads it (safe mode, not
     compiled) and computes the same."""
     from graft.base.backend import import_keras
+    from graft.model.modelfile import load_hint
 
     keras = import_keras()
     model.save(path)
@@ -312,8 +313,8 @@ def _check_safe_mode(name: str, model, inputs: np.ndarray, expected: list[np.nda
         raise ConformanceError(
             f"plugin '{name}': the model saved as model.keras does not load back in Keras's safe mode, as graft "
             f"evaluate, predict and export load a finished stage: {type(exc).__name__}: {' '.join(str(exc).split())}"
-            "; every layer must be one of Keras's own or a custom layer class with get_config, registered with "
-            "@keras.saving.register_keras_serializable"
+            f"; {load_hint(keras, path)}; every layer must be one of Keras's own or a custom layer class with "
+            "get_config, registered with @keras.saving.register_keras_serializable"
         ) from exc
     for output, (want, got) in enumerate(zip(expected, _predict(loaded, inputs), strict=True)):
         if not np.allclose(want, got, rtol=1e-5, atol=1e-6):
