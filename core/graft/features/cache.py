@@ -157,16 +157,23 @@ def _extract_function(tf, extractor) -> Callable[[Any], Any]:
     """
     if tf.distribute.has_strategy():
         return extractor.predict_on_batch
-    traced: dict[tuple, Any] = {}
+    return _Extract(tf, extractor)
 
-    def extract(x):
+
+class _Extract:
+    """``extractor(x, training=False)`` through one ``tf.function`` per sample shape and dtype, any batch size."""
+
+    def __init__(self, tf, extractor) -> None:
+        self.tf, self.extractor = tf, extractor
+        self.functions: dict[tuple, Any] = {}  # (sample shape, dtype) -> its tf.function
+
+    def __call__(self, x):
         shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
         if shape is None or dtype is None or not len(shape):
-            return extractor.predict_on_batch(x)
+            return self.extractor.predict_on_batch(x)
         key = (tuple(shape[1:]), str(dtype))
-        if key not in traced:
-            signature = [tf.TensorSpec((None, *shape[1:]), tf.as_dtype(dtype))]
-            traced[key] = tf.function(lambda batch: extractor(batch, training=False), input_signature=signature)
-        return traced[key](x)
-
-    return extract
+        if key not in self.functions:
+            signature = [self.tf.TensorSpec((None, *shape[1:]), self.tf.as_dtype(dtype))]
+            self.functions[key] = self.tf.function(lambda batch: self.extractor(batch, training=False),
+                                                   input_signature=signature)
+        return self.functions[key](x)
