@@ -235,11 +235,12 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
-    from graft.commands import smoke
     from graft.plugins.registry import Registry
     from graft.runs.stages import default_out_dir, run_spec
     from graft.spec.specfile import load_spec
 
+    if args.smoke:
+        from graft.commands import smoke  # only then: it imports shutil and tempfile
     registry = Registry.discover()
     overrides = [*(args.overrides or ()), *(smoke.overrides() if args.smoke else ())]
     spec_file = load_spec(args.config, registry, overrides)

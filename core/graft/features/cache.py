@@ -136,9 +136,11 @@ def cached_features(
     if stored is None:
         log("   the extractor is frozen: its features are computed once, stored on disk, and the heads train on them")
 
+        extract = _extract_function(tf, built.extractor)
+
         def features(validation: bool):
             for x, y, weights in batches_in_order(data, batch_size, validation):
-                yield np.asarray(built.extractor.predict_on_batch(x)), y, weights
+                yield np.asarray(extract(x)), y, weights
 
         stored = cache.store.put(
             key, features(False), features(True) if data.has_validation else None, data.description
@@ -147,3 +149,37 @@ def cached_features(
         log("   the extractor is frozen and its features of this data are stored: the heads train on them")
     log(f"   features: {stored.path}")
     return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused, stored, cache.store)
+
+
+def _extract_function(tf, extractor) -> Callable[[Any], Any]:
+    """The extractor's inference on a batch, traced once for every batch size.
+
+    ``predict_on_batch`` traces its function again for a batch of another size (the
+    last, partial one of the training data), and tracing a model like MobileNetV2
+    costs about as much CPU as predicting a thousand images; a signature with any
+    batch size traces once.  The same computation (``extractor(x, training=False)``,
+    what ``predict_on_batch`` runs), so the same features.  Under a ``tf.distribute``
+    strategy, and for inputs that are not one array, ``predict_on_batch`` as before.
+    """
+    if tf.distribute.has_strategy():
+        return extractor.predict_on_batch
+    return _Extract(tf, extractor)
+
+
+class _Extract:
+    """``extractor(x, training=False)`` through one ``tf.function`` per sample shape and dtype, any batch size."""
+
+    def __init__(self, tf, extractor) -> None:
+        self.tf, self.extractor = tf, extractor
+        self.functions: dict[tuple, Any] = {}  # (sample shape, dtype) -> its tf.function
+
+    def __call__(self, x):
+        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+        if shape is None or dtype is None or not len(shape):
+            return self.extractor.predict_on_batch(x)
+        key = (tuple(shape[1:]), str(dtype))
+        if key not in self.functions:
+            signature = [self.tf.TensorSpec((None, *shape[1:]), self.tf.as_dtype(dtype))]
+            self.functions[key] = self.tf.function(lambda batch: self.extractor(batch, training=False),
+                                                   input_signature=signature)
+        return self.functions[key](x)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -29,6 +27,8 @@ from graft.base.memory import human_bytes
 from graft.base.problems import GraftError, listing
 
 if TYPE_CHECKING:
+    from zipfile import ZipFile
+
     import numpy as np
 
 _CACHE: dict[tuple[str, int, int], tuple[FileLayer, ...]] = {}
@@ -95,6 +95,9 @@ def _read(path: str) -> tuple[FileLayer, ...]:
 
 
 def _keras_config(path: str) -> dict:
+    import zipfile  # here: re-running a finished run imports this module and reads no model file
+    import zlib
+
     try:
         with zipfile.ZipFile(path) as archive:
             return _json(read_member(archive, "config.json", path), path)
@@ -103,7 +106,7 @@ def _keras_config(path: str) -> dict:
                              "save the model again with model.save('model.keras')") from None
 
 
-def read_member(archive: zipfile.ZipFile, name: str, path: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+def read_member(archive: ZipFile, name: str, path: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     """The member ``name`` of a ``.keras`` archive, refused before it is read if its declared size is over
     ``limit``, and while it is read if it turns out larger than declared."""
     info = archive.getinfo(name)
@@ -207,6 +210,8 @@ def custom_classes(path: str) -> list[str]:
 
 def _writer_version(path: str) -> str | None:
     """The Keras version recorded in the file, if it says."""
+    import zipfile
+
     try:
         if path.lower().endswith(".keras"):
             with zipfile.ZipFile(path) as archive:

@@ -18,7 +18,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -192,6 +191,8 @@ class RunDir:
         report as published (with ``files``)."""
         partial = self.stage_path(name + PARTIAL)
         if os.path.isdir(partial) and not os.path.islink(partial):
+            import shutil  # here: re-running a finished run publishes nothing
+
             shutil.rmtree(partial)  # a stage that died while being written: keras-graft's own leftovers
         else:
             self.set_aside(name + PARTIAL)  # a file or a link of that name is not ours to delete

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import shlex
-import subprocess
 
 import yaml
 
@@ -56,6 +55,8 @@ def source_commit() -> str | None:
     root = os.path.dirname(os.path.dirname(package))
     if not (os.path.exists(os.path.join(root, ".git")) and os.path.basename(os.path.dirname(package)) == "core"):
         return None
+    import subprocess  # here: re-running a finished run imports this module and asks git nothing
+
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=10)
