@@ -75,3 +75,26 @@ def test_listing_plugins_imports_no_importlib_metadata():
              "print('importlib.metadata' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_finder_that_lists_distributions_itself_is_asked(tmp_path, monkeypatch):
+    """A finder on sys.meta_path with find_distributions (a zipapp's, an import hook's) lists plugins only it
+    knows: the reader then asks importlib.metadata, which asks every finder."""
+    info = tmp_path / "graft_hooked-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: graft-hooked\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[graft]\nhooked = graft_hooked\n")
+
+    class Finder:
+        @staticmethod
+        def find_spec(*_args, **_kwargs):
+            return None
+
+        @staticmethod
+        def find_distributions(_context=None):
+            return iter([importlib.metadata.PathDistribution(info)])
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder])
+    ours = _ours("graft")
+    assert ("graft-hooked", "0.3", [("hooked", "graft_hooked")]) in ours
+    assert ours == _importlib("graft")

@@ -55,6 +55,9 @@ class Distribution:
 def distributions_with(group: str, paths: list[str] | None = None) -> Iterator[Distribution]:
     """Every distribution on ``paths`` (default ``sys.path``) with entry points in ``group``, in the order
     ``importlib.metadata.distributions`` finds them (a distribution found twice is yielded twice)."""
+    if paths is None and _other_metadata_finders():  # a finder of its own (a zipapp, an import hook) lists some
+        yield from _through_importlib(group, None)
+        return
     for entry in sys.path if paths is None else paths:
         folder = entry or "."
         if not os.path.isdir(folder) or folder.lower().endswith(".egg"):
@@ -121,10 +124,23 @@ def _name_and_version(info: str) -> tuple[str | None, str]:
     return fields.get("Name"), fields.get("Version", "")
 
 
-def _through_importlib(group: str, entry: str) -> Iterator[Distribution]:
+def _other_metadata_finders() -> bool:
+    """Whether a finder on ``sys.meta_path`` besides the standard path finder can list distributions
+    (``importlib.metadata`` asks each one; this reader knows only folders and zip files on ``sys.path``)."""
+    import importlib.machinery
+
+    return any(
+        callable(getattr(finder, "find_distributions", None)) and finder is not importlib.machinery.PathFinder
+        for finder in sys.meta_path
+    )
+
+
+def _through_importlib(group: str, entry: str | None) -> Iterator[Distribution]:
+    """What ``importlib.metadata`` finds on ``entry`` (None: everywhere it looks)."""
     import importlib.metadata
 
-    for dist in importlib.metadata.distributions(path=[entry]):
+    found = importlib.metadata.distributions() if entry is None else importlib.metadata.distributions(path=[entry])
+    for dist in found:
         points = tuple(EntryPoint(point.name, point.value) for point in dist.entry_points if point.group == group)
         if points:
             yield Distribution(dist.metadata["Name"] or "(unnamed)", dist.version, points)
