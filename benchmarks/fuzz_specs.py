@@ -1,6 +1,6 @@
 """Fuzz ``graft validate`` and ``graft plan`` with mutated specs, in worker processes.
 
-    python benchmarks/fuzz_specs.py --validate 10000 --plan 300 --seed 1 --jobs 2
+    python benchmarks/fuzz_specs.py --validate 10000 --set 2000 --plan 300 --seed 1 --jobs 2
 
 Every case is a spec from ``configs/`` mutated by ``tests/fuzzing.py`` (keys deleted
 or added, types swapped, edge numbers and strings, tags, aliases and alias bombs,
@@ -16,6 +16,12 @@ Every validate case is also checked against ``graft schema`` (with ``jsonschema`
 installed): no spec may be accepted by one and refused by the other, except for what
 a schema cannot know (``fuzzing.SCHEMA_CANNOT_KNOW``: files on disk, earlier stages'
 names, ...). Disagreements are counted and shown like failures.
+
+``set`` cases give an unchanged spec from ``configs/`` one to four ``--set PATH=VALUE``
+arguments (well-typed changes, paths written every way ``--set`` reads them, wildcards,
+``+`` additions, malformed paths and values, YAML bombs), run as ``graft validate SPEC
+--set=...``. An override argparse cannot read may end as argparse's usage errors do
+(exit 2, one ``error: argument --set: ...`` line); anything else is judged as above.
 
 ``plan`` cases run on small GRU/Conv1D specs in a worker that imports TensorFlow
 once. A worker that dies (a crash, or a hang the alarm cannot interrupt, caught by
@@ -57,6 +63,8 @@ def case_for(command: str, seed: int, worker: int, index: int, seeds, accepted, 
     start = seeds + accepted if accepted and rng.random() < 0.33 else seeds
     if command == "plan":
         return fuzzing.make_plan_case(rng, start)
+    if command == "set":
+        return fuzzing.make_set_case(rng, seeds)
     return fuzzing.make_case(rng, start, big=rng.random() < big_share)
 
 
@@ -115,10 +123,13 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
             # the parent reports it as a hang
             faulthandler.dump_traceback_later(seconds * 3 + 30, exit=True, file=watchdog)
             how = "plan-json" if command == "plan" and index % 4 == 3 else command  # every 4th plan as JSON
-            outcome = fuzzing.check_file(path, how, seconds=seconds, memory=memory, clock="cpu")
+            if command == "set":
+                outcome = fuzzing.check_set(path, case.overrides, seconds=seconds, memory=memory, clock="cpu")
+            else:
+                outcome = fuzzing.check_file(path, how, seconds=seconds, memory=memory, clock="cpu")
             faulthandler.cancel_dump_traceback_later()
             record = {"index": index, "status": outcome.status, "seconds": round(outcome.seconds, 3)}
-            if outcome.status == "accepted":
+            if outcome.status == "accepted" and command != "set":
                 remember(accepted, case, pool_rng)
             if compare and outcome.ok:
                 agreement = fuzzing.schema_agreement(path)
@@ -144,7 +155,7 @@ def worker_main(command: str, seed: int, worker: int, start: int, stop: int, fol
 
 
 def minimise(text, case_dir, command, outcome, seconds, memory) -> str:
-    if command == "plan" or outcome.kind in ("timeout", "memory"):
+    if command in ("plan", "set") or outcome.kind in ("timeout", "memory"):
         return text  # too slow to shrink here; the mutation description says what was done
 
     def still_fails(candidate: str) -> bool:
@@ -206,7 +217,8 @@ def visible(line: str) -> str:
 
 def summarise(command: str, records: list[dict], elapsed: float) -> int:
     counts = collections.Counter(record["status"] for record in records)
-    print(f"\n== graft {command}: {len(records)} cases in {elapsed:.0f} s — "
+    label = "validate --set" if command == "set" else command
+    print(f"\n== graft {label}: {len(records)} cases in {elapsed:.0f} s — "
           f"{counts['accepted']} accepted, {counts['rejected']} rejected with a path, {counts['failure']} failed")
     groups: dict[str, list[dict]] = collections.defaultdict(list)
     for record in records:
@@ -246,6 +258,8 @@ def summarise(command: str, records: list[dict], elapsed: float) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--validate", type=int, default=10000, metavar="N", help="validate cases (default 10000)")
+    parser.add_argument("--set", type=int, default=2000, metavar="N", dest="overrides",
+                        help="validate cases with --set overrides (default 2000)")
     parser.add_argument("--plan", type=int, default=300, metavar="N", help="plan cases (default 300)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for validate cases (plan uses one)")
@@ -261,6 +275,7 @@ def main(argv=None) -> int:
     failed = 0
     try:
         for command, total, jobs, seconds in (("validate", args.validate, args.jobs, args.timeout),
+                                              ("set", args.overrides, args.jobs, args.timeout),
                                               ("plan", args.plan, 1, args.timeout * 6)):
             if total <= 0:
                 continue

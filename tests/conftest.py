@@ -1,8 +1,11 @@
-"""Shared fixtures: the real installed plugins, and tiny specs written to disk."""
+"""Shared fixtures: the real installed plugins, tiny specs written to disk, and plugins installed for one test."""
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import os
+import sys
 import textwrap
 
 import pytest
@@ -50,6 +53,9 @@ stages:
 """
 
 
+_counter = itertools.count()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_feature_cache(tmp_path_factory):
     """``GRAFT_CACHE_DIR`` for fixtures of a wider scope than a test, which run before ``feature_cache_dir``."""
@@ -69,6 +75,34 @@ def feature_cache_dir(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("graft-cache")
     monkeypatch.setenv("GRAFT_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def install(tmp_path, monkeypatch):
+    """``install(source)``: a real installed distribution whose one plugin is the module ``source`` (its
+    ``.dist-info`` with an ``entry_points.txt`` in a folder on ``sys.path`` and on ``PYTHONPATH``); returns the
+    plugin's name."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.delenv("GRAFT_PLUGINS", raising=False)
+    modules = []
+
+    def write(source: str) -> str:
+        name = f"broken_{next(_counter)}"
+        (site / f"graft_{name}.py").write_text(textwrap.dedent(source))
+        info = site / f"graft_{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: graft-{name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[graft]\n{name} = graft_{name}\n")
+        modules.append(f"graft_{name}")
+        importlib.invalidate_caches()
+        return name
+
+    yield write
+    for module in modules:
+        sys.modules.pop(module, None)
 
 
 @pytest.fixture(scope="session")

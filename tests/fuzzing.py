@@ -664,6 +664,145 @@ def make_plan_case(rng, seeds: list[Seed]) -> Case:
     return case
 
 
+# -- --set overrides ---------------------------------------------------------
+
+PATH_JUNK = [
+    "", "=", ".", "..", "[", "]", "[]", "[x]", "stages[", "stages]", "stages[-1]", "stages[1.5]", "stages..epochs",
+    ".seed", "seed.", "*", "**", "+*", "++seed", "+", "stages.*.*.*.*", "stages[0][0]", "seed[0]", "seed.x",
+    "stages." + "9" * 40, "stages[" + "9" * 40 + "]", "stages.\u202e", "stages.\x00", "stages.a\rb",
+    "model.heads.level.loss.x", "stages.pretrain", "stages.nosuchstage.epochs", " seed", "seed ", "SEED",
+    "stages.*.", "stages.*[0]", "x" * 300, "stages.transfer.init.stage",
+]
+VALUE_JUNK = [
+    "", "[", "]", "{", "}", "{a: 1", "[1, 2", "'", '"', "a: b: c", "- 1\n- 2", "&a [*a]", "*undefined",
+    "!!python/name:os.system", "!!binary", "!!int x", "!!float", "!!omap [1]", "1e999", "-1e999", ".nan", ".inf",
+    "0x", "0o9", "1_000", "~", "null", "yes", "no", "on", "2026-12-07", "12:30:00", "a=b", "x" * 5000, "\x00",
+    "\r", "\x1b[31m", "\u202e", "\udcff",
+    "[" * 3000 + "]" * 3000, "{a: " * 500 + "1" + "}" * 500, "9" * 5000, "-0", "0.0", "1e-400", "---", "...",
+    "# comment", "|\n  block", ">-\n  folded", "? a\n: b",
+]
+
+
+@dataclass
+class SetCase:
+    """A seed spec and the ``--set`` arguments given with it."""
+
+    seed: str
+    text: str
+    overrides: list[str]
+
+    def describe(self) -> str:
+        return f"{self.seed} with " + " ".join(f"--set {o!r:.120}" for o in self.overrides)
+
+
+def _override_path(rng, data: Any) -> str:
+    """A path to something in ``data``, written the ways ``--set`` accepts (and a few it does not)."""
+    paths = [p for p in _paths(data) if p]
+    path = list(rng.choice(paths))
+    parts: list[str] = []
+    for depth, part in enumerate(path):
+        if isinstance(part, int):
+            entry = _get(data, tuple(path[:depth]))[part]
+            style = rng.randrange(5)
+            if style == 0 and isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                parts.append(entry["name"])
+            elif style == 1:
+                parts.append(str(part))
+            elif style == 2 and parts:
+                parts[-1] += f"[{part}]"
+            elif style == 3:
+                parts.append(WILDCARD_PART)
+            else:
+                parts.append(rng.choice([str(part), str(part + rng.choice([1, 5, 10**6])), "-1", "01"]))
+        else:
+            parts.append(WILDCARD_PART if rng.random() < 0.1 else str(part))
+    roll = rng.random()
+    if roll < 0.15:  # a key the spec does not have, with or without '+'
+        parts.append(rng.choice(KEYS + ["batch_size", "optimizer", "callbacks", "seed", "x"]))
+    elif roll < 0.2:
+        parts = parts[: rng.randrange(len(parts) + 1)]
+    text = ".".join(parts)
+    if rng.random() < 0.15:
+        text = "+" + text
+    return text
+
+
+WILDCARD_PART = "*"
+
+
+def _override_value(rng, mutator: Mutator) -> str:
+    roll = rng.random()
+    if roll < 0.45:
+        value = mutator.value()
+        try:
+            return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9).strip()
+        except yaml.YAMLError:
+            return str(value)
+    if roll < 0.6:
+        return str(mutator.scalar())
+    if roll < 0.85:
+        return rng.choice(VALUE_JUNK)
+    return rng.choice(SNIPPETS)
+
+
+def _plausible_override(rng, data: Any) -> str:
+    """``path=value`` with a value of the type already there (an int near it, a string of the spec's own)."""
+    leaves = [p for p in _paths(data) if p and not isinstance(_get(data, p), (dict, list))]
+    path = rng.choice(leaves)
+    old = _get(data, path)
+    strings = sorted({str(_get(data, p)) for p in leaves if isinstance(_get(data, p), str)})
+    if isinstance(old, bool):
+        value = rng.choice(["true", "false"])
+    elif isinstance(old, int):
+        value = str(rng.choice([1, 2, 3, old, old + 1, max(old - 1, 0), old * 2]))
+    elif isinstance(old, float):
+        value = repr(rng.choice([old, old / 10, old * 2, 0.5, 1e-3]))
+    else:
+        value = rng.choice(strings)
+    parts = [WILDCARD_PART if isinstance(part, int) and path[0] == "stages" and depth == 1 and rng.random() < 0.3
+             else str(part) for depth, part in enumerate(path)]
+    return ".".join(parts) + "=" + value
+
+
+def make_set_case(rng, seeds: list[Seed]) -> SetCase:
+    """A seed spec from ``configs/`` (unchanged) and 1..4 ``--set`` arguments aimed at it, some malformed."""
+    seed = rng.choice(seeds)
+    mutator = Mutator(rng)
+    overrides = []
+    careful = rng.random() < 0.3  # every override well typed
+    for _ in range(rng.randint(1, 4)):
+        roll = 0.0 if careful else rng.random()
+        if roll < 0.4:  # a well-typed change, so that cases get past vetting
+            overrides.append(_plausible_override(rng, seed.data))
+        elif roll < 0.5:
+            overrides.append(rng.choice(PATH_JUNK))  # no '=' at all
+        elif roll < 0.6:
+            overrides.append(f"{rng.choice(PATH_JUNK)}={_override_value(rng, mutator)}")
+        else:
+            overrides.append(f"{_override_path(rng, seed.data)}={_override_value(rng, mutator)}")
+    return SetCase(seed.name, seed.text, overrides)
+
+
+def check_set(path: str, overrides: list[str], seconds: float = 10.0, memory: int | None = None,
+              clock: str = "wall") -> Outcome:
+    """``graft validate PATH --set=...`` for each override, under the oracle.
+
+    An override argparse cannot read ends as argparse's usage errors do (exit 2, ``error: argument
+    --set: ...``): a rejection, held to the same rules for raw messages as the others.
+    """
+    outcome = run_cli(["validate", path, *(f"--set={text}" for text in overrides)], seconds, memory, clock)
+    if outcome.signature == ("SystemExit", "2"):
+        said = [line for line in outcome.output.split("\n") if ": error: argument --set: " in line]
+        if len(said) != 1:
+            return outcome
+        for pattern in RAW_PATTERNS:
+            if pattern in said[0]:
+                return Outcome("failure", "raw", ("raw", pattern, normalise(said[0].split(": ")[-1])), 2,
+                               outcome.output, f"raw message: {said[0].strip()[:300]}")
+        return Outcome("rejected", rc=2, output=outcome.output, seconds=outcome.seconds)
+    return outcome
+
+
 LAYER_NAMES = ["gru_1", "gru_2", "gru_3", "gru_*", "conv_*", "conv_1", "conv_1_bn", "level", "trend", "trend_*",
                "trend_hidden_1", "*", "*_1", "gru_input", "conv_input", "conv_pool", "nomatch", "GRU_1", "gru_[12]"]
 

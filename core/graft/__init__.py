@@ -1,7 +1,7 @@
 """keras-graft: a plugin-based model registry for transfer learning on TensorFlow/Keras.
 
 Plugin authors need only this module: ``hookimpl`` to mark hook implementations,
-``LayerInfo``/``LayerDecision``/``match_layers`` for transfer policies,
+``LayerInfo``/``LayerDecision``/``Adapter``/``match_layers`` for transfer policies,
 ``DeclaredLayer`` to say an extractor's or head's layers from its params,
 ``Dataset`` (arrays, ``ArrayFile`` for arrays on disk) or ``Stream``
 (``tf.data``) for data sources, ``SpecProblem`` and ``graft.validators`` to report
@@ -28,7 +28,15 @@ from graft.plugins.arrayfile import ArrayFile
 from graft.plugins.autonames import accepting_keras_names
 from graft.plugins.datasets import Dataset, Stream
 from graft.plugins.hookspecs import hookimpl
-from graft.plugins.layers import EXTRACTOR, DeclaredLayer, LayerDecision, LayerInfo, match_layers, match_pattern
+from graft.plugins.layers import (
+    EXTRACTOR,
+    Adapter,
+    DeclaredLayer,
+    LayerDecision,
+    LayerInfo,
+    match_layers,
+    match_pattern,
+)
 from graft.plugins.plannotes import add_plan_note
 from graft.plugins.rounds import Round, Rounds
 
@@ -37,6 +45,7 @@ _moved.install()  # the module paths of 0.1 (graft.stages, graft.registry, ...) 
 
 __all__ = [
     "EXTRACTOR",
+    "Adapter",
     "ArrayFile",
     "Dataset",
     "DeclaredLayer",

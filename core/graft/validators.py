@@ -24,6 +24,7 @@ from graft.spec.validators import (
     positive,
     relative_to_field,
     spec_folder,
+    unless,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "positive",
     "relative_to_field",
     "spec_folder",
+    "unless",
 ]

@@ -8,8 +8,6 @@ The broken plugins are real installed distributions: ``<name>.dist-info`` with a
 from __future__ import annotations
 
 import ast
-import importlib
-import itertools
 import os
 import pathlib
 import subprocess
@@ -27,35 +25,6 @@ from graft.testing import (
     check_head_plugin,
     check_policy_plugin,
 )
-
-_counter = itertools.count()
-
-
-@pytest.fixture
-def install(tmp_path, monkeypatch):
-    """``install(source)``: a distribution whose one plugin is the module ``source``; returns the plugin's name."""
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.delenv("GRAFT_PLUGINS", raising=False)
-    modules = []
-
-    def write(source: str) -> str:
-        name = f"broken_{next(_counter)}"
-        (site / f"graft_{name}.py").write_text(textwrap.dedent(source))
-        info = site / f"graft_{name}-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: graft-{name}\nVersion: 1.0\n")
-        (info / "entry_points.txt").write_text(f"[graft]\n{name} = graft_{name}\n")
-        modules.append(f"graft_{name}")
-        importlib.invalidate_caches()
-        return name
-
-    yield write
-    for module in modules:
-        sys.modules.pop(module, None)
-
 
 EXTRACTOR = """
     import attrs
@@ -153,6 +122,32 @@ def test_state_outside_the_weights_fails(install):
         return Offset
     """)
     with pytest.raises(AssertionError, match=r"a fresh build with every layer's weights loaded by name computes some"):
+        check_extractor_plugin(name, {}, input_shape=(3,))
+
+
+def test_an_extractor_with_a_lambda_layer_is_refused_naming_the_plugin_and_the_layer(install):
+    """It would pass graft run, and its model.keras would then not load in safe mode for graft evaluate."""
+    double = "keras.layers.Lambda(lambda t: t * 2.0, name='x_double')(inputs)"
+    name = install(EXTRACTOR.replace("LAYER(inputs)", double))
+    with pytest.raises(PluginError, match=rf"extractor plugin '{name}' \(distribution graft-{name} 1.0, .*\) built a "
+                       r"Lambda layer "
+                       r"'x_double': a model holding one does not load back in Keras's safe mode .* registered with "
+                       r"@keras.saving.register_keras_serializable"):
+        check_extractor_plugin(name, {}, input_shape=(3,))
+
+
+def test_a_custom_layer_that_does_not_load_back_in_safe_mode_fails(install):
+    """A custom layer Keras cannot find by name (not registered) saves, trains, and does not load back."""
+    name = install(EXTRACTOR.replace("LAYER(inputs)", "double_layer(keras)(name='x_double')(inputs)") + """
+    def double_layer(keras):
+        class Double(keras.layers.Layer):
+            def call(self, inputs):
+                return inputs * 2.0
+
+        return Double
+    """)
+    with pytest.raises(ConformanceError, match=rf"plugin '{name}': the model saved as model.keras does not load back "
+                       r"in Keras's safe mode, as graft evaluate, predict and export load a finished stage: .*Double"):
         check_extractor_plugin(name, {}, input_shape=(3,))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -196,7 +195,7 @@ def test_npz_params_require_targets(in_tmp):
 def test_npz_missing_files_are_found_when_the_spec_is_loaded(in_tmp):
     assert problem_items(NpzParams, path="data/missing.npz", targets={"t": "y"}, validation_path="~/nope.npz") == [
         (("params", "path"), f"file not found: {in_tmp / 'data' / 'missing.npz'}"),
-        (("params", "validation_path"), f"file not found: {os.path.expanduser('~/nope.npz')}"),
+        (("params", "validation_path"), "file not found: ~/nope.npz"),  # as written
     ]
     assert problem_items(NpzParams, path=".", targets={"t": "y"}) == [
         (("params", "path"), f"{in_tmp} is a folder; give the path of a file")

@@ -99,7 +99,8 @@ def _make_files_it_reads(data: dict, folder: Path) -> None:
         if source == "npz":
             for key in ("path", "validation_path"):
                 if params.get(key):
-                    _npz(folder / params[key], params.get("inputs", "x"), params["targets"].values(), input_shape)
+                    arrays = [*params["targets"].values(), *(params.get("sample_weights") or {}).values()]
+                    _npz(folder / params[key], params.get("inputs", "x"), arrays, input_shape)
         if source == "image_folder":
             for key in ("directory", "validation_directory"):
                 if params.get(key):

@@ -228,3 +228,23 @@ def test_damage_found_mid_epoch_stops_the_stage_with_nothing_written_and_the_nex
     run_spec(spec_file, registry, str(out), log=lines.append)  # resumes after pretrain, computes the features
     assert any("its features are computed once" in line for line in lines)
     _assert_bitwise(_head_weights(str(out)), clean)
+
+
+def test_features_are_those_of_predict_on_batch_from_one_trace_for_every_batch_size():
+    from graft.base.backend import import_keras
+    from graft.features.cache import _extract_function
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((5, 4), name="probe_input")
+    x = keras.layers.Conv1D(6, 3, name="probe_conv")(inputs)
+    extractor = keras.Model(inputs, keras.layers.GlobalAveragePooling1D(name="probe_pool")(x), name="probe")
+    extract = _extract_function(tf, extractor)
+    samples = np.random.default_rng(0).normal(size=(11, 5, 4)).astype(np.float32)
+    for batch in (samples[:4], samples[4:8], samples[8:]):  # the last one partial, as in a stage
+        expected = np.asarray(extractor.predict_on_batch(batch))
+        assert np.asarray(extract(batch)).tobytes() == expected.tobytes()
+    [function] = extract.functions.values()
+    assert function.experimental_get_tracing_count() == 1

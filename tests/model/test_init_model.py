@@ -244,6 +244,75 @@ def test_a_rename_key_matching_no_layer_lists_the_files_layers(tmp_path):
     ]
 
 
+def test_a_hand_trained_model_with_keras_own_names_is_explained_and_the_pasted_proposal_plans(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """Keras named the file's layers gru, gru_1, gru_2, dense, dense_1: the spec's gru_1..3 overlap them shifted
+    by one.  graft plan says so, lists the file's layers with their shapes and proposes the rename (and the
+    reinit of the head whose shape differs) as YAML; pasted, the stage loads each layer from its place."""
+    import textwrap
+
+    import yaml
+
+    from graft.commands.cli import main
+
+    keras.backend.clear_session()  # Keras's own names start again: gru, gru_1, ...
+    inputs = keras.Input((12, 3))
+    x = keras.layers.GRU(4, return_sequences=True)(inputs)
+    x = keras.layers.GRU(4, return_sequences=True)(x)
+    x = keras.layers.GRU(4)(x)
+    hand = keras.Model(inputs, [keras.layers.Dense(1)(x), keras.layers.Dense(5, activation="softmax")(x)])
+    rng = np.random.default_rng(5)
+    hand.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in hand.get_weights()])
+    assert [layer.name for layer in hand.layers if layer.weights] == ["gru", "gru_1", "gru_2", "dense", "dense_1"]
+    hand.save(str(tmp_path / "hand.keras"))
+    expected = weights_by_name(hand)
+    text = spec_text("{model: hand.keras}")
+    (tmp_path / "spec.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)  # paths are shown as written, relative to here
+
+    assert main(["plan", "spec.yaml"]) == 1
+    error = capsys.readouterr().err
+    assert error.splitlines()[:2] == [
+        "error: spec.yaml: 1 problem",
+        f"  stages[0].init (line {line_of(text, 'init:')}): the file's layers have the names Keras gave them itself "
+        "(gru, gru_1, gru_2, dense, dense_1), and this model's names overlap them shifted: the file's 'gru_1' is its "
+        "2nd GRU layer, this model's 'gru_1' its 1st, so by name the wrong layers would load; load them by place "
+        "with init.rename, as shown below",
+    ]
+    assert error.splitlines()[2:8] == [
+        "  the layers of hand.keras (stages[0].init.model), with their weight shapes:",
+        "    gru      GRU    (3, 12), (4, 12), (2, 12)",
+        "    gru_1    GRU    (4, 12), (4, 12), (2, 12)",
+        "    gru_2    GRU    (4, 12), (4, 12), (2, 12)",
+        "    dense    Dense  (4, 1), (1,)",
+        "    dense_1  Dense  (4, 5), (5,)",
+    ]
+    assert error.splitlines()[-1] == ("  'trend' starts fresh: its weight shapes (4, 3), (3,) differ from those of "
+                                      "the file's 'dense_1', (4, 5), (5,)")
+    block = error[error.index("paste into stage 'transfer' (stages[0]):\n") :].split("\n", 1)[1]
+    pasted = yaml.safe_load(textwrap.dedent("\n".join(line for line in block.splitlines() if line.startswith("    "))))
+    assert pasted == {
+        "init": {"model": "hand.keras",
+                 "rename": {"gru": "gru_1", "gru_1": "gru_2", "gru_2": "gru_3", "dense": "level"}},
+        "policy": {"plugin": "layers", "params": {"freeze": ["gru_1", "gru_2"], "train": ["gru_3", "level", "trend"],
+                                                  "reinit": ["trend"]}},
+    }
+
+    # pasted into the stage, the plan (which graft run carries out and proves, as the test above shows) loads
+    # each layer from its place
+    spec = yaml.safe_load(text)
+    spec["stages"][0].update(pasted)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (plan,) = graft.plan("spec.yaml")
+    assert plan.source == "model hand.keras"  # as written, not /tmp/.../hand.keras
+    assert {layer.name: (layer.init, layer.source_layer) for layer in plan.layers if layer.shapes} == {
+        "gru_1": ("loaded", "gru"), "gru_2": ("loaded", "gru_1"), "gru_3": ("loaded", "gru_2"),
+        "level": ("loaded", "dense"), "trend": ("reinitialised", None),
+    }
+    assert [layer.shapes for layer in plan.layers[:3]] == [[w.shape for w in expected[name]]
+                                                         for name in ("gru", "gru_1", "gru_2")]
+
+
 @pytest.mark.parametrize("extension", [".keras", ".h5"])
 def test_a_lambda_layer_is_refused_and_its_code_never_runs(tmp_path, extension):
     mark = tmp_path / "lambda-ran"

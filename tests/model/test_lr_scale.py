@@ -142,7 +142,8 @@ def test_a_decision_refuses_a_scale_that_is_not_a_finite_number_of_zero_or_more(
 
 def test_a_policy_plugin_that_scales_a_frozen_layer_gets_a_clear_answer():
     layers = (LayerInfo("gru_1", "extractor", "GRU", True, False),)
-    with pytest.raises(WrongAnswer, match=r"frozen layers: 'gru_1' \(0.5\); lr_scale applies to trained layers"):
+    with pytest.raises(WrongAnswer,
+                       match=r"frozen layers: 'gru_1' \(0.5\); lr_scale applies to trained or adapted layers"):
         policy_rounds({"gru_1": LayerDecision(False, lr_scale=0.5)}, layers)
 
 

@@ -144,6 +144,7 @@ def test_report_and_history(seed_run, stage):
     assert report["wall_time_s"] > 0
     assert report["epochs_run"] == 1
     assert report["versions"]["keras"] == import_keras().__version__
+    assert report["versions"]["backend"] == "tensorflow"  # the one backend keras-graft trains on, recorded
     with open(os.path.join(seed_run.out, stage, "history.json"), encoding="utf-8") as handle:
         history = json.load(handle)
     assert {"loss", "val_loss", "level_loss", "trend_loss", "trend_accuracy", "val_trend_accuracy"} <= set(history)

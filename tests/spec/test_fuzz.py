@@ -142,6 +142,38 @@ def test_validate_never_crashes(rng, workdir):
     assert agreement.agrees, f"{agreement.describe()}\nmutation: {case.describe()}\nspec:\n{case.text[:3000]}"
 
 
+@settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=list(HealthCheck),
+)
+@given(rng=st.randoms(use_true_random=False))
+def test_set_never_crashes(rng, workdir):
+    """``graft validate SPEC --set ...`` with generated overrides (benchmarks/fuzz_specs.py --set runs thousands)."""
+    case = fuzzing.make_set_case(rng, SEEDS)
+    path = fuzzing.write_case(workdir, case.text, "set-case.yaml")
+    _check(fuzzing.check_set(path, case.overrides, seconds=10, clock="cpu"), case.text, case.describe())
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("stages]=0x", "graft validate: error: argument --set: stages]=0x: 'stages]' is not a path"),
+        ("stages.*.epochs=[", "error: "),
+        ("seed=" + "[" * 3000 + "]" * 3000, "error: "),
+    ],
+)
+def test_a_bad_override_is_refused_in_one_line(override, said, workdir):
+    """The oracle's rules hold for overrides too, including argparse's usage error for an unreadable path."""
+    path = fuzzing.write_case(workdir, SEEDS[0].text, "set-regression.yaml")
+    outcome = fuzzing.check_set(path, [override], seconds=20, clock="cpu")
+    assert outcome.status == "rejected", f"{outcome.kind} {outcome.signature}\n{outcome.detail}\n{outcome.output}"
+    assert said in outcome.output
+
+
 # id -> a spec graft validate and graft schema once disagreed on (each must now agree, accepted or refused)
 SCHEMA_REGRESSIONS = {
     "epochs-as-float": fuzzing.edited("gru_transfer", "stages[0].epochs", 3.0),
@@ -156,6 +188,11 @@ SCHEMA_REGRESSIONS = {
         "gru_transfer", "stages[1].policy", {"params": {"freeze": ["gru_1"]}}  # 'continue' takes none: refused
     ),
     "integer-head-name": fuzzing.edited("gru_transfer", "model.heads", {3: {"plugin": "dense", "loss": "mse"}}),
+    "fine-tune-top-negative-layers": fuzzing.edited(
+        "gru_transfer", "stages[1].policy", {"plugin": "fine_tune_top", "params": {"layers": -1}}
+    ),
+    "init-with-two-sources": fuzzing.edited("gru_progressive", "stages[1].init", {"stage": "pretrain", "model": "x"}),
+    "bool-key-in-targets": fuzzing.edited("gru_progressive", "stages[0].data.params.targets", {True: "trend"}),
     "float-optimizer-integer": fuzzing.edited(
         "gru_transfer", "stages[0].optimizer", {"name": "adam", "options": {"ema_overwrite_frequency": 4.0}}
     ),

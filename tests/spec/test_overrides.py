@@ -318,7 +318,8 @@ def test_run_with_set(spec_path, tmp_path, capsys):
     assert json.loads((out / "pretrain" / "report.json").read_text())["epochs_run"] == 1
     commit = source_commit()  # run from a git checkout (an editable install): its commit; installed: none
     assert transfer["versions"] == {
-        "tensorflow": tf.__version__, "keras": keras.__version__, "keras_graft": graft.__version__,
+        "tensorflow": tf.__version__, "keras": keras.__version__, "backend": "tensorflow",
+        "keras_graft": graft.__version__,
         **({"commit": commit} if commit is not None else {}),
         "plugins": {"graft-gru": importlib.metadata.version("graft-gru")},  # dense, layers, synthetic: built in
     }

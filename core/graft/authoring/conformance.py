@@ -22,7 +22,9 @@ Then, by kind:
   (two heads of the plugin, ``conformance_a`` and ``conformance_b``, are built side by
   side) and no name is used twice; a second build has the same layer names; the weights,
   saved by name and loaded by name into a fresh build with another seed, are bitwise equal
-  and give the same outputs.
+  and give the same outputs; no layer is a ``Lambda``, and the whole model saved as
+  ``model.keras`` (as ``graft run`` saves a stage) loads back in Keras's safe mode, as
+  ``graft evaluate``, ``predict`` and ``export`` load it, and computes the same.
 - policy: on the conformance model (``CONFORMANCE_LAYERS``) it decides for every layer,
   and decides the same twice.
 - data: it returns a ``graft.Dataset`` whose targets line up with its inputs, the same
@@ -292,7 +294,34 @@ def _round_trip(builder, info: PluginInfo, declared: dict[str, tuple[LayerInfo, 
                 f"output {output}: a fresh build with every layer's weights loaded by name computes something else; "
                 "is some state of the model not in its layers' weights?"
             )
+    with tempfile.TemporaryDirectory(prefix="graft-conformance-") as folder:
+        _check_safe_mode(info.name, first.model, inputs, expected, os.path.join(folder, "model.keras"))
     return Conformance(info, names, first.model)
+
+
+def _check_safe_mode(name: str, model, inputs: np.ndarray, expected: list[np.ndarray], path: str) -> None:
+    """The model saved as ``graft run`` saves a stage loads back as ``graft evaluate`` loads it (safe mode, not
+    compiled) and computes the same."""
+    from graft.base.backend import import_keras
+    from graft.model.modelfile import load_hint
+
+    keras = import_keras()
+    model.save(path)
+    try:
+        loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the plugin's model does not load back
+        raise ConformanceError(
+            f"plugin '{name}': the model saved as model.keras does not load back in Keras's safe mode, as graft "
+            f"evaluate, predict and export load a finished stage: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            f"; {load_hint(keras, path)}; every layer must be one of Keras's own or a custom layer class with "
+            "get_config, registered with @keras.saving.register_keras_serializable"
+        ) from exc
+    for output, (want, got) in enumerate(zip(expected, _predict(loaded, inputs), strict=True)):
+        if not np.allclose(want, got, rtol=1e-5, atol=1e-6):
+            raise ConformanceError(
+                f"plugin '{name}': output {output} of the model loaded back from model.keras differs from the built "
+                "model's; does a custom layer's get_config leave out something its constructor needs?"
+            )
 
 
 def _check_declared(name: str, part: str, declared: tuple[LayerInfo, ...], built: tuple[LayerInfo, ...]) -> None:

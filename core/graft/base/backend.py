@@ -11,14 +11,81 @@ import threading
 from graft.base.problems import GraftError
 from graft.base.tfbanners import TENSORFLOW_BANNERS, fd2_lines_hidden
 
-__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "clear_session", "fd2_lines_hidden", "import_keras", "keras_major",
-           "tf_error_text", "verbose"]
+__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "BackendRefused", "check_backend", "clear_session",
+           "fd2_lines_hidden", "import_keras", "keras_major", "tf_error_text", "verbose"]
 
 VERBOSE_VARIABLE = "GRAFT_VERBOSE"
+BACKEND_VARIABLE = "KERAS_BACKEND"
+BACKEND = "tensorflow"  # the one Keras backend keras-graft trains on
 
 
 class BackendMissing(GraftError):
     """TensorFlow/Keras is not installed."""
+
+
+class BackendRefused(GraftError):
+    """Keras is told to run on a backend other than TensorFlow (``KERAS_BACKEND``, or ``keras.json`` for a
+    Keras imported before keras-graft)."""
+
+
+def check_backend(environ=os.environ) -> None:
+    """Refuse, before anything is built or trained, a Keras backend other than TensorFlow.
+
+    ``KERAS_BACKEND`` set to another backend is refused; so is a Keras already imported in this
+    process (a notebook that imported ``keras`` first) on another backend, naming where that
+    came from (the variable, else ``keras.json``).  Unset, keras-graft sets ``KERAS_BACKEND=tensorflow``
+    before it imports Keras, so a ``keras.json`` that names another backend is not used.
+    Nothing is imported here.
+    """
+    chosen = environ.get(BACKEND_VARIABLE, "")
+    if chosen and chosen != BACKEND:
+        raise BackendRefused(
+            f"{BACKEND_VARIABLE}={chosen}: keras-graft trains on Keras's TensorFlow backend only (it records "
+            f"and verifies TensorFlow's weights); unset {BACKEND_VARIABLE} or set {BACKEND_VARIABLE}={BACKEND} "
+            "for graft"
+        )
+    keras = sys.modules.get("keras")
+    running = _running_backend(keras) if keras is not None else None
+    if running is not None and running != BACKEND:
+        config = keras_config_path(environ)
+        where = (f"as \"backend\" in {config} says" if _configured_backend(config) == running
+                 else f"as {BACKEND_VARIABLE} said when it was imported")
+        raise BackendRefused(
+            f"Keras was imported in this process on the {running} backend ({where}); keras-graft trains on "
+            f"Keras's TensorFlow backend only: set {BACKEND_VARIABLE}={BACKEND} before Keras is first imported "
+            f"(or make \"backend\" \"{BACKEND}\" in {config}) and start the process again"
+        )
+
+
+def _configured_backend(config: str) -> str | None:
+    """The ``"backend"`` a ``keras.json`` names; None if it cannot be read."""
+    import json
+
+    try:
+        with open(config, encoding="utf-8") as handle:
+            value = json.load(handle).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _running_backend(keras) -> str | None:
+    """The backend an imported Keras runs on; None while it is only partly imported."""
+    try:
+        return str(keras.backend.backend())
+    except AttributeError:
+        return None
+
+
+def keras_config_path(environ=os.environ) -> str:
+    """The ``keras.json`` Keras 3 reads its default backend from: ``$KERAS_HOME/keras.json``, else
+    ``~/.keras/keras.json`` (``/tmp/.keras`` when the home folder cannot be written), as Keras finds it."""
+    if "KERAS_HOME" in environ:
+        home = environ["KERAS_HOME"]
+    else:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    return os.path.expanduser(os.path.join(home, "keras.json"))
 
 
 def verbose(environ=os.environ) -> bool:
@@ -30,13 +97,15 @@ _FIRST_IMPORT = threading.RLock()
 
 
 def import_keras():
-    """Import Keras on TensorFlow, quietly; say what to install if it is missing.
+    """Import Keras on TensorFlow, quietly; say what to install if it is missing, and refuse another
+    backend (``check_backend``).
 
     The first import hides TensorFlow's banners (``TENSORFLOW_BANNERS``) from fd 2
     unless ``GRAFT_VERBOSE`` is set; anything else it writes there is shown.
     """
+    check_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault(BACKEND_VARIABLE, BACKEND)
     try:
         with _FIRST_IMPORT:
             first = not ("keras" in sys.modules and "tensorflow" in sys.modules)
@@ -49,6 +118,7 @@ def import_keras():
             "pip install 'keras-graft[cpu]' (CPU-only) or 'keras-graft[gpu]' (NVIDIA GPU), "
             "or keep the tensorflow you already have"
         ) from exc
+    check_backend()  # a Keras imported earlier, by the caller, on another backend
     return keras
 
 

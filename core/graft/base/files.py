@@ -9,11 +9,23 @@ import stat
 from typing import Any
 
 
-def fsync_path(path: str) -> None:
-    """Flush a file or a folder to disk (a folder: its entries, so a rename survives a power cut)."""
-    fd = os.open(path, os.O_RDONLY)
+def fsync_path(path: str, best_effort: bool = False) -> None:
+    """Flush a file or a folder to disk (a folder: its entries, so a rename survives a power cut).
+
+    ``best_effort``: an ``OSError`` (a filesystem that cannot flush a folder, a path gone) is ignored,
+    for output the user asked for whose content is already complete.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if best_effort:
+            return
+        raise
     try:
         os.fsync(fd)
+    except OSError:
+        if not best_effort:
+            raise
     finally:
         os.close(fd)
 

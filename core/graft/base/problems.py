@@ -132,17 +132,19 @@ class Problems:
 
 
 class SpecError(GraftError):
-    """A spec that cannot be used; ``lines`` are the rendered problems."""
+    """A spec that cannot be used; ``lines`` are the rendered problems, one line each; ``notes`` lines shown
+    under them (a file's layers, a block of YAML to paste), each kept to one line too."""
 
-    def __init__(self, source: str, lines: list[str]):
+    def __init__(self, source: str, lines: list[str], notes: Sequence[str] = ()):
         super().__init__("\n".join(lines))
         self.source = source
         self.lines = lines
+        self.notes = list(notes)
 
     def __str__(self) -> str:
         count = len(self.lines)
         head = f"{printable(self.source)}: {count} problem{'s' if count != 1 else ''}"
-        return "\n".join([head, *("  " + printable(line, keep="\t") for line in self.lines)])
+        return "\n".join([head, *("  " + printable(line, keep="\t") for line in [*self.lines, *self.notes])])
 
 
 def kind_of(value: object, limit: int = 60) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -72,6 +71,8 @@ def fd2_lines_hidden(patterns: Sequence[str]) -> Iterator[None]:
     line is shown.  Without a usable fd 2, or where no such process can be started
     (not POSIX, a frozen executable), nothing is hidden.
     """
+    import subprocess  # here: the commands that import no TensorFlow do not pay for it
+
     holder = _start_holder(patterns)
     if holder is None:
         yield
@@ -107,6 +108,8 @@ def _start_holder(patterns: Sequence[str]):
         os.fstat(2)
     except OSError:
         return None  # fd 2 is closed: nothing is shown anyway, and a new pipe could take its number
+    import subprocess
+
     mark = f"<graft: end of held lines {os.urandom(8).hex()}>"
     read_end, write_end = os.pipe()
     saved = None

@@ -14,6 +14,8 @@ output layer ``{head}``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 from graft import DeclaredLayer, hookimpl
@@ -31,6 +33,8 @@ ACTIVATIONS = (
 
 @attrs.frozen
 class DenseHeadParams:
+    STARTER: ClassVar[dict] = {"units": 3}  # graft new-spec: one unit per class
+
     units: int = attrs.field(validator=between(1, MAX_UNITS))
     activation: str = attrs.field(default="linear", validator=one_of(ACTIVATIONS))
     hidden: list[int] = attrs.field(factory=list, validator=each(between(1, MAX_UNITS)))

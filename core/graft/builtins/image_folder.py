@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
 import graft
+from graft.base.paths import shown
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, listing
+from graft.data.imagedecode import COLOR_MODES, INTERPOLATIONS, MAX_SIDE, ImageDecoding, decode
 from graft.data.imagefiles import MAX_PIXELS, ImageFolderListing, list_image_folder
 from graft.plugins.datasets import Stream
 from graft.validators import (
@@ -33,13 +35,7 @@ from graft.validators import (
 if TYPE_CHECKING:
     import numpy as np
 
-COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}  # color_mode -> channels, as Keras names them
-INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
-MAX_SIDE = 8192
 MAX_LISTED = 20  # file problems listed per folder; the rest are counted
-UNDECODABLE = {  # (color_mode, format): TensorFlow's decode_image refuses this many channels for this format
-    ("grayscale", "gif"), ("grayscale", "bmp"), ("rgba", "jpeg"), ("rgba", "gif"),
-}
 
 
 def _class_names(_instance, _attribute, value) -> None:
@@ -59,6 +55,9 @@ def _class_names(_instance, _attribute, value) -> None:
 @attrs.frozen
 class ImageFolderParams:
     """Params of the ``image_folder`` source; see ``ImageFolder``."""
+
+    STARTER: ClassVar[dict] = {"directory": "photos", "image_size": [96, 96], "validation_split": 0.2}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (96, 96, 3)
 
     directory: str = folder_input()
     head: str = attrs.field(default="label", validator=identifier)
@@ -89,8 +88,13 @@ class ImageFolderParams:
             train is not None and train.files and 0 < self.validation_split < 1 and self.seed >= 0
             and not split_files(train, self.validation_split, self.seed)[1].size
         ):
-            problems.add(("validation_split",), f"no class in {train.root} has 2 or more images to hold one out")
+            problems.add(("validation_split",), f"no class in {shown(train.root)} has 2 or more images to hold one out")
         problems.raise_all()
+
+    @property
+    def decoding(self) -> ImageDecoding:
+        """How each image is decoded and resized (``graft predict`` reads new images the same way)."""
+        return ImageDecoding(self.image_size, self.color_mode, self.interpolation, self.max_pixels)
 
     @property
     def class_list(self) -> list[str] | None:
@@ -113,24 +117,20 @@ def _listed(
     for message in found.problems[:MAX_LISTED]:
         problems.add(at, message)
     if len(found.problems) > MAX_LISTED:
-        problems.add(at, f"... and {len(found.problems) - MAX_LISTED} more problems in {root} like those above")
+        problems.add(at, f"... and {len(found.problems) - MAX_LISTED} more problems in {shown(root)} like those above")
     if params.class_list is not None and found.folders and at == ("directory",):
         for index, name in enumerate(params.class_list):
             if name not in found.folders:
                 problems.add(
                     ("class_names", index),
-                    f"no class folder '{name}' in {root}; class folders: {listing(found.folders)}"
+                    f"no class folder '{name}' in {shown(root)}; class folders: {listing(found.folders)}"
                     f"{did_you_mean(name, found.folders)}",
                 )
     if params.color_mode in COLOR_MODES:
-        for kind in sorted({kind for kind in found.formats if (params.color_mode, kind) in UNDECODABLE}):
+        decoding = attrs.evolve(ImageDecoding(), color_mode=params.color_mode)
+        for kind in sorted({kind for kind in found.formats if decoding.undecodable(kind)}):
             files = [path for path, of in zip(found.files, found.formats, strict=True) if of == kind]
-            channels = COLOR_MODES[params.color_mode]
-            message = (
-                f"TensorFlow cannot decode {kind.upper()} images to {channels} channel{'s' * (channels > 1)} "
-                f"(color_mode {params.color_mode}): {len(files)} in {root}, e.g. {files[0]}; use color_mode rgb, "
-                "or convert them to PNG"
-            )
+            message = decoding.why_undecodable(kind, len(files), files[0], root)
             if (("color_mode",), message) not in problems.items:  # the same folder given twice
                 problems.add(("color_mode",), message)
     return found
@@ -244,15 +244,16 @@ class ImageFolder:
             files, labels = np.asarray(found.files, dtype=object), np.asarray(found.labels, dtype=np.int64)
             if rows is not None:
                 files, labels = files[rows], labels[rows]
-            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels)
+            counts = [int(count) for count in np.bincount(labels, minlength=len(found.classes))]
+            return tf.data.Dataset.from_tensor_slices((files.astype(str), labels)), len(labels), counts
 
         if val is not None:
-            (train_keys, samples), (val_keys, val_samples) = keys(train), keys(val)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train), keys(val)
         elif params.validation_split > 0:
             rows, held = split_files(train, params.validation_split, params.seed)
-            (train_keys, samples), (val_keys, val_samples) = keys(train, rows), keys(train, held)
+            (train_keys, samples, counts), (val_keys, val_samples, val_counts) = keys(train, rows), keys(train, held)
         else:
-            (train_keys, samples), val_keys, val_samples = keys(train), None, None
+            (train_keys, samples, counts), val_keys, val_samples, val_counts = keys(train), None, None, None
         return Stream(
             train=train_keys,
             validation=val_keys,
@@ -261,6 +262,8 @@ class ImageFolder:
             validation_samples=val_samples,
             classes=train.classes,
             description=f"image_folder {params.directory}",
+            class_counts={params.head: counts},
+            validation_class_counts=None if val_counts is None else {params.head: val_counts},
         )
 
 
@@ -270,13 +273,10 @@ def image_reader(params: ImageFolderParams):
     expand_animations=False)``, ``tf.image.resize``), as float32 in 0..255."""
     import tensorflow as tf
 
-    channels, size, head = COLOR_MODES[params.color_mode], tuple(params.image_size), params.head
+    decoding, head = params.decoding, params.head
 
     @tf.autograph.experimental.do_not_convert  # straight-line code: nothing to convert, no source to parse
     def read(path, label):
-        image = tf.image.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-        image = tf.image.resize(image, size, method=params.interpolation)  # nearest keeps uint8; cast below
-        image.set_shape((*size, channels))
-        return tf.cast(image, tf.float32), {head: label}
+        return decode(path, decoding), {head: label}
 
     return read

@@ -10,10 +10,10 @@ from typing import Literal
 
 import attrs
 
-from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
+from graft import Adapter, LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
 from graft.base.problems import Problems
-from graft.plugins.layers import is_pattern
-from graft.validators import non_negative, one_of, positive
+from graft.plugins.layers import ADAPTABLE, is_pattern
+from graft.validators import non_negative, one_of, positive, unless
 
 Decisions = dict[str, LayerDecision]
 
@@ -79,6 +79,36 @@ def layer_decay(names_top_first: list[list[str]], decay: float | None) -> dict[s
     return {name: decay**number for number, names in enumerate(names_top_first, start=1) for name in names}
 
 
+def _alpha(_instance, _attribute, value: float | None) -> None:
+    if value is not None:
+        positive(_instance, _attribute, value)
+
+
+@attrs.frozen
+class AdaptParams:
+    """A low-rank adapter's size: ``rank`` and ``alpha`` (default: the rank, a scale of 1)."""
+
+    rank: int = attrs.field(validator=positive)
+    alpha: float | None = attrs.field(default=None, validator=_alpha)
+
+    def adapter(self) -> Adapter:
+        return Adapter(self.rank, self.alpha)
+
+
+def adaptable(info: LayerInfo) -> bool:
+    return info.class_name in ADAPTABLE
+
+
+def _unfit(names: set[str], layers: tuple[LayerInfo, ...]) -> str:
+    """The layers of ``names`` that cannot be adapted, with their kinds, for a problem's message ('' if none)."""
+    kinds = {info.name: info.class_name for info in layers}
+    unfit = sorted(name for name in names if kinds[name] not in ADAPTABLE)
+    if not unfit:
+        return ""
+    return (f"{', '.join(f'{name} ({kinds[name]})' for name in unfit)} cannot be adapted; "
+            f"adaptable kinds: {', '.join(ADAPTABLE)}")
+
+
 @attrs.frozen
 class LayersParams:
     freeze: list[str] = attrs.field(factory=list)
@@ -87,6 +117,7 @@ class LayersParams:
     default: str = attrs.field(default="train", validator=one_of(("train", "freeze")))
     freeze_batch_norm: bool = True
     lr_scale: dict[str, float] = attrs.field(factory=dict, validator=_scales)
+    adapt: dict[str, AdaptParams] = attrs.field(factory=dict)
 
 
 class Layers:
@@ -102,10 +133,15 @@ class Layers:
         default: train              # or freeze
         freeze_batch_norm: true     # BatchNormalization layers stay frozen (inference mode)
         lr_scale: {gru_3: 0.1}      # learning-rate multipliers of trained layers (names or patterns)
+        adapt: {}                   # low-rank adapters: {"gru_*": {rank: 4, alpha: 8}}
     ```
 
-    In ``lr_scale`` an exact name wins over a pattern, and the first pattern that
-    matches a layer wins over later ones; a layer no entry matches trains at 1.0.
+    In ``lr_scale`` and ``adapt`` an exact name wins over a pattern, and the first pattern that
+    matches a layer wins over later ones; a layer no ``lr_scale`` entry matches trains at 1.0.
+    A layer under ``adapt`` keeps its weights frozen and trains a low-rank adapter (LoRA) beside
+    them; it must not be listed under ``freeze``, ``train`` or ``reinit``.  A pattern under
+    ``adapt`` adapts the Dense, Conv1D, Conv2D, GRU and LSTM layers it matches and leaves the
+    others (batch norms, depthwise convolutions) to ``default``; a name must be one of those kinds.
     """
 
     @hookimpl
@@ -129,23 +165,57 @@ class Layers:
                     ("reinit", index),
                     f"{_names(names & frozen)} would stay frozen at random values; remove it from freeze",
                 )
+        adapters = _adapters(params.adapt, layers, hits, problems)
         problems.raise_all()
         train = set().union(*hits["train"], *hits["reinit"])
         reinit = set().union(*hits["reinit"])
 
         def trainable(name: str) -> bool:
-            if name in frozen or (params.freeze_batch_norm and name in batch_norm):
+            if name in frozen or name in adapters or (params.freeze_batch_norm and name in batch_norm):
                 return False
             return name in train or params.default == "train"
 
         trained = {info.name for info in layers if trainable(info.name)}
-        scales = _lr_scales(params.lr_scale, layers, trained)
+        scales = _lr_scales(params.lr_scale, layers, trained | set(adapters))
         return {
             info.name: LayerDecision(
-                info.name in trained, "reinit" if info.name in reinit else "load", lr_scale=scales.get(info.name, 1.0)
+                info.name in trained, "reinit" if info.name in reinit else "load", lr_scale=scales.get(info.name, 1.0),
+                adapt=adapters.get(info.name),
             )
             for info in layers
         }
+
+
+def _adapters(adapt: dict[str, AdaptParams], layers: tuple[LayerInfo, ...], hits: dict[str, list[set[str]]],
+              problems: Problems) -> dict[str, Adapter]:
+    """Each adapted layer's adapter: exact names first, then patterns in the order given (the first match wins).
+
+    An entry that matches no layer, a layer that cannot be adapted, or one also listed under ``freeze``,
+    ``train`` or ``reinit`` is a problem at ``adapt.<entry>``.
+    """
+    found: dict[str, Adapter] = {}
+    for key, size in sorted(adapt.items(), key=lambda item: is_pattern(item[0])):
+        try:
+            names = set(match_pattern(key, layers, ("adapt", key)))
+        except SpecProblem as problem:
+            problems.extend(problem)
+            continue
+        if is_pattern(key):  # a pattern adapts the adaptable layers it matches (``block_16_*``: the convolutions)
+            names = {info.name for info in layers if info.name in names and adaptable(info)}
+            if not names:
+                problems.add(("adapt", key), f"pattern '{key}' matches no layer that can be adapted; "
+                             f"adaptable kinds: {', '.join(ADAPTABLE)}")
+        unfit = _unfit(names, layers)
+        if unfit:
+            problems.add(("adapt", key), unfit)
+        for other in ("freeze", "train", "reinit"):
+            listed = names & set().union(*hits[other])
+            if listed:
+                problems.add(("adapt", key), f"{_names(listed)} also listed under {other}; a layer under adapt "
+                             "keeps its weights frozen and trains an adapter: list it in one place")
+        for name in sorted(names):
+            found.setdefault(name, size.adapter())
+    return found
 
 
 def _lr_scales(lr_scale: dict[str, float], layers, trained: set[str]) -> dict[str, float]:
@@ -163,7 +233,7 @@ def _lr_scales(lr_scale: dict[str, float], layers, trained: set[str]) -> dict[st
                 raise SpecProblem(
                     ("lr_scale", key),
                     f"{_names(set(names))} does not train in this stage (frozen); a learning-rate scale applies "
-                    "to trained layers: remove the entry or train the layer",
+                    "to trained or adapted layers: remove the entry or train the layer",
                 )
             for name in names:
                 if name in trained:
@@ -186,16 +256,12 @@ def _names(names: set[str]) -> str:
     return ", ".join(sorted(names))
 
 
-def _layer_count(_instance, _attribute, value: int | str) -> None:
-    if value != "all":
-        positive(_instance, _attribute, value)
-
-
 @attrs.frozen
 class FineTuneTopParams:
-    layers: int | Literal["all"] = attrs.field(validator=_layer_count)
+    layers: int | Literal["all"] = attrs.field(validator=unless(["all"], positive))
     freeze_batch_norm: bool = True
     layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
+    adapt: AdaptParams | None = None
 
 
 class FineTuneTop:
@@ -213,6 +279,10 @@ class FineTuneTop:
     policy: {plugin: fine_tune_top, params: {layers: 2, layer_decay: 0.5}}
     optimizer: {name: adam, learning_rate: 1.0e-4}
     ```
+
+    With ``adapt: {rank: 4}`` the top ``layers`` adaptable layers (Dense, Conv1D, Conv2D, GRU, LSTM)
+    of the extractor are adapted instead of trained: their weights stay frozen and a low-rank
+    adapter trains beside each.
     """
 
     @hookimpl
@@ -222,19 +292,23 @@ class FineTuneTop:
             for info in layers
             if info.in_extractor and info.has_weights and info.can_train
             and not (params.freeze_batch_norm and info.is_batch_norm)
+            and (params.adapt is None or adaptable(info))
         ]
         count = len(candidates) if params.layers == "all" else params.layers
         if count > len(candidates):
+            what = "adaptable layers" if params.adapt is not None else "weighted layers that can train"
             raise SpecProblem(
                 ("layers",),
-                f"the extractor has only {len(candidates)} weighted layers that can train; use at most that, "
-                "or all",
+                f"the extractor has only {len(candidates)} {what}; use at most that, or all",
             )
         top = candidates[len(candidates) - count:]
         scales = layer_decay([[name] for name in reversed(top)], params.layer_decay)
+        adapter = params.adapt.adapter() if params.adapt is not None else None
         return {
             info.name: LayerDecision(
-                trainable=(not info.in_extractor) or info.name in top, lr_scale=scales.get(info.name, 1.0)
+                trainable=(not info.in_extractor) or (info.name in top and adapter is None),
+                lr_scale=scales.get(info.name, 1.0),
+                adapt=adapter if info.name in top else None,
             )
             for info in layers
         }

@@ -17,8 +17,13 @@ policy:
     patience: 1
     max_rounds: 4               # optional cap, round 0 included
     layer_decay: 0.5            # optional: the top group trains at 0.5x the rate, the next at 0.25x, ...
+    adapt: {rank: 4}            # optional: adapt each group with low-rank adapters instead of training it
 optimizer: {name: adam, learning_rate: 1.0e-4}
 ```
+
+With ``adapt`` each round adapts the next group instead of unfreezing it (only Dense, Conv1D,
+Conv2D, GRU and LSTM layers count, by default and in ``groups``): the layers' own weights stay
+frozen in every round and a low-rank adapter trains beside each.
 
 With ``layer_decay`` the heads keep the stage's learning rate and each group of
 extractor layers trains at ``layer_decay ** n`` times it, n counted from the
@@ -31,7 +36,7 @@ import attrs
 
 from graft import LayerDecision, LayerInfo, SpecProblem, hookimpl, match_pattern
 from graft.base.problems import Problems
-from graft.builtins.policies import decay_in_range, layer_decay
+from graft.builtins.policies import AdaptParams, adaptable, decay_in_range, layer_decay
 from graft.plugins.rounds import Round, Rounds
 from graft.validators import non_negative, positive
 
@@ -44,6 +49,7 @@ class ProgressiveParams:
     max_rounds: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     freeze_batch_norm: bool = True
     layer_decay: float | None = attrs.field(default=None, validator=decay_in_range)
+    adapt: AdaptParams | None = None
 
 
 class Progressive:
@@ -55,6 +61,7 @@ class Progressive:
         if params.max_rounds is not None:
             groups = groups[: params.max_rounds - 1]
         scales = layer_decay(groups, params.layer_decay)
+        adapter = params.adapt.adapter() if params.adapt is not None else None
         steps = []
         unfrozen: set[str] = set()
         for index in range(len(groups) + 1):
@@ -62,8 +69,9 @@ class Progressive:
             unfrozen.update(new)
             decisions = {
                 info.name: LayerDecision(
-                    trainable=not info.in_extractor or info.name in unfrozen,
+                    trainable=not info.in_extractor or (info.name in unfrozen and adapter is None),
                     lr_scale=scales.get(info.name, 1.0) if info.name in unfrozen else 1.0,
+                    adapt=adapter if info.name in unfrozen else None,
                 )
                 for info in layers
             }
@@ -77,6 +85,7 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
     trainable = [
         info for info in extractor
         if info.has_weights and info.can_train and not (params.freeze_batch_norm and info.is_batch_norm)
+        and (params.adapt is None or adaptable(info))
     ]
     if not params.groups:
         return [[info.name] for info in reversed(trainable)]
@@ -91,7 +100,8 @@ def _groups(params: ProgressiveParams, layers: tuple[LayerInfo, ...]) -> list[li
             problems.extend(problem)
             continue
         if not names:
-            problems.add(("groups", index), f"'{pattern}' matches no extractor layer that can train")
+            what = "that can be adapted" if params.adapt is not None else "that can train"
+            problems.add(("groups", index), f"'{pattern}' matches no extractor layer {what}")
         elif taken & set(names):
             problems.add(("groups", index), f"{', '.join(sorted(taken & set(names)))} is in an earlier group too")
         taken.update(names)

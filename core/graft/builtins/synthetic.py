@@ -5,7 +5,7 @@ Pure numpy (imported when data is generated, so ``graft validate`` does without 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -36,6 +36,9 @@ def _target_kinds(_instance, attribute, value: dict[str, str]) -> None:
 @attrs.frozen
 class SyntheticParams:
     """Params of the ``synthetic`` source; see ``Synthetic``."""
+
+    STARTER: ClassVar[dict] = {"targets": {"label": "trend"}}  # a 3-class label per series
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (50, 8)  # its default timesteps and channels
 
     targets: dict[str, str] = attrs.field(validator=[non_empty, _target_kinds])
     samples: int = attrs.field(default=256, validator=positive)

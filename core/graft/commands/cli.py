@@ -11,12 +11,13 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from graft.base.backend import VERBOSE_VARIABLE
+from graft.base.backend import VERBOSE_VARIABLE, check_backend
 from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.commands import cache as cache_command
 from graft.commands import lrfind as lrfind_command
 from graft.commands import new_plugin as new_plugin_command
+from graft.commands import new_spec as new_spec_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
 from graft.commands import stage as stage_commands
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"choose a command: {', '.join(COMMANDS)} (graft --help says what each does)")
     try:
         with sigterm_as_interrupt():  # SIGTERM (kill, timeout, Kubernetes, Slurm) ends a command as Ctrl-C does
+            if args.command in MODEL_COMMANDS:
+                check_backend()  # KERAS_BACKEND=jax is refused before the spec is read, not after a model is built
             return _version() if args.version else COMMANDS[args.command](args)
     except GraftError as exc:
         return _report(exc)
@@ -121,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     report_command.add_parser(commands)
     schema_command.add_parser(commands)
     new_plugin_command.add_parser(commands)
+    new_spec_command.add_parser(commands)
     stage_commands.add_parser(commands)
     sweep_command.add_parser(commands)
     lrfind_command.add_parser(commands)
@@ -220,11 +224,12 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
-    from graft.commands import smoke
     from graft.plugins.registry import Registry
     from graft.runs.stages import default_out_dir, run_spec
     from graft.spec.specfile import load_spec
 
+    if args.smoke:
+        from graft.commands import smoke  # only then: it imports shutil and tempfile
     registry = Registry.discover()
     overrides = [*(args.overrides or ()), *(smoke.overrides() if args.smoke else ())]
     spec_file = load_spec(args.config, registry, overrides)
@@ -325,9 +330,10 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
     ]
 
 
+MODEL_COMMANDS = ("plan", "run", "evaluate", "predict", "export", "sweep", "lr-find")  # the commands that import Keras
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
             "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
-            "sweep": sweep_command.run, "lr-find": lrfind_command.run,
+            "new-spec": new_spec_command.run, "sweep": sweep_command.run, "lr-find": lrfind_command.run,
             **stage_commands.COMMANDS}
 
 if __name__ == "__main__":

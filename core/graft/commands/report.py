@@ -8,7 +8,8 @@ import os
 def add_parser(commands) -> None:
     """``graft report OUT [--force]`` under ``commands``."""
     report = commands.add_parser(
-        "report", help="rebuild OUT/report.md from the finished stages in OUT and draw their missing curves.png "
+        "report", help="rebuild OUT/report.md from the finished stages in OUT, draw their missing curves.png and the "
+        "figure comparing stages on the same validation data "
         "(graft run draws none)"
     )
     report.add_argument("out", metavar="OUT", help="the run folder (graft run --out)")

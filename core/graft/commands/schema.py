@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
+from graft.base.paths import shown
 from graft.base.problems import GraftError
 
 
@@ -30,5 +30,5 @@ def run(args) -> int:
             handle.write(text)
     except OSError as exc:
         raise GraftError(f"cannot write the schema to {args.output}: {exc.strerror or exc}") from None
-    print(f"wrote the spec's JSON Schema to {os.path.abspath(args.output)}", file=sys.stderr)
+    print(f"wrote the spec's JSON Schema to {shown(args.output)}", file=sys.stderr)
     return 0

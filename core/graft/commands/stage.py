@@ -30,12 +30,17 @@ def add_parser(commands) -> None:
     evaluate.add_argument("--format", choices=("text", "json"), default="text", help="json: for scripts")
 
     predict = commands.add_parser(
-        "predict", help="run a finished stage's model on inputs; one array per head to an npz"
+        "predict", help="run a finished stage's model on inputs (an .npz, or image files and folders); its outputs "
+        "to an .npz or, for images, a row per file"
     )
     _stage_arguments(predict)
-    predict.add_argument("inputs", metavar="INPUT.npz", help="an .npz whose array 'input' holds the samples")
-    predict.add_argument("--output", metavar="PRED.npz",
-                         help="where to write the predictions (default: INPUT.<stage>-predictions.npz beside INPUT)")
+    predict.add_argument("inputs", metavar="INPUT", nargs="+",
+                         help="an .npz whose array 'input' holds the samples; or, for a stage trained on image_folder "
+                         "data, image files and folders of them (decoded and resized as its image_folder params say)")
+    predict.add_argument("--output", metavar="PRED",
+                         help="where to write the predictions: .npz, or for images .csv (one row per file) or .npz "
+                         "(default: INPUT.<stage>-predictions.npz beside INPUT; for images "
+                         "<first input>.<stage>-predictions.csv)")
     predict.add_argument("--force", action="store_true", help="replace --output if it exists")
     predict.add_argument("--batch-size", type=_positive, default=32, metavar="N", help="samples per batch (default 32)")
 
@@ -83,16 +88,19 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
+    from graft.finished.imageinputs import is_npz
     from graft.finished.outfile import check_free
     from graft.finished.serving import default_predictions_path
     from graft.finished.stagearrays import check_inputs, open_inputs
 
-    output = args.output or default_predictions_path(args.inputs, args.stage)
+    if not is_npz(args.inputs):
+        return _predict_images(args)
+    output = args.output or default_predictions_path(args.inputs[0], args.stage)
     check_free(output, args.force, "--output")  # before the model is loaded and run
-    inputs = open_inputs(args.inputs, "INPUT")  # a missing or misnamed array: before TensorFlow is imported
+    inputs = open_inputs(args.inputs[0], "INPUT")  # a missing or misnamed array: before TensorFlow is imported
 
     from graft.finished.api import load_stage
-    from graft.finished.serving import input_shape, logits_heads, predict, write_predictions
+    from graft.finished.serving import input_shape, predict, write_predictions
 
     stage = load_stage(args.out, args.stage)
     rows = check_inputs(inputs, input_shape(stage.model))
@@ -100,9 +108,50 @@ def run_predict(args) -> int:
     written = write_predictions(predictions, output, args.force)
     shapes = ", ".join(f"{name} {values.shape}" for name, values in predictions.items())
     print(f"wrote the predictions of stage '{stage.name}' for {len(rows):,} samples to {written}: {shapes}")
+    _logits_notes(stage)
+    return 0
+
+
+def _logits_notes(stage) -> None:
+    from graft.finished.serving import logits_heads
+
     for name in logits_heads(stage):
         squash = "sigmoid" if stage.report.heads[name].loss == "binary_crossentropy" else "softmax"
         print(f"note: {name} holds logits (the head's output is linear); apply a {squash} for probabilities")
+
+
+def _predict_images(args) -> int:
+    """Image files and folders: everything about them, the stage and the output checked before TensorFlow."""
+    from graft.finished.imageinputs import (
+        ImageInputError,
+        check_output_format,
+        default_output,
+        image_inputs,
+        predict_images,
+        write_rows,
+    )
+    from graft.finished.outfile import check_free
+    from graft.finished.stage import finished_report
+
+    report = finished_report(args.out, args.stage)
+    output = args.output or default_output(args.inputs, args.stage)
+    check_output_format(output, list(report.plan.outputs))
+    check_free(output, args.force, "--output")
+    images = image_inputs(args.out, args.stage, report, args.inputs)
+
+    from graft.finished.api import load_stage
+    from graft.finished.serving import input_shape
+
+    stage = load_stage(args.out, args.stage)
+    if input_shape(stage.model) != images.decoding.input_shape:
+        raise ImageInputError(f"stage '{stage.name}' takes inputs shaped {input_shape(stage.model)}, but its "
+                              f"image_folder params decode images to {images.decoding.input_shape}")
+    predictions = predict_images(stage.model, images, args.batch_size)
+    classes = {images.head: images.classes} if images.classes else {}
+    written = write_rows(output, images.paths, predictions, stage.report, classes, args.force)
+    print(f"wrote the predictions of stage '{stage.name}' for {len(images.paths):,} images to {written}: "
+          f"one row per file, {', '.join(predictions)}")
+    _logits_notes(stage)
     return 0
 
 

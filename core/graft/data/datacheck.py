@@ -260,6 +260,48 @@ def _check_split(
     return problems
 
 
+def _length(x) -> int | None:
+    try:
+        return len(x)
+    except TypeError:
+        return None
+
+
+def _check_weights(split: str, weights, n: int | None, heads: dict[str, HeadTarget]) -> list[str]:
+    """Sample weights: a mapping of head name to one finite number, 0 or more, per sample."""
+    import numpy as np
+
+    if not isinstance(weights, Mapping):
+        return [f"{split} sample weights are a {type(weights).__name__}, not a mapping of head name to array"]
+    problems = []
+    for head, values in weights.items():
+        what = f"{split} sample weights for head '{head}'"
+        if head not in heads:
+            problems.append(f"{split} data has sample weights for {head!r} but the model has no head of that name; "
+                            f"heads: {listing(list(heads))}")
+            continue
+        array, found = _as_array(what, values)
+        if array is None:
+            problems += found
+            continue
+        if array.ndim == 0 or array.shape[1:] not in ((), (1,)):
+            problems.append(f"{what} have shape {_shape(array.shape)}; give one number per sample, shaped (samples,)")
+            continue
+        if n is not None and len(array) != n:
+            problems.append(f"{what} have {len(array)} samples but the inputs have {n}")
+        numeric = _numeric(what, array)
+        if numeric:
+            problems += numeric
+            continue
+        problems += _non_finite(what, array)
+        finite = _finite(array)
+        if finite.size and finite.min() < 0:
+            rows = np.flatnonzero(array.reshape(len(array)) < 0)
+            problems.append(f"{what} are negative in {len(rows)} sample(s), first in sample {int(rows[0])}; "
+                            "a weight is 0 (the sample counts for nothing) or more")
+    return problems
+
+
 def check_dataset(
     dataset: Dataset, input_shape: tuple[int, ...], heads: dict[str, HeadTarget], training: str = "training"
 ) -> list[str]:
@@ -278,4 +320,12 @@ def check_dataset(
     messages = [message for split, x, y in splits for message in _check_split(split, x, y, tuple(input_shape), heads)]
     if dataset.x_val is None and dataset.y_val is not None:
         messages.append("validation data has targets but no inputs (x_val)")
+    weights = [(training, dataset.x, dataset.sample_weight)]
+    if dataset.x_val is not None:
+        weights.append(("validation", dataset.x_val, dataset.sample_weight_val))
+    elif dataset.sample_weight_val is not None:
+        messages.append("validation data has sample weights but no inputs (x_val)")
+    for split, x, given in weights:
+        if given is not None:
+            messages += _check_weights(split, given, _length(x), heads)
     return [f"{dataset.description}: {message}" for message in messages]

@@ -32,6 +32,7 @@ import attrs
 
 from graft.base.files import NotRegularFile, open_regular
 from graft.base.memory import human_bytes
+from graft.base.paths import shown
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras's image_dataset_from_directory ALLOWLIST_FORMATS
 IGNORED = frozenset({"thumbs.db", "desktop.ini"})
@@ -107,19 +108,19 @@ def list_image_folder(
         folders = class_folders(root)
         top_files = sorted(entry.name for entry in os.scandir(root) if not entry.is_dir())
     except OSError as exc:
-        return ImageFolderListing(root, (), (), (), problems=(f"cannot list {root}: {exc.strerror or exc}",))
+        return ImageFolderListing(root, (), (), (), problems=(f"cannot list {shown(root)}: {exc.strerror or exc}",))
     strays = [name for name in top_files if not _ignored(name)]
     if not folders:
         hint = f" (it holds {len(strays)} files but no folders)" if strays else ""
         problems.append(
-            f"{root} has no class folders{hint}: put the images of each class in a sub-folder named after the "
+            f"{shown(root)} has no class folders{hint}: put the images of each class in a sub-folder named after the "
             f"class, e.g. {os.path.join(root, 'cats', '001.jpg')}"
         )
         return ImageFolderListing(root, (), (), (), problems=tuple(problems))
     for name in strays:
         problems.append(
             f"{os.path.join(root, name)} is directly in the image folder, where Keras ignores it: "
-            f"move it into the folder of its class, or out of {root}"
+            f"move it into the folder of its class, or out of {shown(root)}"
         )
     classes = tuple(folders if class_names is None else dict.fromkeys(class_names))  # a name given twice: once
     files: list[str] = []
@@ -140,7 +141,7 @@ def list_image_folder(
                 found += 1
         if found == 0:
             problems.append(
-                f"class folder {folder} has no images ({' '.join(EXTENSIONS)}): add images of class '{name}' "
+                f"class folder {shown(folder)} has no images ({' '.join(EXTENSIONS)}): add images of class '{name}' "
                 f"or remove the folder"
             )
     return ImageFolderListing(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graft.base.backend import per_head
+from graft.data.weighting import Weighting, batch_weights
 from graft.plugins.arrayfile import ArrayFile, rows_of
 from graft.plugins.datasets import Data, Dataset, Stream
 
@@ -22,9 +23,15 @@ Augment = Callable[[Any], Any]
 
 
 def training_batches(
-    data: Data, batch_size: int, seed: int, augment: Augment | None = None, whole_batches: bool = False
+    data: Data,
+    batch_size: int,
+    seed: int,
+    augment: Augment | None = None,
+    whole_batches: bool = False,
+    weighting: Weighting | None = None,
 ) -> Any:
-    """The training samples as a ``tf.data`` pipeline for ``fit``: reshuffled every epoch, augmented if asked.
+    """The training samples as a ``tf.data`` pipeline for ``fit``: reshuffled every epoch, augmented if asked,
+    each head's samples weighed as ``weighting`` says (``graft.data.weighting``).
 
     ``whole_batches`` leaves out each epoch's last, partial batch (a different one
     every epoch): a distributed run splits every batch evenly over its replicas.
@@ -32,27 +39,40 @@ def training_batches(
     import tensorflow as tf
 
     if isinstance(data, Dataset):
-        batches = _array_batches(data.x, data.y, batch_size, seed, whole_batches)
+        batches = _array_batches(data.x, data.y, data.sample_weight, batch_size, seed, whole_batches)
     else:
         batches = _stream_batches(data, data.train, data.samples, batch_size, seed, whole_batches)
     if augment is not None:
         # sequential: parallel calls would race for the layers' random state, and the same seed must augment alike
-        batches = batches.map(lambda x, y: (augment(x), y))
-    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
+        batches = batches.map(lambda x, *rest: (augment(x), *rest))
+    return _sharded_by_data(_for_keras(batches, weighting, True).prefetch(tf.data.AUTOTUNE))
 
 
-def validation_batches(data: Data, batch_size: int) -> Any | None:
-    """The validation samples in order, never augmented; ``None`` without validation data."""
+def validation_batches(data: Data, batch_size: int, weighting: Weighting | None = None) -> Any | None:
+    """The validation samples in order, never augmented, weighed by the source's sample weights only (class
+    weights count in training); ``None`` without validation data."""
     import tensorflow as tf
 
     if not data.has_validation:
         return None
     if isinstance(data, Dataset):
         assert data.x_val is not None and data.y_val is not None  # has_validation, and checked (graft.data.datacheck)
-        batches = _array_batches(data.x_val, data.y_val, batch_size, None)
+        batches = _array_batches(data.x_val, data.y_val, data.sample_weight_val, batch_size, None)
     else:
         batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None)
-    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
+    return _sharded_by_data(_for_keras(batches, weighting, False).prefetch(tf.data.AUTOTUNE))
+
+
+def _for_keras(batches: Any, weighting: Weighting | None, training: bool) -> Any:
+    """``(inputs, targets[, weights])`` as ``fit`` takes them: targets per head (``per_head``), and the weights
+    of every head in output order when ``weighting`` weighs anything (else the source's are dropped)."""
+    if weighting is None or not weighting.weighs(training):
+        return batches.map(lambda x, y, *_weights: (x, per_head(y)[0]))
+
+    def weighed(x, y, given=None):
+        return x, per_head(y)[0], batch_weights(y, given, weighting, training)
+
+    return batches.map(weighed)
 
 
 def _sharded_by_data(batches: Any) -> Any:
@@ -65,39 +85,61 @@ def _sharded_by_data(batches: Any) -> Any:
     return batches.with_options(options)
 
 
-def batches_in_order(data: Data, batch_size: int, validation: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
-    """The training (or validation) samples in order, as numpy ``(inputs, {head: targets})`` batches."""
+def batches_in_order(
+    data: Data, batch_size: int, validation: bool = False
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """The training (or validation) samples in order, as numpy ``(inputs, {head: targets}, {head: weights})``
+    batches; the weights are the source's (an empty dict if it gives none)."""
     import numpy as np
 
     if isinstance(data, Dataset):
         x, y = (data.x_val, data.y_val) if validation else (data.x, data.y)
+        w = (data.sample_weight_val if validation else data.sample_weight) or {}
         assert x is not None and y is not None  # validation only with validation data (graft.data.datacheck)
         for start in range(0, len(x), batch_size):
             rows = np.arange(start, min(start + batch_size, len(x)))
-            yield _native(rows_of(x, rows)), {head: _native(rows_of(values, rows)) for head, values in y.items()}
+            yield (_native(rows_of(x, rows)), {head: _native(rows_of(values, rows)) for head, values in y.items()},
+                   {head: _native(rows_of(values, rows)) for head, values in w.items()})
         return
     import tensorflow as tf
 
     keys = data.validation if validation else data.train
     samples = keys.map(data.read, num_parallel_calls=tf.data.AUTOTUNE) if data.read is not None else keys
-    for x, y in samples.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
-        yield x, y
+    for batch in samples.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+        x, y, *given = batch
+        yield x, y, (given[0] if given else {})
 
 
-def _array_batches(x, y: Mapping, batch_size: int, seed: int | None, whole_batches: bool = False) -> Any:
-    """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)."""
+def sample_spec(stream: Stream, keys: Any) -> Any:
+    """The element spec of one sample of ``keys`` (the stream's ``train`` or ``validation``), read if need be."""
+    import tensorflow as tf
+
+    if stream.read is None:
+        return keys.element_spec
+    return keys.map(stream.read, num_parallel_calls=tf.data.AUTOTUNE).element_spec
+
+
+def _array_batches(
+    x, y: Mapping, weights: Mapping | None, batch_size: int, seed: int | None, whole_batches: bool = False
+) -> Any:
+    """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk):
+    ``(inputs, {head: targets})``, or with ``weights`` ``(inputs, {head: targets}, {head: weights})``."""
     import numpy as np
     import tensorflow as tf
 
-    heads = list(y)
-    columns = [x, *(y[head] for head in heads)]
+    heads, weighed = list(y), list(weights or {})
+    columns = [x, *(y[head] for head in heads), *(weights[head] for head in weighed)] if weights else \
+        [x, *(y[head] for head in heads)]
     order = tf.data.Dataset.range(len(x))
     if seed is not None:
         order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     order = order.batch(batch_size, drop_remainder=whole_batches)
 
     def pair(values):
-        return values[0], per_head(dict(zip(heads, values[1:], strict=True)))[0]
+        targets = dict(zip(heads, values[1:1 + len(heads)], strict=True))
+        if not weighed:
+            return values[0], targets
+        return values[0], targets, dict(zip(weighed, values[1 + len(heads):], strict=True))
 
     if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
         tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
@@ -133,7 +175,7 @@ def _stream_batches(
         samples = samples.shuffle(max(1, size), seed=seed, reshuffle_each_iteration=True)
     if stream.read is not None:
         samples = samples.map(stream.read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return samples.batch(batch_size, drop_remainder=whole_batches).map(lambda x, y: (x, per_head(y)[0]))
+    return samples.batch(batch_size, drop_remainder=whole_batches)
 
 
 def _native(values: np.ndarray) -> np.ndarray:

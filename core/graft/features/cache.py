@@ -20,18 +20,15 @@ heads train stops the stage (``CachedFeatures.stop_if_damaged``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from graft.data.pipeline import batches_in_order
+from graft.data.pipeline import batches_in_order, sample_spec
 from graft.features.digests import FeatureCacheDamaged
 from graft.model.builder import BuiltModel
 from graft.plugins.datasets import Data, Dataset
 from graft.plugins.layers import LayerDecision
-
-if TYPE_CHECKING:
-    pass
 
 # Layers whose output in training differs from inference even when frozen.
 STOCHASTIC_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -43,7 +40,7 @@ def extractor_is_constant(built: BuiltModel, decisions: dict[str, LayerDecision]
     for info in built.layers:
         if not info.in_extractor:
             continue
-        if decisions[info.name].trainable or _is_stochastic(info.class_name, info.layer):
+        if decisions[info.name].learns or _is_stochastic(info.class_name, info.layer):
             return False
     return True
 
@@ -52,7 +49,7 @@ def feature_plan(
     built: BuiltModel, decisions: dict[str, LayerDecision], augmented: bool, multi_worker: bool = False
 ) -> str:
     """What happens to the extractor's features in a stage with these decisions, for the plan."""
-    if any(decisions[info.name].trainable for info in built.layers if info.in_extractor):
+    if any(decisions[info.name].learns for info in built.layers if info.in_extractor):
         return ""
     stochastic = [
         info.name for info in built.layers if info.in_extractor and _is_stochastic(info.class_name, info.layer)
@@ -109,6 +106,15 @@ class CachedFeatures:
         )
 
 
+def _weighed_heads(data: Data) -> str:
+    """What the key adds for data that carries sample weights (stored with the features): the heads weighed.
+    Nothing for data without them, so the entries of runs before sample weights existed stay found."""
+    if isinstance(data, Dataset):
+        heads = sorted({*(data.sample_weight or {}), *(data.sample_weight_val or {})})
+        return f"\0sample weights: {','.join(heads)}" if heads else ""
+    return "\0a stream whose samples carry weights" if len(sample_spec(data, data.train)) == 3 else ""
+
+
 def cached_features(
     keras, built: BuiltModel, data: Data, batch_size: int, cache: FeatureCache, log: Callable[[str], None]
 ) -> CachedFeatures:
@@ -124,15 +130,17 @@ def cached_features(
 
     heads = keras.Model(built.features, built.model.outputs, name="graft_heads")
     versions = {"keras": keras.__version__, "tensorflow": tf.__version__}
-    key = features_key(built.extractor.get_weights(), cache.data_identity, versions)
+    key = features_key(built.extractor.get_weights(), cache.data_identity + _weighed_heads(data), versions)
     stored = cache.store.get(key)
     reused = stored is not None
     if stored is None:
         log("   the extractor is frozen: its features are computed once, stored on disk, and the heads train on them")
 
+        extract = _extract_function(tf, built.extractor)
+
         def features(validation: bool):
-            for x, y in batches_in_order(data, batch_size, validation):
-                yield np.asarray(built.extractor.predict_on_batch(x)), y
+            for x, y, weights in batches_in_order(data, batch_size, validation):
+                yield np.asarray(extract(x)), y, weights
 
         stored = cache.store.put(
             key, features(False), features(True) if data.has_validation else None, data.description
@@ -141,3 +149,37 @@ def cached_features(
         log("   the extractor is frozen and its features of this data are stored: the heads train on them")
     log(f"   features: {stored.path}")
     return CachedFeatures(heads, stored.dataset(f"features of {data.description}"), reused, stored, cache.store)
+
+
+def _extract_function(tf, extractor) -> Callable[[Any], Any]:
+    """The extractor's inference on a batch, traced once for every batch size.
+
+    ``predict_on_batch`` traces its function again for a batch of another size (the
+    last, partial one of the training data), and tracing a model like MobileNetV2
+    costs about as much CPU as predicting a thousand images; a signature with any
+    batch size traces once.  The same computation (``extractor(x, training=False)``,
+    what ``predict_on_batch`` runs), so the same features.  Under a ``tf.distribute``
+    strategy, and for inputs that are not one array, ``predict_on_batch`` as before.
+    """
+    if tf.distribute.has_strategy():
+        return extractor.predict_on_batch
+    return _Extract(tf, extractor)
+
+
+class _Extract:
+    """``extractor(x, training=False)`` through one ``tf.function`` per sample shape and dtype, any batch size."""
+
+    def __init__(self, tf, extractor) -> None:
+        self.tf, self.extractor = tf, extractor
+        self.functions: dict[tuple, Any] = {}  # (sample shape, dtype) -> its tf.function
+
+    def __call__(self, x):
+        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+        if shape is None or dtype is None or not len(shape):
+            return self.extractor.predict_on_batch(x)
+        key = (tuple(shape[1:]), str(dtype))
+        if key not in self.functions:
+            signature = [self.tf.TensorSpec((None, *shape[1:]), self.tf.as_dtype(dtype))]
+            self.functions[key] = self.tf.function(lambda batch: self.extractor(batch, training=False),
+                                                   input_signature=signature)
+        return self.functions[key](x)

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.base.problems import SpecProblem, format_path
 from graft.features.digests import (
@@ -41,7 +42,9 @@ FORMAT = 2  # 1: without chunk digests (before keras-graft 0.2.0)
 MAX_CHUNK_BYTES = 1 << 30
 NUMERIC_KINDS = "biufc"  # bool, integers, floats, complex
 
-Batch = tuple[np.ndarray, Mapping[str, np.ndarray]]
+# (features, {head: targets}) or (features, {head: targets}, {head: sample weights})
+Targets = Mapping[str, np.ndarray]
+Batch = tuple[np.ndarray, Targets] | tuple[np.ndarray, Targets, Targets]
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -73,20 +76,25 @@ class StoredArray:
 
 @attrs.frozen
 class StoredSplit:
-    """The features, and the targets per head name, of the training or the validation samples."""
+    """The features, the targets per head name and the source's sample weights per head name (if it gave
+    any) of the training or the validation samples."""
 
     samples: int
     features: StoredArray
     targets: dict[str, StoredArray]
+    weights: dict[str, StoredArray] = attrs.field(factory=dict)
 
     @property
     def arrays(self) -> list[StoredArray]:
-        return [self.features, *self.targets.values()]
+        return [self.features, *self.targets.values(), *self.weights.values()]
 
-    def dataset_arrays(self, folder: str, proof: ChunkProof) -> tuple[ArrayFile, dict[str, ArrayFile]]:
-        return self.features.array_file(folder, proof), {
-            head: array.array_file(folder, proof) for head, array in self.targets.items()
-        }
+    def dataset_arrays(
+        self, folder: str, proof: ChunkProof
+    ) -> tuple[ArrayFile, dict[str, ArrayFile], dict[str, ArrayFile] | None]:
+        def files(arrays: dict[str, StoredArray]) -> dict[str, ArrayFile]:
+            return {head: array.array_file(folder, proof) for head, array in arrays.items()}
+
+        return self.features.array_file(folder, proof), files(self.targets), files(self.weights) or None
 
 
 @attrs.frozen
@@ -154,11 +162,12 @@ class StoredFeatures:
     def dataset(self, description: str) -> Dataset:
         """The features as inputs and the targets per head, as ``ArrayFile``s read a batch at a time; every
         read proves the chunks it touches (``FeatureCacheDamaged`` if one does not match its digest)."""
-        x, y = self.meta.train.dataset_arrays(self.path, self.proof)
+        x, y, w = self.meta.train.dataset_arrays(self.path, self.proof)
         if self.meta.validation is None:
-            return Dataset(x=x, y=y, description=description)
-        x_val, y_val = self.meta.validation.dataset_arrays(self.path, self.proof)
-        return Dataset(x=x, y=y, description=description, x_val=x_val, y_val=y_val)
+            return Dataset(x=x, y=y, description=description, sample_weight=w)
+        x_val, y_val, w_val = self.meta.validation.dataset_arrays(self.path, self.proof)
+        return Dataset(x=x, y=y, description=description, x_val=x_val, y_val=y_val, sample_weight=w,
+                       sample_weight_val=w_val)
 
     def close(self) -> None:
         if self.lock is not None:
@@ -173,6 +182,9 @@ class StoredFeatures:
 
 
 _CONVERTER = make_converter()
+_CONVERTER.register_unstructure_hook(  # a split without sample weights is written as before they existed
+    StoredSplit, make_dict_unstructure_fn(StoredSplit, _CONVERTER, weights=override(omit_if_default=True))
+)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -215,24 +227,30 @@ class _Sink:
 def write_split(
     folder: str, split: str, batches: Iterable[Batch], chunk_bytes: int = CHUNK_BYTES
 ) -> StoredSplit | None:
-    """Write ``(features, {head: targets})`` batches to ``<split>.*.bin`` in ``folder``, flushed to disk, each
-    file's chunks of ``chunk_bytes`` digested as they are written.
+    """Write ``(features, {head: targets}[, {head: sample weights}])`` batches to ``<split>.*.bin`` in ``folder``,
+    flushed to disk, each file's chunks of ``chunk_bytes`` digested as they are written.
 
     One batch is in memory at a time.  ``None`` if there was no batch.
     """
-    sinks: dict[str | None, _Sink] = {}  # None: the features; else a head name
+    # None: the features; a head name: its targets; (head name,): its sample weights
+    sinks: dict[str | tuple[str] | None, _Sink] = {}
     try:
-        for number, (features, targets) in enumerate(batches):
-            arrays: dict[str | None, np.ndarray] = {
-                None: np.asarray(features), **{head: np.asarray(values) for head, values in targets.items()}
+        for number, (features, targets, *given) in enumerate(batches):
+            weights = given[0] if given else {}
+            arrays: dict[str | tuple[str] | None, np.ndarray] = {
+                None: np.asarray(features),
+                **{head: np.asarray(values) for head, values in targets.items()},
+                **{(head,): np.asarray(values) for head, values in weights.items()},
             }
             if not sinks:
                 for index, (head, array) in enumerate(arrays.items()):
-                    name = "features" if head is None else f"target{index}"
-                    what = f"the {split} {head or 'features'}"
+                    name = "features" if head is None else f"target{index}" if isinstance(head, str) else \
+                        f"weight{index}"
+                    what = f"the {split} {'features' if head is None else head}"
                     sinks[head] = _Sink(folder, f"{split}.{name}.bin", what, array, chunk_bytes)
             if arrays.keys() != sinks.keys():
-                raise ValueError(f"batch {number} of the {split} data has heads {list(targets)}, the first had others")
+                raise ValueError(f"batch {number} of the {split} data has heads {list(targets)} and weights "
+                                 f"{list(weights)}, the first had others")
             for head, array in arrays.items():
                 if array.ndim == 0 or len(array) != len(arrays[None]):
                     raise ValueError(
@@ -247,8 +265,9 @@ def write_split(
         return None
     stored = {head: sink.finish() for head, sink in sinks.items()}
     stored_features = stored.pop(None)
-    stored_targets = {head: array for head, array in stored.items() if head is not None}
-    return StoredSplit(stored_features.shape[0], stored_features, stored_targets)
+    stored_targets = {head: array for head, array in stored.items() if isinstance(head, str)}
+    stored_weights = {head[0]: array for head, array in stored.items() if isinstance(head, tuple)}
+    return StoredSplit(stored_features.shape[0], stored_features, stored_targets, stored_weights)
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -8,17 +8,19 @@
 These are the commands' internals (``graft validate``/``plan``/``run``) with the
 installed plugins; errors are the same ``GraftError``s (``SpecError`` at YAML paths).
 Importing this module does not import TensorFlow: ``plan``, ``run`` and
-``load_stage`` do, when called.
+``load_stage`` do, when called, and refuse a Keras backend other than TensorFlow
+(``graft.base.backend.check_backend``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from graft.base.backend import check_backend
 from graft.base.problems import did_you_mean
 from graft.finished.stage import SavedStage, UnknownName, read_stage
 from graft.records.report import StageReport
@@ -29,7 +31,17 @@ if TYPE_CHECKING:
     from graft.finished.serving import Evaluation
     from graft.planning.stageplan import StagePlan
 
-__all__ = ["FinishedStage", "RunResult", "SpecLike", "UnknownName", "load_spec", "load_stage", "plan", "run"]
+__all__ = ["FinishedStage", "ImagePredictions", "RunResult", "SpecLike", "UnknownName", "load_spec", "load_stage",
+           "plan", "run"]
+
+
+@attrs.frozen
+class ImagePredictions:
+    """What ``FinishedStage.predict_images`` gives: the image files in the order predicted (as given, or joined to
+    a folder given) and each head's outputs, one row per file."""
+
+    paths: tuple[str, ...]
+    outputs: dict[str, Any]
 
 
 def plan(spec: SpecLike) -> list[StagePlan]:
@@ -41,6 +53,7 @@ def plan(spec: SpecLike) -> list[StagePlan]:
     from graft.planning.stageplan import plan_spec
     from graft.plugins.registry import Registry
 
+    check_backend()
     registry = Registry.discover()
     return plan_spec(spec_file_of(spec, None, registry), registry)
 
@@ -70,6 +83,18 @@ class FinishedStage(SavedStage):
             rows = checked_inputs(inputs, input_shape(self.model), "the inputs given")
         return predict(self, rows, batch_size)
 
+    def predict_images(self, inputs: Sequence[str | os.PathLike[str]], batch_size: int = 32) -> ImagePredictions:
+        """Each head's outputs for image files and folders of them (``graft predict OUT STAGE images...``), for a
+        stage that trained on ``image_folder`` data: decoded and resized as its ``image_folder`` params say."""
+        from graft.finished.imageinputs import ImageInputError, image_inputs, predict_images
+        from graft.finished.serving import input_shape
+
+        images = image_inputs(os.path.dirname(self.path), self.name, self.report, [os.fspath(path) for path in inputs])
+        if input_shape(self.model) != images.decoding.input_shape:
+            raise ImageInputError(f"stage '{self.name}' takes inputs shaped {input_shape(self.model)}, but its "
+                                  f"image_folder params decode images to {images.decoding.input_shape}")
+        return ImagePredictions(images.paths, predict_images(self.model, images, batch_size))
+
     def export(self, path: str | os.PathLike[str], format: str = "saved_model", *, batch: int | None = None,
                select_tf_ops: bool = False, force: bool = False) -> Exported:
         """The model as a SavedModel folder or a ``.tflite`` file at ``path`` (``graft export``), checked
@@ -79,11 +104,21 @@ class FinishedStage(SavedStage):
         return export(self.model, os.fspath(path), format, batch=batch, select_tf_ops=select_tf_ops, force=force)
 
 
-def load_stage(out: str | os.PathLike[str], stage: str) -> FinishedStage:
+def load_stage(out: str | os.PathLike[str], stage: str, *, adapter: str | os.PathLike[str] | None = None
+               ) -> FinishedStage:
     """A finished stage of the run directory ``out``: its ``model.keras`` loaded (``compile=False``:
     for ``predict`` and weights; compile it to train or evaluate) and its ``report.json``, both
-    checked against the digests the stage recorded (``RunError`` if they differ)."""
+    checked against the digests the stage recorded (``RunError`` if they differ).
+
+    With ``adapter`` (the ``adapters.graft.npz`` of a stage that adapted ``stage``), the model is
+    ``stage`` with those adapters merged in and that stage's trained layers (its heads): one base,
+    many tasks.  An adapter trained on another base is refused (``AdapterMismatch``)."""
+    check_backend()
     saved = read_stage(out, stage)
+    if adapter is not None:
+        from graft.finished.adapted import with_adapters
+
+        saved = with_adapters(saved, os.fspath(adapter))
     return FinishedStage(path=saved.path, report=saved.report, model=saved.model)
 
 
@@ -122,6 +157,7 @@ def run(
     from graft.plugins.registry import Registry
     from graft.runs.stages import run_spec
 
+    check_backend()
     registry = Registry.discover()
     spec_file = spec_file_of(spec, None, registry)
     out = os.fspath(out)

@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
+from graft.base.files import fsync_path
+from graft.base.paths import shown
 from graft.base.problems import GraftError
 
 
@@ -25,21 +27,22 @@ def check_free(path: str, force: bool, option: str) -> None:
     if os.path.lexists(path) and not force:
         what = "folder" if os.path.isdir(path) else "file"
         raise OutputExists(
-            f"{os.path.abspath(path)} exists ({what}); nothing was written. Choose another {option} "
+            f"{shown(path)} exists ({what}); nothing was written. Choose another {option} "
             "or add --force to replace it"
         )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise GraftError(f"cannot write {os.path.abspath(path)}: the folder {folder} does not exist; create it first")
+        raise GraftError(f"cannot write {shown(path)}: the folder {shown(folder)} does not exist; create it first")
 
 
 def write_file(path: str, write: Callable[[str], None], force: bool, option: str) -> str:
-    """Call ``write(temporary_path)``, then move the file to ``path``; its absolute path."""
+    """Call ``write(temporary_path)``, then move the file to ``path``; the path as messages show it."""
     return _publish(path, write, force, option, folder=False)
 
 
 def write_folder(path: str, write: Callable[[str], None], force: bool, option: str) -> str:
-    """Call ``write(temporary_folder)`` (which does not exist yet), then move it to ``path``; its absolute path."""
+    """Call ``write(temporary_folder)`` (which does not exist yet), then move it to ``path``; the path as messages
+    show it."""
     return _publish(path, write, force, option, folder=True)
 
 
@@ -55,12 +58,12 @@ def _publish(path: str, write: Callable[[str], None], force: bool, option: str, 
         made = os.path.join(scratch, name)
         write(made)
         if not folder:
-            _fsync(made)
+            fsync_path(made, best_effort=True)
         _publish_made(made, path, force, option, made + ".replaced")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _fsync(parent)
-    return path
+    fsync_path(parent, best_effort=True)
+    return shown(path)
 
 
 def _publish_made(made: str, path: str, force: bool, option: str, aside: str) -> None:
@@ -72,16 +75,3 @@ def _publish_made(made: str, path: str, force: bool, option: str, aside: str) ->
     check_free(path, force, option)  # something appeared while it was written
     os.rename(path, aside)
     os.rename(made, path)
-
-
-def _fsync(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -95,6 +95,7 @@ class ModelBuilder:
         model = self._compose(keras, inputs, outputs)
         infos = self._layer_infos(keras, model, extractor)
         self._reject_generated_names(infos, generated)
+        self._reject_lambda(keras, infos)
         return BuiltModel(model, extractor, infos, features, plan_notes(extractor))
 
     def _blame(self, part: str) -> str:
@@ -141,6 +142,19 @@ class ModelBuilder:
                     f"{self._blame(info.part)} created layer '{info.name}' ({info.class_name}) without a name, "
                     f"so Keras named it '{info.name}', a name that changes with what was built before; "
                     "give every layer an explicit name=, policies and weight transfer address layers by name"
+                )
+
+    def _reject_lambda(self, keras, infos: tuple[LayerInfo, ...]) -> None:
+        """A ``Lambda`` layer is refused: the saved ``model.keras`` would not load in Keras's safe mode (its Python
+        code would have to run), so ``graft evaluate``, ``predict`` and ``export`` could not use the stage."""
+        for info in infos:
+            if isinstance(info.layer, keras.layers.Lambda):
+                raise PluginError(
+                    f"{self._blame(info.part)} built a Lambda layer '{info.name}': a model holding one does not load "
+                    "back in Keras's safe mode (its Python code would have to run), so graft evaluate, predict and "
+                    "export could not load the finished stage; build it from Keras's own layers, or make it a custom "
+                    "layer class (a keras.layers.Layer with get_config) registered with "
+                    "@keras.saving.register_keras_serializable"
                 )
 
     def _layer_infos(self, keras, model, extractor) -> tuple[LayerInfo, ...]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from graft.base.paths import as_written, shown_source
 from graft.base.problems import Path, SpecProblem
 from graft.model.modelfile import ModelFileError, read_model_file
 from graft.model.weights import FILENAME, Shapes, Weights, WeightsFileError, read_index, read_weights
@@ -24,11 +25,13 @@ RELOAD = "re-initialise it (policy 'layers' with reinit: [...], or 'replace_head
 
 @attrs.frozen
 class SourceLayer:
-    """One layer of a file: its name there, where it sits (``encoder/gru_1`` in a nested model), its shapes."""
+    """One layer of a file: its name there, where it sits (``encoder/gru_1`` in a nested model), its shapes,
+    its class (``""`` where the file does not say)."""
 
     name: str
     where: str
     shapes: Shapes
+    class_name: str = ""
 
 
 @attrs.frozen
@@ -36,14 +39,16 @@ class InitSource:
     """A stage's init source as the plan sees it, by the names layers load as.
 
     ``shapes`` is None when an earlier stage's model could not be planned; ``file_names`` holds
-    the file's own name of each renamed layer; ``clashes`` the file layers that take one name.
+    the file's own name of each renamed layer; ``clashes`` the file layers that take one name;
+    ``layers`` a file's layers as it names them, in its order.
     """
 
-    label: str  # "stage pretrain", "file /x/weights.graft.npz", "model /x/model.keras"
+    label: str  # "stage pretrain", "file weights.graft.npz", "model /x/model.keras" (graft.base.paths.shown)
     shapes: dict[str, Shapes] | None
     file_names: dict[str, str] = attrs.field(factory=dict)
     clashes: dict[str, list[str]] = attrs.field(factory=dict)
     from_file: bool = False
+    layers: tuple[SourceLayer, ...] = ()
 
     def problem(self, name: str, shapes: Shapes) -> tuple[str, str] | None:
         """Why layer ``name`` (with ``shapes`` here) cannot load: (the stage field to fix, message), or None."""
@@ -92,23 +97,25 @@ def init_source(spec_file: SpecFile, index: int, earlier_layers: dict[str, Shape
             file_names[name] = first.name
         if len(positions) > 1:
             clashes[name] = [layers[position].where for position in positions]
-    return InitSource(label, shapes, file_names, clashes, from_file=True)
+    return InitSource(label, shapes, file_names, clashes, from_file=True, layers=tuple(layers))
 
 
 def _file_layers(spec_file: SpecFile, init: Init, at: Path) -> tuple[str, list[SourceLayer]]:
     if init.model is not None:
         path = spec_file.resolve(init.model)
         try:
-            layers = [SourceLayer(layer.name, layer.where, layer.shapes) for layer in read_model_file(path)]
-        except ModelFileError as exc:
-            raise SpecProblem((*at, "model"), str(exc)) from None
-        return f"model {path}", layers
+            layers = [SourceLayer(layer.name, layer.where, layer.shapes, layer.class_name)
+                      for layer in read_model_file(path)]
+        except ModelFileError as exc:  # the file as the user wrote it, not as resolved
+            raise SpecProblem((*at, "model"), str(exc).replace(path, as_written(init.model, path))) from None
+        return shown_source("model", init.model, path), layers
     assert init.weights is not None  # an Init without a stage or a model has weights (graft.spec.initspec)
     path = spec_file.resolve(init.weights)
     try:
-        return f"file {path}", [SourceLayer(name, name, shapes) for name, shapes in read_index(path).items()]
+        layers = [SourceLayer(name, name, shapes) for name, shapes in read_index(path).items()]
+        return shown_source("file", init.weights, path), layers
     except WeightsFileError as exc:
-        raise SpecProblem((*at, "weights"), str(exc)) from None
+        raise SpecProblem((*at, "weights"), str(exc).replace(path, as_written(init.weights, path))) from None
 
 
 def source_path(spec_file: SpecFile, index: int, stage_folder: str | None) -> str | None:

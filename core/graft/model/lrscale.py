@@ -27,9 +27,10 @@ from graft.plugins.layers import LayerDecision, LayerInfo
 
 
 def layer_scales(decisions: Mapping[str, LayerDecision]) -> dict[str, float]:
-    """The trained layers whose learning rate is scaled, and their scales."""
+    """The trained (or adapted) layers whose learning rate is scaled, and their scales (an adapted layer's
+    scale applies to its adapter, the only part of it that trains)."""
     return {name: decision.lr_scale for name, decision in decisions.items()
-            if decision.trainable and decision.lr_scale != 1.0}
+            if decision.learns and decision.lr_scale != 1.0}
 
 
 def scale_learning_rates(optimizer: Any, layers: Iterable[LayerInfo], scales: Mapping[str, float]) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -29,6 +27,8 @@ from graft.base.memory import human_bytes
 from graft.base.problems import GraftError, listing
 
 if TYPE_CHECKING:
+    from zipfile import ZipFile
+
     import numpy as np
 
 _CACHE: dict[tuple[str, int, int], tuple[FileLayer, ...]] = {}
@@ -43,12 +43,14 @@ class ModelFileError(GraftError):
 
 @attrs.frozen
 class FileLayer:
-    """One leaf layer of a Keras file: its name, where it sits (``encoder/gru_1`` in a nested model)
-    and its weights in ``get_weights()`` order."""
+    """One leaf layer of a Keras file: its name, where it sits (``encoder/gru_1`` in a nested model),
+    its weights in ``get_weights()`` order and its class (``""`` where the file does not say: Keras 2
+    weights ``.h5``)."""
 
     name: str
     where: str
     weights: tuple[np.ndarray, ...] = attrs.field(eq=False, repr=False)
+    class_name: str = ""
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -93,6 +95,9 @@ def _read(path: str) -> tuple[FileLayer, ...]:
 
 
 def _keras_config(path: str) -> dict:
+    import zipfile  # here: re-running a finished run imports this module and reads no model file
+    import zlib
+
     try:
         with zipfile.ZipFile(path) as archive:
             return _json(read_member(archive, "config.json", path), path)
@@ -101,7 +106,7 @@ def _keras_config(path: str) -> dict:
                              "save the model again with model.save('model.keras')") from None
 
 
-def read_member(archive: zipfile.ZipFile, name: str, path: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+def read_member(archive: ZipFile, name: str, path: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     """The member ``name`` of a ``.keras`` archive, refused before it is read if its declared size is over
     ``limit``, and while it is read if it turns out larger than declared."""
     info = archive.getinfo(name)
@@ -165,26 +170,48 @@ def _load(path: str) -> tuple[FileLayer, ...]:
         text = " ".join(str(exc).split())
         text = text if len(text) <= 400 else text[:397] + "..."
         raise ModelFileError(
-            f"keras.saving.load_model cannot load {path}: {type(exc).__name__}: {text}; {_hint(keras, path)}"
+            f"keras.saving.load_model cannot load {path}: {type(exc).__name__}: {text}; {load_hint(keras, path)}"
         ) from None
     if not isinstance(model, keras.Model):
         raise ModelFileError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return tuple(_leaves(keras, model, ""))
 
 
-def _hint(keras, path: str) -> str:
+def load_hint(keras, path: str) -> str:
     """What to do about a file Keras cannot load: another major version wrote it, or it needs custom code."""
     written = _writer_version(path)
     if written and written.split(".")[0] != keras.__version__.split(".")[0]:
         return (f"Keras {written} wrote it and this is Keras {keras.__version__}: a whole model seldom loads across "
                 "major versions; save its weights by name where it loads (Keras 2: model.save_weights('weights.h5')) "
                 "and give that file, or run under the Keras that wrote it")
-    return ("a model with custom layers loads only where their classes are registered "
+    custom = custom_classes(path)
+    return ((f"it holds classes from outside Keras ({listing(custom)}): " if custom else "")
+            + "a model with custom layers loads only where their classes are registered "
             "(@keras.saving.register_keras_serializable, imported by an installed plugin)")
+
+
+def custom_classes(path: str) -> list[str]:
+    """``Double (module graft_x)`` for every class from outside Keras a ``.keras`` file's config names; empty
+    for another file, or one that cannot be read."""
+    if not path.lower().endswith(".keras"):
+        return []
+    try:
+        config = _keras_config(path)
+    except ModelFileError:
+        return []
+    found = {
+        f"{item['class_name']} (module {item['module']})"
+        for item in _mappings(config)
+        if isinstance(item.get("class_name"), str) and isinstance(item.get("module"), str)
+        and item["module"].split(".")[0] not in ("keras", "tf_keras", "tensorflow", "builtins")
+    }
+    return sorted(found)
 
 
 def _writer_version(path: str) -> str | None:
     """The Keras version recorded in the file, if it says."""
+    import zipfile
+
     try:
         if path.lower().endswith(".keras"):
             with zipfile.ZipFile(path) as archive:
@@ -205,7 +232,8 @@ def _leaves(keras, model, prefix: str) -> Iterator[FileLayer]:
         if isinstance(layer, keras.Model):
             yield from _leaves(keras, layer, f"{prefix}{layer.name}/")
         elif not isinstance(layer, keras.layers.InputLayer):
-            yield FileLayer(layer.name, prefix + layer.name, tuple(_frozen(value) for value in layer.get_weights()))
+            yield FileLayer(layer.name, prefix + layer.name, tuple(_frozen(value) for value in layer.get_weights()),
+                            type(layer).__name__)
 
 
 def _frozen(value) -> np.ndarray:

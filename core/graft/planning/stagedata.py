@@ -12,17 +12,45 @@ import attrs
 
 from graft.base.problems import Path, Problems
 from graft.data.datacheck import HeadTarget, check_dataset
+from graft.data.pipeline import batches_in_order, sample_spec
+from graft.data.weighting import CLASS_IDS, ClassWeights, Weighting, count_classes, resolve
 from graft.planning.stageplan import StagePlan
-from graft.plugins.datasets import Data, Stream
+from graft.plugins.datasets import Data, Dataset, Stream
 from graft.plugins.registry import Registry
 from graft.spec.augment import describe
 from graft.spec.callbacks import monitored
+from graft.spec.records import BALANCED, HeadSpec
 from graft.spec.specfile import SpecFile
+
+COUNT_BATCH = 256  # samples a batch when a stream is read once to count its classes
+
+
+@attrs.frozen
+class HeadClasses:
+    """A classification head's classes in a stage's data: the samples of each class id (training, and
+    validation; None where unknown, as for a stream that does not say) and, with a ``class_weight``
+    (``balanced`` or ``given``), the weight of each class id in its training loss."""
+
+    counts: list[int] | None = None
+    validation_counts: list[int] | None = None
+    class_weight: str | None = None
+    weights: list[float] = attrs.field(factory=list)
+
+    @property
+    def chance(self) -> float | None:
+        """The validation accuracy of always answering the training data's most frequent class (the
+        majority-class rate; the validation data's own majority class when the training counts are unknown)."""
+        if not self.validation_counts or not sum(self.validation_counts):
+            return None
+        base = self.counts if self.counts and sum(self.counts) else self.validation_counts
+        majority = max(range(len(base)), key=lambda index: base[index])
+        return self.validation_counts[majority] / sum(self.validation_counts)
 
 
 @attrs.frozen
 class DataSummary:
-    """What a stage trained on, as the plan and ``report.json`` show it."""
+    """What a stage trained on, as the plan and ``report.json`` show it; ``heads``: the classes of its
+    classification heads; ``sample_weights``: the heads whose samples the source weighs."""
 
     description: str
     samples: int | None
@@ -30,14 +58,19 @@ class DataSummary:
     checked: str
     classes: list[str] = attrs.field(factory=list)
     augment: str = ""
+    heads: dict[str, HeadClasses] = attrs.field(factory=dict)
+    sample_weights: list[str] = attrs.field(factory=list)
+    # a digest of the source, its params and the files they read (the run adds it): equal for stages on equal data
+    identity: str | None = None
 
 
 @attrs.frozen
 class StageData:
-    """A stage's data as its source returned it, and its summary."""
+    """A stage's data as its source returned it, its summary, and how its heads weigh its samples."""
 
     data: Data
     summary: DataSummary
+    weighting: Weighting
 
 
 def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[StagePlan]) -> list[StageData]:
@@ -66,11 +99,91 @@ def load_and_check_data(spec_file: SpecFile, registry: Registry, plans: list[Sta
                     f"policy '{plan.policy}' trains in rounds and compares them on validation loss, "
                     f"but {data.description} has no validation data; set a validation split in the data params",
                 )
-            if not messages:  # data with problems has no summary (its arrays may not even have a length)
-                loaded.append(StageData(data, _summary(data, checked, describe(stage.data.augment))))
+            if messages:  # data with problems has no summary (its arrays may not even have a length)
+                continue
+            heads_at: Path = ("stages", index, "heads") if stage.heads is not None else ("model", "heads")
+            classes, weighting = weigh(data, spec.heads_of(stage), plan.outputs, heads_at, problems)
+            summary = _summary(data, checked, describe(stage.data.augment))
+            summary = attrs.evolve(summary, heads=classes, sample_weights=sorted(weighting.source))
+            loaded.append(StageData(data, summary, weighting))
     if problems:
         raise spec_file.error(problems.items)
     return loaded
+
+
+def weigh(
+    data: Data, heads: dict[str, HeadSpec], outputs: dict[str, tuple[int, ...]], at: Path, problems: Problems
+) -> tuple[dict[str, HeadClasses], Weighting]:
+    """The classes of every classification head in ``data`` and how the stage weighs its samples; a
+    ``class_weight`` the built heads cannot take is a problem at ``at``."""
+    classes: dict[str, HeadClasses] = {}
+    weights: dict[str, ClassWeights] = {}
+    for name, head in heads.items():
+        count = class_count(head.loss, outputs[name])
+        where: Path = (*at, name, "class_weight")
+        if count is None:
+            if head.class_weight is not None:
+                problems.add(where, f"class_weight needs one class per sample, but head '{name}' outputs "
+                                    f"{tuple(outputs[name])} per sample under {head.loss}; remove class_weight")
+            continue
+        kind = CLASS_IDS[head.loss]
+        given = head.class_weight if isinstance(head.class_weight, dict) else {}
+        beyond = [class_id for class_id in given if class_id >= count]
+        for class_id in beyond:
+            problems.add((*where, class_id), f"class id {class_id} is beyond head '{name}', which outputs {count} "
+                                             f"classes (ids 0 to {count - 1}); remove it or fix the id")
+        counts, validation_counts = _counts(data, name, kind, count, head.class_weight == BALANCED)
+        summary = HeadClasses(counts, validation_counts)
+        if head.class_weight is not None and not beyond:
+            resolved = resolve(head.class_weight, counts, count)
+            weights[name] = ClassWeights(kind, resolved)
+            summary = attrs.evolve(summary, class_weight=BALANCED if head.class_weight == BALANCED else "given",
+                                   weights=list(resolved))
+        classes[name] = summary
+    return classes, Weighting(tuple(heads), weights, _source_weighed(data))
+
+
+def class_count(loss: str, output: tuple[int, ...]) -> int | None:
+    """How many classes a head of this loss and output shape (per sample) tells apart; None if it does not
+    predict one class per sample."""
+    if loss not in CLASS_IDS or len(output) != 1 or output[0] is None:
+        return None
+    if loss == "binary_crossentropy":
+        return 2 if output[0] == 1 else None
+    return output[0] if output[0] > 1 else None
+
+
+def _counts(data: Data, head: str, kind: str, classes: int, needed: bool) -> tuple[list[int] | None, list[int] | None]:
+    """Samples per class id of the training and validation targets of ``head``: arrays are counted, a stream
+    says its counts or (if ``needed``, for ``balanced``) its training samples are read once to count them."""
+    if isinstance(data, Dataset):
+        validation = None
+        if data.y_val is not None:
+            validation = count_classes(kind, data.y_val[head], classes)
+        return count_classes(kind, data.y[head], classes), validation
+    train = _declared(data.class_counts, head, classes)
+    validation = _declared(data.validation_class_counts, head, classes)
+    if train is None and needed:
+        train = [0] * classes
+        for _x, y, _w in batches_in_order(data, COUNT_BATCH):
+            train = [have + more for have, more in zip(train, count_classes(kind, y[head], classes), strict=True)]
+    return train, validation
+
+
+def _declared(counts, head: str, classes: int) -> list[int] | None:
+    """A stream's own counts of ``head``, padded to ``classes`` class ids; None if it gives none."""
+    if counts is None or head not in counts:
+        return None
+    own = [int(count) for count in counts[head]][:classes]
+    return own + [0] * (classes - len(own))
+
+
+def _source_weighed(data: Data) -> frozenset[str]:
+    """The heads whose samples the source weighs."""
+    if isinstance(data, Dataset):
+        return frozenset({*(data.sample_weight or {}), *(data.sample_weight_val or {})})
+    spec = sample_spec(data, data.train)
+    return frozenset(spec[2]) if len(spec) == 3 else frozenset()
 
 
 def _check(data: Data, input_shape: tuple[int, ...], heads: dict[str, HeadTarget]) -> tuple[list[str], str]:

@@ -12,16 +12,33 @@ import attrs
 
 from graft.base.problems import Path, Problems, SpecProblem
 from graft.features.cache import feature_plan
+from graft.model import adapters
 from graft.model.builder import BuiltModel, ModelBuilder
 from graft.model.initsource import InitSource, init_source
 from graft.model.weights import Shapes
-from graft.plugins.layers import LayerDecision
+from graft.plugins.layers import Adapter, LayerDecision
 from graft.plugins.registry import Registry
 from graft.plugins.rounds import Rounds, as_rounds
 from graft.spec.records import Spec
 from graft.spec.specfile import SpecFile
 
 NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
+
+
+@attrs.frozen
+class AdapterPlan:
+    """A layer's low-rank adapter: its rank, its alpha and how many parameters it trains."""
+
+    rank: int
+    alpha: float
+    params: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "alpha": self.alpha, "params": self.params}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AdapterPlan:
+        return cls(int(data["rank"]), float(data["alpha"]), int(data["params"]))
 
 
 @attrs.frozen
@@ -37,8 +54,10 @@ class LayerPlan:
     shapes: Shapes = attrs.field(eq=False, repr=False)
     lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
     source_layer: str | None = None  # the file's own name of a layer loaded under another (init.rename)
+    adapter: AdapterPlan | None = None  # a low-rank adapter trains beside the layer's frozen weights
 
     def to_json(self) -> dict[str, Any]:
+        adapter = {"adapter": self.adapter.to_json()} if self.adapter is not None else {}
         return {
             "name": self.name,
             "type": self.class_name,
@@ -51,6 +70,7 @@ class LayerPlan:
             "weight_shapes": [list(shape) for shape in self.shapes],
             "lr_scale": self.lr_scale,
             "source_layer": self.source_layer,
+            **adapter,
         }
 
     @classmethod
@@ -68,6 +88,7 @@ class LayerPlan:
             shapes=[tuple(shape) for shape in data["weight_shapes"]],
             lr_scale=data.get("lr_scale", 1.0),  # reports written before discriminative rates
             source_layer=data.get("source_layer"),  # and before init.rename
+            adapter=AdapterPlan.from_json(data["adapter"]) if data.get("adapter") is not None else None,
         )
 
 
@@ -162,9 +183,19 @@ def decide(spec_file: SpecFile, registry: Registry, index: int, built: BuiltMode
 
 
 def apply_decisions(built: BuiltModel, decisions: dict[str, LayerDecision]) -> None:
-    """Set ``trainable`` on every layer as decided (the caller compiles afterwards)."""
-    for info in built.layers:
-        info.layer.trainable = decisions[info.name].trainable
+    """Set ``trainable`` on every layer as decided, an adapted layer's adapter alone (the caller compiles
+    afterwards)."""
+    adapters.apply_decisions(built.layers, decisions)
+
+
+def adapted_layers(rounds: Rounds) -> dict[str, Adapter]:
+    """Every layer some round adapts, with the adapter of the first round that adapts it, in model order."""
+    found: dict[str, Adapter] = {}
+    for step in rounds.steps:
+        for name, decision in step.decisions.items():
+            if decision.adapt is not None:
+                found.setdefault(name, decision.adapt)
+    return found
 
 
 def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSource | None:
@@ -172,6 +203,14 @@ def source_of(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSo
     init = spec_file.spec.stages[index].init
     prior = next((plan for plan in plans if init and plan.name == init.stage), None)
     return init_source(spec_file, index, {layer.name: layer.shapes for layer in prior.layers} if prior else None)
+
+
+def _readable_source(spec_file: SpecFile, index: int, plans: list[StagePlan]) -> InitSource | None:
+    """``source_of``, or None when the source file itself is the problem (it is reported as such)."""
+    try:
+        return source_of(spec_file, index, plans)
+    except SpecProblem:
+        return None
 
 
 def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Rounds, plans: list[StagePlan]) -> StagePlan:
@@ -185,12 +224,15 @@ def plan_stage(spec_file: SpecFile, index: int, built: BuiltModel, rounds: Round
 def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -> StagePlan:
     stage = spec.stages[index]
     problems = Problems()
+    sizes = _adapter_sizes(built, rounds, problems, ("stages", index, "policy"))
     layers = []
     round_plans: list[RoundPlan] = []
     for step in reversed(rounds.steps):  # ends with the first round applied
         apply_decisions(built, step.decisions)
-        round_plans.insert(0, RoundPlan(step.label, step.unfrozen, _count(built.model.trainable_weights)))
+        adapting = sum(sizes.get(name, 0) for name, decision in step.decisions.items() if decision.adapt is not None)
+        round_plans.insert(0, RoundPlan(step.label, step.unfrozen, _count(built.model.trainable_weights) + adapting))
     decisions = rounds.first
+    first_adapters = adapted_layers(rounds)
     for info in built.layers:
         decision = decisions[info.name]
         shapes = [tuple(int(d) for d in weight.shape) for weight in info.layer.get_weights()]
@@ -208,6 +250,7 @@ def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -
                 shapes=shapes,
                 lr_scale=_lr_scale(info.name, rounds) if info.can_train else 1.0,
                 source_layer=source.file_names.get(info.name) if source is not None and init == LOADED else None,
+                adapter=_adapter_plan(first_adapters.get(info.name), sizes.get(info.name)),
             )
         )
     problems.raise_all()
@@ -217,8 +260,8 @@ def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -
         policy=stage.policy.plugin,
         source=source.label if source is not None else None,
         layers=tuple(layers),
-        trainable_params=_count(model.trainable_weights),
-        total_params=int(model.count_params()),
+        trainable_params=round_plans[0].trainable_params,
+        total_params=int(model.count_params()) + sum(sizes.values()),  # the adapters' too, while they train
         outputs=built.output_shapes(),
         rounds=tuple(round_plans),
         features=feature_plan(built, decisions, bool(stage.data.augment), _strategy(spec) == "multi_worker"),
@@ -229,7 +272,37 @@ def _plan(spec: Spec, index, built, rounds: Rounds, source: InitSource | None) -
 
 def _lr_scale(name: str, rounds: Rounds) -> float:
     """The layer's learning-rate scale in the first round it trains in (1.0 if it never trains)."""
-    return next((step.decisions[name].lr_scale for step in rounds.steps if step.decisions[name].trainable), 1.0)
+    return next((step.decisions[name].lr_scale for step in rounds.steps if step.decisions[name].learns), 1.0)
+
+
+def _adapter_sizes(built: BuiltModel, rounds: Rounds, problems: Problems, at: Path) -> dict[str, int]:
+    """The parameters of every layer's adapter in any round; a rank too large for its layer is a problem at
+    the policy's path."""
+    wanted: dict[str, Adapter] = {}
+    for step in rounds.steps:
+        for name, decision in step.decisions.items():
+            if decision.adapt is not None and wanted.setdefault(name, decision.adapt) != decision.adapt:
+                problems.add(at, f"layer '{name}' is adapted with different adapters in different rounds; "
+                                 "a layer has one adapter for the whole stage")
+    for step in rounds.steps:
+        for name, decision in step.decisions.items():
+            if decision.trainable and name in wanted:
+                problems.add(at, f"layer '{name}' is adapted in one round and trained in another; a layer is "
+                                 "either adapted or trained for the whole stage")
+    sizes = {}
+    for info in built.layers:
+        if info.name not in wanted:
+            continue
+        problem = adapters.rank_problem(info, wanted[info.name])
+        if problem is not None:
+            problems.add(at, problem)
+        else:
+            sizes[info.name] = adapters.adapter_params(info, wanted[info.name])
+    return sizes
+
+
+def _adapter_plan(adapter: Adapter | None, params: int | None) -> AdapterPlan | None:
+    return None if adapter is None or params is None else AdapterPlan(adapter.rank, adapter.alpha_value, params)
 
 
 def _strategy(spec: Spec) -> str | None:
@@ -284,9 +357,12 @@ def plan_spec(spec_file: SpecFile, registry: Registry) -> list[StagePlan]:
 
 def plan_stages(spec_file: SpecFile, registry: Registry) -> list[PlannedStage]:
     """``plan_spec`` with each stage's model and rounds kept."""
+    from graft.planning.byplace import explain
+
     plans: list[StagePlan] = []
     planned: list[PlannedStage] = []
     problems = Problems()
+    notes: list[str] = []  # shown under the problems: a model file's layers, the rename that loads them
     if any(stage.init is not None and stage.init.model is not None for stage in spec_file.spec.stages):
         registry.load_all()  # a Keras file is read: every plugin registers its Keras classes, if any, first
     for index in range(len(spec_file.spec.stages)):
@@ -297,15 +373,23 @@ def plan_stages(spec_file: SpecFile, registry: Registry) -> list[PlannedStage]:
                 if path not in {known for known, _ in problems.items}:  # stages that share the model: once
                     problems.add(path, message)
             continue
+        rounds = None
         try:
             rounds = decide(spec_file, registry, index, built)
             plans.append(plan_stage(spec_file, index, built, rounds, plans))
             planned.append(PlannedStage(plans[-1], built, rounds))
         except SpecProblem as problem:
-            problems.extend(problem)
+            # the stage's layers do not load from its model file: its layers, and the rename that loads them
+            collision, advice = explain(spec_file, index, built, rounds, _readable_source(spec_file, index, plans)) \
+                if rounds is not None else (None, [])
+            if collision is not None:  # the names collide shifted: one problem says it, not one per layer
+                problems.add(*collision)
+            else:
+                problems.extend(problem)
+            notes += advice
             # a stand-in (everything trains, nothing loaded) so later stages can still be checked
             everything = as_rounds({info.name: LayerDecision(trainable=True) for info in built.layers})
             plans.append(_plan(spec_file.spec, index, built, everything, None))
     if problems:
-        raise spec_file.error(problems.items)
+        raise spec_file.error(problems.items, notes)
     return planned

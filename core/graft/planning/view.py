@@ -70,7 +70,9 @@ def layer_rows(layers: Sequence[LayerPlan], compact: bool = False) -> tuple[list
 
 def _fate(layer: LayerPlan) -> tuple | None:
     """What happens to the layer's weights; None for a layer without weights."""
-    return None if layer.init == NO_WEIGHTS else (layer.trainable, layer.init, layer.source, layer.lr_scale)
+    if layer.init == NO_WEIGHTS:
+        return None
+    return layer.trainable, layer.init, layer.source, layer.lr_scale, layer.adapter
 
 
 def _runs(layers: Sequence[LayerPlan]) -> list[list[LayerPlan]]:
@@ -115,9 +117,12 @@ def _fate_cells(layer: LayerPlan) -> tuple[str, str]:
     where = f"loaded from {layer.source}" if layer.init == LOADED else layer.init
     if layer.source_layer is not None:
         where += f" (its layer '{layer.source_layer}')"
+    rate = "" if layer.lr_scale == 1.0 else f", lr {scale_text(layer.lr_scale)}"
+    if layer.adapter is not None:
+        return f"adapted (rank {layer.adapter.rank}, {layer.adapter.params:,} parameters{rate})", where
     if not layer.trainable:
         return "FROZEN", where
-    return ("yes" if layer.lr_scale == 1.0 else f"yes, lr {scale_text(layer.lr_scale)}"), where
+    return f"yes{rate}", where
 
 
 def scaled_rates(plan: StagePlan) -> str:
@@ -149,4 +154,27 @@ def data_lines(summary: DataSummary) -> list[str]:
     lines.append(f"  checked: {summary.checked}")
     if summary.augment:
         lines.append(f"  augment (training inputs only): {summary.augment}")
+    lines += [f"  {line}" for line in weighting_lines(summary)]
+    return lines
+
+
+MAX_CLASSES_SHOWN = 20
+
+
+def weighting_lines(summary: DataSummary) -> list[str]:
+    """How the stage weighs its samples: each class-weighted head's weight (and training samples) per class
+    id, and the heads whose samples the source weighs."""
+    lines = []
+    for head, classes in summary.heads.items():
+        if classes.class_weight is None:
+            continue
+        counts = classes.counts or []
+        shown = [f"{index} ×{weight:.3g}" + (f" ({counts[index]:,})" if index < len(counts) else "")
+                 for index, weight in enumerate(classes.weights[:MAX_CLASSES_SHOWN])]
+        more = f", ... ({len(classes.weights)} classes)" if len(classes.weights) > MAX_CLASSES_SHOWN else ""
+        samples = " (training samples)" if counts else ""
+        lines.append(f"class_weight of '{head}' ({classes.class_weight}, training loss only): class id "
+                     f"×weight{samples}: {', '.join(shown)}{more}")
+    if summary.sample_weights:
+        lines.append(f"sample weights from the data source: {', '.join(summary.sample_weights)}")
     return lines

@@ -7,7 +7,7 @@ imported when arrays are first split or checked, so ``import graft`` stays light
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -46,6 +46,11 @@ class Dataset:
     one target array per head, with as many samples as the inputs and a shape
     and values that fit the head's output and loss.  Sources need not repeat
     these checks; they report what only they know (missing files, keys).
+
+    ``sample_weight`` (and ``sample_weight_val``) map a head name to one weight
+    per sample (finite, 0 or more): that head's loss of each sample is
+    multiplied by it, in training (and in validation), times the head's
+    ``class_weight`` if the spec gives one.  Heads left out weigh every sample 1.
     """
 
     x: Array
@@ -53,6 +58,8 @@ class Dataset:
     description: str
     x_val: Array | None = None
     y_val: Mapping[str, Array] | None = None
+    sample_weight: Mapping[str, Array] | None = None
+    sample_weight_val: Mapping[str, Array] | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -73,6 +80,12 @@ class Dataset:
             x, y = _by_sample(self.x, self.y)
         except ValueError as exc:
             raise SpecProblem((), f"{self.description}: cannot hold out validation data: {exc}") from None
+        weights = None
+        if self.sample_weight is not None:
+            try:
+                _x, weights = _by_sample(x, self.sample_weight, "sample weights")
+            except ValueError as exc:
+                raise SpecProblem((), f"{self.description}: cannot hold out validation data: {exc}") from None
         order = np.random.default_rng(seed).permutation(len(x))
         cut = len(x) - max(1, int(round(len(x) * fraction)))
         train, val = order[:cut], order[cut:]
@@ -82,6 +95,8 @@ class Dataset:
             y={head: _rows(target, train) for head, target in y.items()},
             x_val=_rows(x, val),
             y_val={head: _rows(target, val) for head, target in y.items()},
+            sample_weight=None if weights is None else {head: _rows(w, train) for head, w in weights.items()},
+            sample_weight_val=None if weights is None else {head: _rows(w, val) for head, w in weights.items()},
         )
 
 
@@ -106,6 +121,14 @@ class Stream:
     class ids ``0..n-1`` in order, for the plan and the report.  Before any stage
     trains, the core checks the element spec against the model and the values of
     the first batches (as many as the report says).
+
+    A sample may carry weights: ``(inputs, {head: target}, {head: weight})``, a
+    scalar per head (heads left out weigh 1), as ``Dataset.sample_weight`` says.
+    ``class_counts`` (and ``validation_class_counts``) give, per classification
+    head, how many samples each class id has, if the source knows without reading
+    them (an image folder's listing): the report's chance level and
+    ``class_weight: balanced`` use them; without them ``balanced`` counts the
+    classes in one pass over the training samples before training.
     """
 
     train: Any
@@ -116,6 +139,8 @@ class Stream:
     validation_samples: int | None = None
     shuffle_buffer: int = 10_000
     classes: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    class_counts: Mapping[str, Sequence[int]] | None = None
+    validation_class_counts: Mapping[str, Sequence[int]] | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -129,17 +154,18 @@ def _rows(values: Array, indices: np.ndarray) -> Array:
     return values.take(indices) if isinstance(values, ArrayFile) else values[indices]
 
 
-def _by_sample(x, y) -> tuple[Array, dict[str, Array]]:
-    """Inputs and targets as arrays with equally long sample axes, or ``ValueError`` saying why not."""
+def _by_sample(x, y, what: str = "targets") -> tuple[Array, dict[str, Array]]:
+    """Inputs and targets (or sample weights) as arrays with equally long sample axes, or ``ValueError``
+    saying why not."""
     if not isinstance(y, Mapping):
-        raise ValueError(f"the targets are a {type(y).__name__}, not a mapping of head name to array")
+        raise ValueError(f"the {what} are a {type(y).__name__}, not a mapping of head name to array")
     x = _array("the inputs", x)
-    y = {head: _array(f"the targets for head '{head}'", values) for head, values in y.items()}
+    y = {head: _array(f"the {what} for head '{head}'", values) for head, values in y.items()}
     for head, values in y.items():
         if len(values) != len(x):
             raise ValueError(
-                f"the targets for head '{head}' have {len(values)} samples but the inputs have {len(x)}; "
-                "give every target array one row per input sample"
+                f"the {what} for head '{head}' have {len(values)} samples but the inputs have {len(x)}; "
+                f"give every {what.removesuffix('s')} array one row per input sample"
             )
     return x, y
 

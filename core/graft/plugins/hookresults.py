@@ -11,7 +11,7 @@ from typing import Any
 
 from graft.base.problems import listing
 from graft.plugins.datasets import Data, Dataset, Stream
-from graft.plugins.layers import DeclaredLayer, LayerDecision, LayerInfo
+from graft.plugins.layers import ADAPTABLE, DeclaredLayer, LayerDecision, LayerInfo
 from graft.plugins.rounds import Round, Rounds
 
 
@@ -103,11 +103,19 @@ def _check_decisions(decisions: Any, layers: Sequence[LayerInfo], where: str) ->
     if wrong:
         raise WrongAnswer(f"{where}decisions must be graft.LayerDecision: {'; '.join(wrong[:3])}")
     scaled = [f"'{name}' ({value.lr_scale:g})" for name, value in decisions.items()
-              if not value.trainable and value.lr_scale != 1.0]
+              if not value.learns and value.lr_scale != 1.0]
     if scaled:
         raise WrongAnswer(
             f"{where}gave a learning-rate scale to frozen layers: {', '.join(scaled[:3])}; "
-            "lr_scale applies to trained layers (leave it 1.0 for a frozen one)"
+            "lr_scale applies to trained or adapted layers (leave it 1.0 for a frozen one)"
+        )
+    kinds = {info.name: info.class_name for info in layers}
+    unfit = [f"'{name}' ({kinds[name]})" for name, value in decisions.items()
+             if value.adapt is not None and kinds[name] not in ADAPTABLE]
+    if unfit:
+        raise WrongAnswer(
+            f"{where}adapted layers of a kind that cannot be adapted: {', '.join(unfit[:3])}; "
+            f"adaptable kinds: {', '.join(ADAPTABLE)}"
         )
 
 

@@ -49,6 +49,22 @@ Input layers are exempt.  To wrap a constructor that names layers itself
 (``keras.applications``), call it inside
 ``graft.accepting_keras_names()``.
 
+Starter specs.  ``graft new-spec`` writes a commented spec from the params
+classes of the plugins it is given.  A params class may give the values of its
+required fields (and any it wants to show) as ``STARTER: ClassVar[dict]`` (raw
+params, as YAML holds them; a data source's targets name the head ``label``),
+and the shape of one sample it works with as ``STARTER_INPUT_SHAPE:
+ClassVar[tuple]``; without them ``graft new-spec`` refuses the plugin, naming
+its required fields.
+
+Saved models.  ``graft run`` saves each stage's model as ``model.keras``;
+``graft evaluate``, ``predict`` and ``export`` load it back in Keras's safe mode,
+which runs no code from the file.  So a ``Lambda`` layer is refused at plan
+time, naming the plugin and the layer: build from Keras's own layers, or write
+a custom layer class with ``get_config``, registered with
+``@keras.saving.register_keras_serializable``.  The conformance checks load
+the saved model back in safe mode.
+
 Layer names at ``graft validate``.  An extractor or head plugin that knows its
 layers from its params alone implements ``extractor_layers`` or ``head_layers``
 (optional): ``graft validate`` then checks every layer name and pattern the
@@ -174,8 +190,13 @@ def transfer_policy(
         new) or ``"reinit"`` (start from a fresh initialisation);
         ``lr_scale`` (keyword, default 1.0) multiplies the stage's learning
         rate for a trained layer (discriminative fine-tuning; 1.0 for a frozen
-        layer).  A layer missing from the mapping is an error.  keras-graft recompiles the model
-        after applying the decisions and checks, after training, that every
+        layer).  ``adapt=graft.Adapter(rank, alpha=None)`` (keyword, with
+        ``trainable=False``) trains a low-rank adapter (LoRA) beside the layer's
+        frozen kernels instead of the layer itself: only ``Dense``, ``Conv1D``,
+        ``Conv2D``, ``GRU`` and ``LSTM`` layers, at a rank below both dimensions of
+        each kernel (``graft plan`` checks it); the stage publishes the merged
+        weights ``W + (alpha / rank)·A·B``.  A layer missing from the mapping is an
+        error.  keras-graft recompiles the model after applying the decisions and checks, after training, that every
         frozen layer is bitwise unchanged.  To train the stage in rounds
         (progressive fine-tuning), return a ``graft.Rounds`` of such mappings
         instead: each round trains for the stage's ``epochs`` from where the
@@ -203,5 +224,7 @@ def load_data(params: Any, base_dir: str) -> Dataset | Stream:
         else is an error naming the plugin.  Do not batch, shuffle or
         prefetch: the core does it, the same way for every source.
         keras-graft checks shapes, class ids, NaN/inf and emptiness against the
-        model before training (streams on their first batches).
+        model before training (streams on their first batches).  To weigh
+        samples in a head's loss, give ``Dataset(sample_weight={head: array})``
+        or yield ``(inputs, targets, {head: weight})`` from a stream.
     """

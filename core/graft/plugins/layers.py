@@ -64,6 +64,58 @@ class DeclaredLayer:
         return cls(info.name, info.class_name, info.has_weights, info.is_batch_norm, info.can_train)
 
 
+# The layer kinds a low-rank adapter can adapt, and the kernels of each it adapts (``graft.model.adapters``).
+ADAPTABLE: dict[str, tuple[str, ...]] = {
+    "Dense": ("kernel",),
+    "Conv1D": ("kernel",),
+    "Conv2D": ("kernel",),
+    "GRU": ("kernel", "recurrent_kernel"),
+    "LSTM": ("kernel", "recurrent_kernel"),
+}
+
+
+def _positive_int(_instance, attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+def _positive_number(_instance, attribute, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+@attrs.frozen
+class Adapter:
+    """A low-rank adapter (LoRA) for one layer: its kernels stay frozen and ``W + (alpha / rank)·A·B`` is used.
+
+    ``A`` (rows of the kernel × ``rank``) starts He-uniform, ``B`` (``rank`` × columns) at zero, so the
+    adapted layer starts out computing exactly what the layer computed.  ``alpha`` defaults to ``rank``
+    (a scale of 1, as Keras's ``enable_lora``).  Only the kinds in ``ADAPTABLE`` can be adapted, with a
+    rank below both dimensions of every kernel adapted.
+    """
+
+    rank: int = attrs.field(validator=_positive_int)
+    alpha: float | None = attrs.field(default=None, validator=_positive_number)
+
+    @property
+    def scale(self) -> float:
+        """``alpha / rank``: how much of ``A·B`` is added to the kernel."""
+        return (self.rank if self.alpha is None else self.alpha) / self.rank
+
+    @property
+    def alpha_value(self) -> float:
+        return float(self.rank if self.alpha is None else self.alpha)
+
+
+def _not_with_trainable(instance: LayerDecision, _attribute, value: Adapter | None) -> None:
+    if value is not None and not isinstance(value, Adapter):
+        raise ValueError(f"adapt must be a graft.Adapter or None, got {type(value).__name__}")
+    if value is not None and instance.trainable:
+        raise ValueError("a layer is either trained (trainable=True) or adapted (adapt=...), not both")
+
+
 @attrs.frozen
 class LayerDecision:
     """A policy's decision for one layer.
@@ -71,8 +123,10 @@ class LayerDecision:
     ``init="load"`` starts the layer from the stage's ``init`` source (a layer
     the source lacks, or with other shapes, is then an error); ``"reinit"``
     starts it freshly initialised.  ``lr_scale`` multiplies the stage's learning
-    rate for a trained layer (discriminative fine-tuning: ``0.1`` trains it ten
+    rate for a trained or adapted layer (discriminative fine-tuning: ``0.1`` trains it ten
     times slower, ``0`` not at all); it must stay ``1.0`` for a frozen layer.
+    ``adapt`` (a ``graft.Adapter``, with ``trainable=False``) keeps the layer's weights frozen and trains
+    a low-rank update beside them; the stage publishes the merged weights.
     """
 
     trainable: bool
@@ -80,6 +134,12 @@ class LayerDecision:
         default="load", validator=attrs.validators.in_(("load", "reinit"))
     )
     lr_scale: float = attrs.field(default=1.0, kw_only=True, validator=lambda _i, _a, value: _check_scale(value))
+    adapt: Adapter | None = attrs.field(default=None, kw_only=True, validator=_not_with_trainable)
+
+    @property
+    def learns(self) -> bool:
+        """True if the layer changes in training: trained, or adapted."""
+        return self.trainable or self.adapt is not None
 
 
 def _check_scale(value: object) -> None:

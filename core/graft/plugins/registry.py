@@ -8,7 +8,6 @@ what it returns (``graft.plugins.hookresults``).
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import os
 import re
@@ -20,6 +19,7 @@ import pluggy
 from graft.base.backend import import_keras
 from graft.base.problems import GraftError, Path, SpecProblem, did_you_mean, listing
 from graft.plugins import hookresults, hookspecs
+from graft.plugins.entrypoints import EntryPoint, distributions_with
 from graft.plugins.layers import EXTRACTOR
 from graft.plugins.plugininfo import PluginInfo, describe  # noqa: F401 - describe: graft plugins' rows, re-exported
 
@@ -95,7 +95,7 @@ class Registry:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []
-        self._unloaded: dict[str, list[tuple[PluginInfo, importlib.metadata.EntryPoint]]] = {}
+        self._unloaded: dict[str, list[tuple[PluginInfo, EntryPoint]]] = {}
 
     # -- loading ---------------------------------------------------------
 
@@ -112,17 +112,12 @@ class Registry:
         if enabled is None:
             enabled = enabled_names()
         seen: set[str] = set()
-        where: dict[str, Any] = {"path": paths} if paths is not None else {}
-        distributions = importlib.metadata.distributions(**where)
-        for dist in distributions:
-            entry_points = [entry_point for entry_point in dist.entry_points if entry_point.group == GROUP]
-            if not entry_points:
-                continue  # most installed distributions: their metadata is not worth parsing
-            dist_name = dist.metadata["Name"] or "(unnamed)"
+        for dist in distributions_with(GROUP, paths):  # the metadata of those in the group only
+            dist_name = dist.name
             if _normalise(dist_name) in seen:
                 continue  # the same distribution found twice on sys.path: first wins, as in importlib
             seen.add(_normalise(dist_name))
-            for entry_point in entry_points:
+            for entry_point in dist.entry_points:
                 info = PluginInfo(entry_point.name, dist_name, dist.version, entry_point.value)
                 registry._infos.append(info)
                 if (

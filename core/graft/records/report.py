@@ -38,6 +38,7 @@ class LayerCheck:
 
     trainable: bool
     changed: bool
+    adapted: bool = False  # a low-rank adapter trained beside it and was merged into its weights
 
 
 @attrs.frozen
@@ -56,12 +57,14 @@ class RoundResult:
 
 @attrs.frozen
 class Versions:
-    """What a stage ran with: TensorFlow, Keras, keras-graft, and the distribution of every plugin it used
-    (``{"graft-gru": "0.1.0"}``; keras-graft's built-ins are keras-graft's).  A report written before
-    keras-graft recorded more than Keras and TensorFlow has ``keras_graft`` None and no ``plugins``."""
+    """What a stage ran with: TensorFlow, Keras and the backend Keras trained on (``"tensorflow"``, the only
+    one keras-graft runs), keras-graft, and the distribution of every plugin it used (``{"graft-gru": "0.1.0"}``;
+    keras-graft's built-ins are keras-graft's).  A report written before keras-graft recorded more than Keras
+    and TensorFlow has ``keras_graft`` None and no ``plugins``; before 0.2 recorded it, ``backend`` is None."""
 
     tensorflow: str | None = None
     keras: str | None = None
+    backend: str | None = None
     keras_graft: str | None = None
     # keras-graft run from a git checkout: its commit (``+dirty`` with uncommitted changes in core/)
     commit: str | None = None
@@ -102,6 +105,8 @@ class StageReport:
     heads: dict[str, HeadLoss] = attrs.field(factory=dict)  # how each head was compiled (graft evaluate reads it)
     seed: int | None = None  # the seed the stage trained with (None: written before keras-graft 0.2 recorded it)
     spec_file: str | None = None  # the spec file the run was started from, as given (None: a dict, or before 0.2)
+    # per classification head, on the validation data: rows true class ids, columns predicted (graft.runs.confusion)
+    confusion: dict[str, list[list[int]]] = attrs.field(factory=dict)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +119,10 @@ class StageReport:
             del data["kept_epoch"]
         if self.versions.commit is None:  # an installed keras-graft
             del data["versions"]["commit"]
+        if self.versions.backend is None:  # a report read back from before keras-graft recorded it
+            del data["versions"]["backend"]
+        if not self.confusion:  # no classification head with validation data
+            del data["confusion"]
         return data
 
     @classmethod
@@ -139,6 +148,9 @@ _CONVERTER.register_unstructure_hook(  # a layer not loaded has no proof to repo
         equal_to_source=override(omit_if_default=True),
         source_layer=override(omit_if_default=True),  # reports before init.rename stay as they were
     ),
+)
+_CONVERTER.register_unstructure_hook(  # a layer without an adapter: as reports were before adapters
+    LayerCheck, make_dict_unstructure_fn(LayerCheck, _CONVERTER, adapted=override(omit_if_default=True))
 )
 _CONVERTER.register_unstructure_hook(  # a round without a checkpoint keeps its last epoch: nothing to say
     RoundResult, make_dict_unstructure_fn(RoundResult, _CONVERTER, kept_epoch=override(omit_if_default=True))

@@ -18,7 +18,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from datetime import datetime, timezone
 import attrs
 
 from graft.base.files import fsync_path, sha256_of, write_json
+from graft.base.paths import shown
 from graft.base.problems import GraftError
 from graft.records.report import StageReport
 
@@ -63,8 +63,8 @@ class RunDir:
             existing = os.path.dirname(existing)
         existing = existing or "."
         if not os.path.isdir(existing):
-            what = "--out" if existing == self.path else f"{existing}, a parent of --out,"
-            raise RunError(f"{what} is a file, not a folder: {os.path.abspath(existing)}; choose another --out")
+            what = "--out" if existing == self.path else f"{shown(existing)}, a parent of --out,"
+            raise RunError(f"{what} is a file, not a folder: {shown(existing)}; choose another --out")
         try:
             limit = os.pathconf(existing, "PC_NAME_MAX")
         except (OSError, ValueError):
@@ -72,7 +72,7 @@ class RunDir:
         for name in stage_names:
             if len(name.encode()) + ASIDE_SUFFIX_LENGTH > limit:
                 raise RunError(
-                    f"stage name '{name[:40]}...' is too long for the file system of {os.path.abspath(existing)}: "
+                    f"stage name '{name[:40]}...' is too long for the file system of {shown(existing)}: "
                     f"its folders '<name>.partial' and '<name>.replaced-<time>' need at most "
                     f"{limit - ASIDE_SUFFIX_LENGTH} bytes for the name; shorten it"
                 )
@@ -89,7 +89,7 @@ class RunDir:
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as exc:
-            raise RunError(f"cannot create the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
+            raise RunError(f"cannot create the run directory {shown(self.path)}: {_reason(exc)}") from None
         handle = self._acquire(wait)
         try:
             self._probe()
@@ -105,7 +105,7 @@ class RunDir:
                 handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for its lock
             except OSError as exc:
                 raise RunError(
-                    f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}"
+                    f"cannot write in the run directory {shown(self.path)}: {_reason(exc)}"
                 ) from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -114,7 +114,7 @@ class RunDir:
                 holder = handle.read().strip() or "another process"
                 handle.close()
                 raise RunDirLocked(
-                    f"{os.path.abspath(self.path)} is in use by {holder}; wait for it to finish "
+                    f"{shown(self.path)} is in use by {holder}; wait for it to finish "
                     "(graft run --wait waits for it) or choose another --out"
                 ) from None
             try:
@@ -140,7 +140,7 @@ class RunDir:
                 os.fsync(handle.fileno())
             os.remove(probe)
         except OSError as exc:
-            raise RunError(f"cannot write in the run directory {os.path.abspath(self.path)}: {_reason(exc)}") from None
+            raise RunError(f"cannot write in the run directory {shown(self.path)}: {_reason(exc)}") from None
 
     # -- finished stages -----------------------------------------------------------------
 
@@ -191,6 +191,8 @@ class RunDir:
         report as published (with ``files``)."""
         partial = self.stage_path(name + PARTIAL)
         if os.path.isdir(partial) and not os.path.islink(partial):
+            import shutil  # here: re-running a finished run publishes nothing
+
             shutil.rmtree(partial)  # a stage that died while being written: keras-graft's own leftovers
         else:
             self.set_aside(name + PARTIAL)  # a file or a link of that name is not ours to delete

@@ -70,6 +70,19 @@ def curves_of(stage: str, history: Any, heads: Sequence[str], round_labels: Sequ
     """The curves of one stage from its ``history.json`` content (a Keras history, or ``{"rounds": [...]}``
     of one per round), the names of its heads and, per round, its label and whether it was kept.
     ``ValueError`` if ``history`` is neither."""
+    joined, lengths = joined_history(history)
+    marks = []
+    start = 1
+    for index, epochs in enumerate(lengths):
+        label, kept = round_labels[index] if index < len(round_labels) else (f"round {index}", False)
+        marks.append(RoundMark(start, epochs, f"r{index} {label}".strip(), kept))
+        start += epochs
+    return Curves(stage, _rows(joined, heads), tuple(marks) if len(lengths) > 1 else ())
+
+
+def joined_history(history: Any) -> tuple[dict[str, list[float]], list[int]]:
+    """A stage's ``history.json`` content as one series per Keras key, its rounds end to end (NaN where a round
+    did not log a key), and the epochs of each round.  ``ValueError`` if it is not a history."""
     if isinstance(history, Mapping) and set(history) == {"rounds"}:
         parts = history["rounds"]
         if not isinstance(parts, list) or not parts:
@@ -78,17 +91,16 @@ def curves_of(stage: str, history: Any, heads: Sequence[str], round_labels: Sequ
         parts = [history]
     parts = [_checked(part) for part in parts]
     joined: dict[str, list[float]] = {}
-    marks = []
+    lengths = []
     start = 1
-    for index, part in enumerate(parts):
+    for part in parts:
         epochs = max((len(values) for values in part.values()), default=0)
         for key in dict.fromkeys([*joined, *part]):
             joined.setdefault(key, [math.nan] * (start - 1))
             joined[key].extend(part.get(key, [math.nan] * epochs))
-        label, kept = round_labels[index] if index < len(round_labels) else (f"round {index}", False)
-        marks.append(RoundMark(start, epochs, f"r{index} {label}".strip(), kept))
+        lengths.append(epochs)
         start += epochs
-    return Curves(stage, _rows(joined, heads), tuple(marks) if len(parts) > 1 else ())
+    return joined, lengths
 
 
 def stage_curves(folder: str, report: StageReport) -> Curves:
@@ -147,7 +159,7 @@ def _rows(history: dict[str, list[float]], heads: Sequence[str]) -> tuple[tuple[
     total: list[tuple[str, str]] = []
     other: list[tuple[str, str]] = []
     for name in names:
-        head = None if name in NOT_METRICS else single or _head_of(name, heads)
+        head = None if name in NOT_METRICS else single or head_of(name, heads)
         if name == "loss":
             (owned[single] if single else total).append((name, "loss"))
         elif head is None:
@@ -165,7 +177,7 @@ def _rows(history: dict[str, list[float]], heads: Sequence[str]) -> tuple[tuple[
     return tuple(rows)
 
 
-def _head_of(name: str, heads: Sequence[str]) -> str | None:
+def head_of(name: str, heads: Sequence[str]) -> str | None:
     """The head a Keras history key of a multi-output model belongs to (``trend_accuracy`` -> ``trend``):
     the longest head name it starts with, followed by ``_``."""
     found = [head for head in heads if name.startswith(head + "_")]

@@ -22,6 +22,7 @@ import attrs
 from graft.planning.stageplan import LOADED, NEW, NO_WEIGHTS, REINIT
 from graft.planning.view import HEADER, data_lines, layer_rows, scaled_rates
 from graft.records.report import StageReport
+from graft.reports.compare import Comparison
 from graft.reports.summary import summary_rows
 
 FILENAME = "report.md"
@@ -40,7 +41,16 @@ class StageView:
     curves_missing: str = ""
 
 
-def render(title: str, views: Sequence[StageView]) -> str:
+@attrs.frozen
+class ComparisonView:
+    """The figure that compares stages as ``report.md`` shows it: what it shows, and its file (relative to the
+    run folder) or None when it is not drawn."""
+
+    comparison: Comparison
+    figure: str | None = None
+
+
+def render(title: str, views: Sequence[StageView], compared: ComparisonView | None = None) -> str:
     """The whole of ``report.md``, its marker line first."""
     reports = [view.report for view in views]
     wall = sum(report.wall_time_s for report in reports)
@@ -52,6 +62,8 @@ def render(title: str, views: Sequence[StageView]) -> str:
     if spec_files:
         lines.append(f"Spec: {', '.join(f'`{path}`' for path in sorted(spec_files))}.")
     lines += ["", *_table(summary_rows(reports))]
+    if compared is not None and compared.comparison.groups:
+        lines += ["", *_comparison(compared)]
     for number, view in enumerate(views, start=1):
         lines += ["", *_stage(number, len(views), view, len(versions) > 1)]
     body = "\n".join(lines).rstrip() + "\n"
@@ -111,6 +123,8 @@ def _stage(number: int, count: int, view: StageView, own_versions: bool) -> list
         lines += [f"![loss and metrics per epoch, stage {report.stage}]({quote(view.curves)})", ""]
     else:
         lines += [f"No curves.png: {view.curves_missing}.", ""]
+    for head, matrix in report.confusion.items():
+        lines += [f"### Per class: `{head}` (validation)", "", *_table(per_class_rows(report, head, matrix)), ""]
     if rounds:
         lines += ["### Rounds", "", *_table(_round_rows(report)), ""]
     lines += ["### Lineage", "", "Where each layer's weights have been, oldest first:", ""]
@@ -120,6 +134,37 @@ def _stage(number: int, count: int, view: StageView, own_versions: bool) -> list
               + (f"; {grouped} in groups of the same fate" if grouped else "") + ")</summary>", ""]
     lines += [*_table([list(HEADER), *rows]), "", "</details>"]
     return lines
+
+
+def _comparison(compared: ComparisonView) -> list[str]:
+    """The comparison section: the figure (or how to draw it), and per group its stages and chance levels."""
+    lines = ["## Stages compared", ""]
+    if compared.figure is not None:
+        lines += [f"![validation metrics of the stages that share validation data]({quote(compared.figure)})", ""]
+    else:
+        lines += ["The figure that compares them is not drawn: graft run leaves plots out (they would cost the "
+                  "run's time); graft report OUT draws it.", ""]
+    for group in compared.comparison.groups:
+        chances = {panel.head: panel.chance for panel in group.panels if panel.chance is not None}
+        said = "; ".join(f"chance level of `{head}` {chance:.4f} (the majority-class rate)"
+                         for head, chance in chances.items())
+        lines.append(f"- {', '.join(f'`{stage}`' for stage in group.stages)} on {group.validation}"
+                     + (f": {said}" if said else ""))
+    return lines
+
+
+def per_class_rows(report: StageReport, head: str, matrix: Sequence[Sequence[int]]) -> list[list[str]]:
+    """Per class id of ``head``: its name (if the data named classes), its validation samples, how many were
+    predicted as it, recall and precision, from the confusion matrix (rows true, columns predicted)."""
+    names = report.data.classes if report.data is not None else []
+    rows = [["class", "samples", "predicted as it", "recall", "precision"]]
+    for index, row in enumerate(matrix):
+        samples, predicted = sum(row), sum(line[index] for line in matrix)
+        hit = row[index]
+        label = f"{index} {names[index]}" if index < len(names) else str(index)
+        rows.append([label, f"{samples:,}", f"{predicted:,}", number(hit / samples) if samples else "-",
+                     number(hit / predicted) if predicted else "-"])
+    return rows
 
 
 def _starts(view: StageView) -> dict[str, list[str]]:

@@ -19,9 +19,10 @@ from graft.base.files import fsync_path
 from graft.base.problems import GraftError
 from graft.records.report import StageReport
 from graft.records.rundir import REPORT, RunDir, RunError
+from graft.reports.compare import comparison, ensure_comparison, read_histories
 from graft.reports.curves import FILENAME as CURVES
 from graft.reports.curves import ensure_curves
-from graft.reports.markdown import FILENAME, StageView, render, written_stages
+from graft.reports.markdown import FILENAME, ComparisonView, StageView, render, written_stages
 from graft.spec.validators import is_name
 
 
@@ -58,7 +59,9 @@ def write_report(
         if not there and not missing:
             drawn.append(report.stage)
         views.append(StageView(report, None if missing else f"{report.stage}/{CURVES}", missing.rstrip(".")))
-    text = render(os.path.basename(os.path.abspath(run_dir.path)), views)
+    compared = comparison(reports, read_histories(run_dir.path, reports))
+    figure = ensure_comparison(run_dir.path, compared, draw)
+    text = render(os.path.basename(os.path.abspath(run_dir.path)), views, ComparisonView(compared, figure or None))
     path = os.path.join(run_dir.path, FILENAME)
     changed = _write(path, text, force, run_dir.path)
     no_curves = {view.report.stage: view.curves_missing for view in views if view.curves is None}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import shlex
-import subprocess
 
 import yaml
 
@@ -29,8 +28,9 @@ RESOLVED = "spec.resolved.yaml"
 
 
 def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versions:
-    """The versions stage ``stage`` runs with: TensorFlow and Keras as imported, keras-graft, and the distribution
-    of each plugin it uses (extractor, the heads it trains, policy, data source)."""
+    """The versions stage ``stage`` runs with: TensorFlow and Keras as imported, the backend Keras runs on,
+    keras-graft, and the distribution of each plugin it uses (extractor, the heads it trains, policy, data
+    source)."""
     import tensorflow
 
     from graft._version import __version__
@@ -42,7 +42,8 @@ def stage_versions(registry: Registry, spec: Spec, stage: Stage, keras) -> Versi
         info = registry.get(kind, name)
         if info.distribution.lower().replace("_", "-") != CORE_DISTRIBUTION:
             plugins[info.distribution] = info.version
-    return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, keras_graft=__version__,
+    return Versions(tensorflow=tensorflow.__version__, keras=keras.__version__, backend=keras.backend.backend(),
+                    keras_graft=__version__,
                     commit=source_commit(), plugins=dict(sorted(plugins.items())))
 
 
@@ -54,6 +55,8 @@ def source_commit() -> str | None:
     root = os.path.dirname(os.path.dirname(package))
     if not (os.path.exists(os.path.join(root, ".git")) and os.path.basename(os.path.dirname(package)) == "core"):
         return None
+    import subprocess  # here: re-running a finished run imports this module and asks git nothing
+
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=10)

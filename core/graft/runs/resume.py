@@ -19,8 +19,11 @@ from graft.spec.callbacks import fingerprint_fields
 from graft.spec.specfile import SpecFile
 
 OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint
-# built-in policy options added since keras-graft 0.1, with their defaults: left out while at them
-ADDED_POLICY_OPTIONS: dict[str, Any] = {"lr_scale": {}, "layer_decay": None}
+# built-in policy options added since keras-graft 0.1, with their defaults: left out while at one of them
+ADDED_POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {"lr_scale": ({},), "layer_decay": (None,), "adapt": ({}, None)}
+# keys added since keras-graft 0.1 to heads and to built-in sources' params, with their defaults: left out while at them
+ADDED_HEAD_KEYS: dict[str, Any] = {"class_weight": None}
+ADDED_DATA_OPTIONS: dict[str, Any] = {"sample_weights": {}}
 
 
 def stage_fingerprints(spec_file: SpecFile) -> list[str]:
@@ -28,12 +31,16 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
     content of the files they name."""
     spec = spec_file.spec
     model = attrs.asdict(spec.model)
+    model["heads"] = _heads(model["heads"])
     digest = hashlib.sha256(_canonical([spec.seed, model, input_digests(spec.model, spec_file.resolve)]).encode())
     prints = []
     for stage in spec.stages:
         fields = attrs.asdict(stage)
         if not fields["data"]["augment"]:  # runs from before augment existed stay resumable
             del fields["data"]["augment"]
+        fields["data"]["params"] = _without_added(fields["data"]["params"], ADDED_DATA_OPTIONS)  # and sample_weights
+        if fields["heads"] is not None:  # and for class_weight
+            fields["heads"] = _heads(fields["heads"])
         fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         if fields["init"] is not None:  # and for init's model and rename
             fields["init"] = {key: value for key, value in fields["init"].items() if value or key in OLD_INIT}
@@ -44,7 +51,7 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         params = fields["policy"]["params"]
         if isinstance(params, dict):  # and for the built-in policies' options added since
             fields["policy"]["params"] = {key: value for key, value in params.items()
-                                          if key not in ADDED_POLICY_OPTIONS or value != ADDED_POLICY_OPTIONS[key]}
+                                          if key not in ADDED_POLICY_OPTIONS or value not in ADDED_POLICY_OPTIONS[key]}
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
@@ -56,7 +63,19 @@ def data_identity(spec_file: SpecFile, index: int) -> str:
     spec = spec_file.spec
     data = spec.stages[index].data
     params = attrs.asdict(data.params) if attrs.has(type(data.params)) else data.params
+    params = _without_added(params, ADDED_DATA_OPTIONS)  # cached features of earlier runs stay found
     return _canonical([data.source, params, input_digests(data.params, spec_file.resolve), spec.model.input_shape])
+
+
+def _heads(heads: dict[str, Any]) -> dict[str, Any]:
+    return {name: _without_added(head, ADDED_HEAD_KEYS) for name, head in heads.items()}
+
+
+def _without_added(fields: Any, added: dict[str, Any]) -> Any:
+    """``fields`` without the keys of ``added`` that hold their default (anything not a dict as it is)."""
+    if not isinstance(fields, dict):
+        return fields
+    return {key: value for key, value in fields.items() if key not in added or value != added[key]}
 
 
 def _canonical(value: Any) -> str:

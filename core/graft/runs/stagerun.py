@@ -7,6 +7,7 @@ then, so confirming a finished run imports none of the training machinery.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -18,23 +19,35 @@ from graft.base.files import write_json
 from graft.base.problems import GraftError, SpecProblem
 from graft.distribute.strategy import Distribution, average_moving_statistics, check_identical, lost_peer
 from graft.features.cache import FeatureCache
+from graft.model.adapterfile import FILENAME as ADAPTERS_FILENAME
+from graft.model.adapterfile import AdapterFile, save_adapters
+from graft.model.adapters import attach_all, base_digest, merge_all
 from graft.model.initsource import source_path, source_weights
 from graft.model.losses import head_losses
 from graft.model.weights import FILENAME as WEIGHTS_FILENAME
 from graft.model.weights import save_weights, snapshot
 from graft.planning.stagedata import StageData
-from graft.planning.stageplan import LOADED, PlannedStage, StagePlan, build_stage_model, decide, plan_stage
-from graft.planning.view import scaled_rates
+from graft.planning.stageplan import (
+    LOADED,
+    PlannedStage,
+    StagePlan,
+    adapted_layers,
+    build_stage_model,
+    decide,
+    plan_stage,
+)
+from graft.planning.view import scaled_rates, weighting_lines
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
+from graft.runs.confusion import confusion_matrices
 from graft.runs.interrupts import InterruptWatch
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import spec_path, stage_versions
 from graft.runs.resume import data_identity
 from graft.runs.stagelogs import move_into, training_folder
 from graft.runs.training import StageTraining, train_stage
-from graft.runs.verify import changes, lineage, load_by_name
+from graft.runs.verify import changes, lineage, load_by_name, verify_merged
 from graft.runs.workers import check_source_shared, publish
 from graft.spec.callbacks import writes_files
 from graft.spec.specfile import SpecFile
@@ -101,6 +114,8 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     )
     if plan.distribute:
         run.log(f"   distributed: {plan.distribute}")
+    for line in weighting_lines(stage_data.summary):
+        run.log(f"   {line}")
     scaled = scaled_rates(plan)
     if scaled:
         run.log(f"   learning rate {stage.optimizer.learning_rate:g}, scaled for {scaled}")
@@ -108,24 +123,30 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     load = _load(run, index, built, plan)
     start = snapshot(built.layers)
     seed = spec.seed_of(index)
+    attach_all(keras, built.layers, adapted_layers(rounds), seed)  # low-rank adapters beside frozen layers
     keras.utils.set_random_seed(seed)
     job = StageTraining(
         stage, plan, stage_data.data, losses, seed, _augmenter(keras, stage, seed), _feature_cache(run, index),
         callbacks=(run.interrupts.keras_callback(keras),), quiet=not run.is_chief,
         whole_batches=run.distribution is not None,
         after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
-        max_batches=run.max_batches,
+        max_batches=run.max_batches, weighting=stage_data.weighting,
     )
     trained = _train(keras, built, rounds, job, run)
+    adapters = merge_all(built.model, built.layers)  # the model is plain again, with W + (alpha/r)·A·B
     end = snapshot(built.layers)
+    verify_merged(start, end, adapters, stage.name)
     worker_digests = check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
+    confusion: dict[str, list[list[int]]] = {}
+    if run.distribution is None and run.max_batches is None:  # distributed or a smoke run: left out
+        confusion = confusion_matrices(built.model, stage_data.data, losses, plan.outputs, stage.batch_size)
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
         plan=plan,
         load=load,
-        verification=changes(start, end, trained.ever_trainable),
+        verification=changes(start, end, trained.ever_trainable, trained.ever_adapted),
         final_metrics=trained.final_metrics,
         epochs_run=trained.epochs_run,
         features_cached=any(result.features_cached for result in trained.rounds),
@@ -135,17 +156,24 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         rounds=list(trained.rounds),
         kept_round=trained.kept if len(trained.rounds) > 1 else None,
         kept_epoch=trained.kept_epoch,
-        data=stage_data.summary,
+        data=attrs.evolve(stage_data.summary, identity=_digest(data_identity(run.spec_file, index))),
         worker_digests=worker_digests,
         heads=losses,
         seed=seed,
         spec_file=spec_path(run.spec_file),
+        confusion=confusion,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 
     def write(folder: str) -> None:
         built.model.save(os.path.join(folder, MODEL))
         save_weights(built.layers, os.path.join(folder, WEIGHTS_FILENAME))
+        if adapters:
+            classes = {info.name: info.class_name for info in built.layers if info.name in adapters}
+            save_adapters(os.path.join(folder, ADAPTERS_FILENAME), AdapterFile(
+                base_digest(start, adapters), adapters, classes,
+                {name: end[name] for name in sorted(trained.ever_trainable)},
+            ))
         write_json(os.path.join(folder, HISTORY), history)
         move_into(logs, folder)  # what the callbacks wrote: tensorboard/, history.csv
 
@@ -155,6 +183,10 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     run.observer.stage_published(published)
     run.log(f"   stage '{stage.name}' done in {published.wall_time_s:.1f} s: {run.run_dir.stage_path(stage.name)}")
     return published
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _train(keras, built, rounds, job: StageTraining, run: Run):

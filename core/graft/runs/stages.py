@@ -17,8 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graft.base.signals import exit_code, what
-from graft.distribute.strategy import WorkerLost, check_batches, peers_watched
-from graft.distribute.strategy import start as start_distribution
 from graft.plugins.registry import Registry
 from graft.records.report import StageReport
 from graft.records.rundir import RunDir, RunError
@@ -71,6 +69,9 @@ def run_spec(
         with run_dir.locked(wait):  # every stage finished: no model, no data, no TensorFlow to confirm it
             _log_kept(run_dir, names, first_stage_to_run(run_dir, names, fingerprints, None), log)
             return _summary(run_dir, names, log)
+    from graft.distribute.strategy import WorkerLost, check_batches, peers_watched
+    from graft.distribute.strategy import start as start_distribution
+
     distribution = start_distribution(spec_file.spec.distribute, cluster, log)  # checks the cluster first
     chief = distribution is None or distribution.is_chief
     if not chief:

@@ -20,7 +20,9 @@ from typing import Any
 import attrs
 
 from graft.data.pipeline import Augment, training_batches, validation_batches
+from graft.data.weighting import Weighting
 from graft.features.cache import FeatureCache, cached_features, extractor_is_constant
+from graft.model.adapters import base_counts
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
 from graft.model.losses import HeadLoss, compile_arguments
@@ -46,6 +48,7 @@ class Trained:
     rounds: tuple[RoundResult, ...]
     histories: tuple[History, ...]
     ever_trainable: frozenset[str]
+    ever_adapted: frozenset[str] = frozenset()  # layers whose adapter trained in some round
 
     @property
     def kept(self) -> int:
@@ -90,6 +93,7 @@ class StageTraining:
     whole_batches: bool = False  # leave out each epoch's partial batch (a distributed run)
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
     max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
+    weighting: Weighting | None = None  # each head's sample weights (graft.data.weighting); None: all weigh 1
 
 
 def train_stage(
@@ -98,7 +102,7 @@ def train_stage(
     """Train round after round; stop on a plateau of the validation loss; keep the best round.
 
     Every round recompiles after applying its decisions, and every layer frozen
-    in a round must come out of it bitwise unchanged.
+    in a round must come out of it bitwise unchanged (an adapted layer: its own weights).
     """
     stage = job.stage
     plateau = Plateau(rounds.min_delta, rounds.patience)
@@ -106,6 +110,8 @@ def train_stage(
     results: list[RoundResult] = []
     histories: list[History] = []
     ever_trainable: set[str] = set()
+    ever_adapted: set[str] = set()
+    counts = base_counts(built.layers)  # of each adapted layer, how many weights are its own
     best = cached = None
     try:
         for number, (step, round_plan) in enumerate(zip(rounds.steps, job.plan.rounds, strict=True)):
@@ -131,9 +137,10 @@ def train_stage(
             if job.after_fit is not None:
                 job.after_fit(built.model)
             observer.after_fit(stage, number, built)
-            verify_frozen(built, step.decisions, before, stage.name)
+            verify_frozen(built, step.decisions, before, stage.name, counts)
             ever_trainable |= {info.name for info in built.layers
                                if step.decisions[info.name].trainable and info.can_train}
+            ever_adapted |= {name for name, decision in step.decisions.items() if decision.adapt is not None}
             kept_epoch = made.kept_epoch  # a checkpoint or early stopping restored this epoch's weights
             if kept_epoch is not None:
                 assert made.keeper is not None and made.monitor is not None  # only such a callback keeps an epoch
@@ -167,7 +174,7 @@ def train_stage(
     if several:
         log(f"   kept round {kept} ({results[kept].label}), validation loss {results[kept].val_loss:.4f}")
     results = [attrs.evolve(result, kept=result.round == kept) for result in results]
-    return Trained(tuple(results), tuple(histories), frozenset(ever_trainable))
+    return Trained(tuple(results), tuple(histories), frozenset(ever_trainable), frozenset(ever_adapted))
 
 
 def fit_steps(data: Data, job: StageTraining) -> int | None:
@@ -193,8 +200,8 @@ def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> 
 def fit(keras, model: Any, data: Data, job: StageTraining, observer: RunObserver, callbacks: list[Any]) -> History:
     """One ``model.fit`` over the stage's batches with the stage's ``callbacks``; the Keras history as plain floats."""
     stage = job.stage
-    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches)
-    validation = validation_batches(data, stage.batch_size)
+    training = training_batches(data, stage.batch_size, job.seed, job.augment, job.whole_batches, job.weighting)
+    validation = validation_batches(data, stage.batch_size, job.weighting)
     if job.max_batches is not None:
         training = training.take(job.max_batches)
         validation = validation.take(job.max_batches) if validation is not None else None

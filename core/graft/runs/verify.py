@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from graft.model.adapters import AdapterWeights
 from graft.model.builder import BuiltModel
 from graft.model.weights import Weights, bitwise_equal, read_weights, snapshot
 from graft.planning.stageplan import LOADED, StagePlan
@@ -33,20 +34,48 @@ def load_by_name(built: BuiltModel, plan: StagePlan, source: str | Weights | Non
     return report
 
 
-def verify_frozen(built: BuiltModel, decisions: Mapping[str, LayerDecision], before: Weights, stage: str) -> None:
-    """Every frozen layer must be bitwise unchanged (BatchNormalization statistics included)."""
+def verify_frozen(built: BuiltModel, decisions: Mapping[str, LayerDecision], before: Weights, stage: str,
+                  base_counts: Mapping[str, int] | None = None) -> None:
+    """Every frozen layer must be bitwise unchanged (BatchNormalization statistics included); of an adapted
+    layer, its own weights (the first ``base_counts[name]`` of its weights; the adapter's follow)."""
     after = snapshot(built.layers)
+    counts = base_counts or {}
     for name, decision in decisions.items():
-        if not decision.trainable and not bitwise_equal(before[name], after[name]):
+        if decision.trainable:
+            continue
+        count = counts.get(name, len(after[name])) if decision.adapt is not None else len(after[name])
+        if not bitwise_equal(before[name][:count], after[name][:count]) or len(before[name]) != len(after[name]):
+            what = "adapted layer" if decision.adapt is not None else "frozen layer"
             raise RunError(
-                f"stage '{stage}': frozen layer '{name}' changed during training; nothing was published for this stage"
+                f"stage '{stage}': {what} '{name}' changed its own weights during training; nothing was published "
+                "for this stage"
             )
 
 
-def changes(start: Weights, end: Weights, ever_trainable: frozenset[str]) -> dict[str, LayerCheck]:
-    """Per layer with weights: did it train in some round, did its weights change."""
+def verify_merged(start: Weights, end: Weights, trained: Mapping[str, AdapterWeights], stage: str) -> None:
+    """Every adapted layer's published weights equal its starting weights plus ``(alpha / rank)·A·B`` (within
+    float32 rounding) in the adapted kernels, and bitwise elsewhere."""
+    import numpy as np
+
+    for name, adapter in trained.items():
+        adapted = {position: kernel for kernel, position in adapter.positions.items()}
+        for position, (before, after) in enumerate(zip(start[name], end[name], strict=True)):
+            if position in adapted:
+                expected = before + adapter.delta(adapted[position])
+                good = np.allclose(after, expected, rtol=1e-5, atol=1e-6)
+            else:
+                good = bitwise_equal([before], [after])
+            if not good:
+                raise RunError(f"stage '{stage}': adapted layer '{name}' does not hold its weights plus the adapter's "
+                               "update after merging; nothing was published for this stage")
+
+
+def changes(start: Weights, end: Weights, ever_trainable: frozenset[str],
+            adapted: frozenset[str] = frozenset()) -> dict[str, LayerCheck]:
+    """Per layer with weights: did it train in some round (or an adapter beside it), did its weights change."""
     return {
-        name: LayerCheck(trainable=name in ever_trainable, changed=not bitwise_equal(start[name], end[name]))
+        name: LayerCheck(trainable=name in ever_trainable, changed=not bitwise_equal(start[name], end[name]),
+                         adapted=name in adapted)
         for name in start
         if start[name]
     }

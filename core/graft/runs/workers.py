@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 
 from graft.base.problems import GraftError
@@ -62,6 +60,9 @@ def publish(
     """The chief publishes the stage; the others write it into a scratch folder and delete it.  Every worker
     returns only once the stage is published, so the next stage may load from it."""
     if distribution is not None and not distribution.is_chief:
+        import shutil  # here: re-running a finished run publishes nothing
+        import tempfile
+
         scratch = tempfile.mkdtemp(prefix="graft-worker-")
         try:
             write(scratch)

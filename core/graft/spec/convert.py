@@ -174,9 +174,25 @@ def _union(converter: cattrs.Converter):
                 failures.append(problem)
         if len(failures) == 1:
             raise failures[0]
+        # the one member of the value's own kind (a mapping for a dict; a string for string choices beside
+        # containers only) says it best; beside a number, "expected an integer or one of ..." says more
+        alike = [failure for member, failure in zip(members, failures, strict=True) if _same_kind(value, member)]
+        scalars = [member for member in members if member in (int, float, str, bool)]
+        if len(alike) == 1 and (isinstance(value, Mapping) or not scalars):
+            raise alike[0]
         raise SpecProblem((), f"expected {describe(type_)}, got {kind_of(value)}")
 
     return structure_union
+
+
+def _same_kind(value: Any, member: Any) -> bool:
+    """True if ``value`` is of the kind ``member`` wants: a mapping for a dict, a string for string choices."""
+    origin = typing.get_origin(member) or member
+    if origin is dict:
+        return isinstance(value, Mapping)
+    if origin is Literal:
+        return isinstance(value, str) and all(isinstance(choice, str) for choice in typing.get_args(member))
+    return False
 
 
 def _literal(value, type_):

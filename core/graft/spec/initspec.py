@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from graft.base.paths import as_written
 from graft.base.problems import Path, did_you_mean, listing
 from graft.spec.records import Stage
 from graft.spec.renaming import rename_problems
@@ -49,12 +50,13 @@ def check_init(resolve: Callable[[str], str], stage: Stage, earlier: Sequence[st
         return []
     items = [((*at, "rename", *path), message) for path, message in rename_problems(init.rename)]
     if init.weights is not None:
-        problem = file_problem(resolve(init.weights), "weights file")
+        path = resolve(init.weights)
+        problem = file_problem(path, "weights file", as_written(init.weights, path))
         if problem is not None:
             items.append(((*at, "weights"), problem))
     if init.model is not None:
         path = resolve(init.model)
-        problem = extension_problem(path) or file_problem(path, "model file")
+        problem = extension_problem(path) or file_problem(path, "model file", as_written(init.model, path))
         if problem is not None:
             items.append(((*at, "model"), problem))
     return items

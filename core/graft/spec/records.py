@@ -6,11 +6,12 @@ loaded (see ``graft.spec.specfile``).
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 import attrs
 
-from graft.base.problems import SpecProblem
+from graft.base.problems import Problems, SpecProblem
 from graft.spec import optimizers
 from graft.spec.augment import Augmentation
 from graft.spec.callbacks import Callbacks
@@ -37,6 +38,10 @@ METRICS = (
 OPTIMIZERS = optimizers.NAMES
 STRATEGIES = ("mirrored", "multi_worker")
 CLASS_LOSSES = ("sparse_categorical_crossentropy",)
+# losses of heads that predict one class per sample: a class_weight applies to them (graft.data.weighting)
+CLASSIFICATION_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+BALANCED = "balanced"
+MAX_CLASS_ID = 2**31 - 1
 
 MAX_SEED = 2**31 - 1  # the runner seeds keras.utils.set_random_seed(seed + stage index): a 32-bit seed
 MAX_EPOCHS = 100_000
@@ -76,15 +81,45 @@ class ExtractorRef:
     params: Any = None
 
 
+def class_weights(_instance, _attribute, value) -> None:
+    """A ``class_weight`` mapping: class ids 0 or more, weights finite and 0 or more, not every one 0."""
+    if not isinstance(value, dict):
+        return
+    problems = Problems()
+    if not value:
+        problems.add((), "must not be empty; leave class_weight out to weigh every class alike")
+    for class_id, weight in value.items():
+        if not 0 <= class_id <= MAX_CLASS_ID:
+            problems.add((class_id,), f"class id {class_id} is not a class id: ids go from 0 to the head's classes - 1")
+        elif not math.isfinite(weight) or weight < 0:
+            problems.add((class_id,), f"must be a finite number, 0 or more, got {weight}")
+    if value and all(weight == 0 for weight in value.values() if math.isfinite(weight)) and not problems:
+        problems.add((), "every weight given is 0; a class with weight 0 adds nothing to the loss, so give at "
+                         "least one class a weight above 0")
+    problems.raise_all()
+
+
 @attrs.frozen
 class HeadSpec:
-    """One output head: its ``build_head`` plugin, params and how it is trained."""
+    """One output head: its ``build_head`` plugin, params and how it is trained.
+
+    ``class_weight`` (classification heads): ``balanced`` weighs each class id by
+    ``samples / (classes present * samples of that class)`` in the stage's training
+    data, or a mapping ``{class id: weight}`` (ids left out weigh 1.0); it
+    multiplies the head's per-sample loss in training, never in validation.
+    """
 
     plugin: str
     loss: str = attrs.field(validator=one_of(LOSSES))
     params: Any = None
     metrics: list[str] = attrs.field(factory=list, validator=each(one_of(METRICS)))
     loss_weight: float = attrs.field(default=1.0, validator=non_negative)
+    class_weight: Literal["balanced"] | dict[int, float] | None = attrs.field(
+        default=None,
+        validator=class_weights,
+        metadata={"description": "classification heads: 'balanced' or {class id: weight} (ids left out weigh "
+                                 "1.0); multiplies each sample's training loss by its class's weight"},
+    )
 
 
 @attrs.frozen

@@ -89,8 +89,8 @@ class SchemaBuilder:
             schema: JSON = {"type": "object"}
             if value_type is not Any:
                 schema["additionalProperties"] = self.type_schema(value_type)
-            if key_type is not str:
-                pass  # YAML keys of other types have no JSON form: say nothing about them
+            if key_type is str:  # in JSON every key is a string; checked against YAML data, a `true:` key is not
+                schema["propertyNames"] = {"type": "string"}
             return schema
         if isinstance(type_, type) and type_ in self.record_choices:
             return {"oneOf": [self.class_schema(record) for record in self.record_choices[type_]()]}
@@ -252,10 +252,15 @@ def _one_init_source() -> list[JSON]:
     as ``graft.spec.initspec.check_init`` says; whether the stage is an earlier one or the file exists, it cannot."""
     keras_file = "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in extension)
                           for extension in EXTENSIONS)
+    branches = {
+        "stage": {"stage": {"type": "string"}, "rename": {"maxProperties": 0}},
+        "weights": {"weights": {"type": "string"}},
+        "model": {"model": {"type": "string", "pattern": f"(?:{keras_file})$(?!\\n)"}},
+    }
     return [
-        {"required": ["stage"], "properties": {"stage": {"type": "string"}, "rename": {"maxProperties": 0}}},
-        {"required": ["weights"], "properties": {"weights": {"type": "string"}}},
-        {"required": ["model"], "properties": {"model": {"type": "string", "pattern": f"(?:{keras_file})$(?!\\n)"}}},
+        {"required": [key], "properties": properties,
+         "not": {"anyOf": [{"required": [other]} for other in branches if other != key]}}
+        for key, properties in branches.items()
     ]
 
 

@@ -98,6 +98,9 @@ def validator_fragments(validator: Any) -> list[JSON]:
     choices = found.get("choices", [None]) if found is not None else [None]
     if found is not None and all(isinstance(choice, (str, int, float, bool)) for choice in choices):
         return [{"enum": list(found["choices"])}]
+    found = _closure(validator, "graft.spec.validators", "unless.<locals>.check_unless")
+    if found is not None and all(isinstance(word, str) for word in found.get("words", [None])):
+        return [_allow_words(fragment, found["words"]) for fragment in validator_fragments(found.get("check"))]
     found = _closure(validator, "graft.spec.validators", "each.<locals>.run")
     if found is not None:
         items = merged(validator_fragments(found.get("check")))
@@ -131,6 +134,14 @@ def _attrs_validator_fragments(validator: Any) -> list[JSON]:
         items = merged(validator_fragments(validator.member_validator))
         return [{"items": items}, *validator_fragments(validator.iterable_validator)] if items else []
     return []
+
+
+def _allow_words(fragment: JSON, words: list[str]) -> JSON:
+    """A fragment of ``unless(words, check)``: the words pass it (string keywords would judge them: dropped)."""
+    fragment = {key: value for key, value in fragment.items() if key not in KEYWORDS_OF_TYPE["string"]}
+    if "enum" in fragment:
+        fragment["enum"] = [*fragment["enum"], *(word for word in words if word not in fragment["enum"])]
+    return fragment
 
 
 def _allow_null(fragment: JSON) -> JSON:

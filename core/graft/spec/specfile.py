@@ -6,7 +6,7 @@ Everything here runs without TensorFlow; it is all ``graft validate`` does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -18,7 +18,7 @@ from graft.spec.callbacks import monitored
 from graft.spec.convert import make_converter, structure, structure_attrs
 from graft.spec.initspec import check_init
 from graft.spec.overrides import Override, apply_overrides
-from graft.spec.records import DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
+from graft.spec.records import CLASSIFICATION_LOSSES, DataRef, ExtractorRef, HeadSpec, PolicyRef, Spec, Stage
 from graft.spec.validators import is_name, loading_model_input, loading_spec_in
 from graft.spec.yamlfile import YamlDocument, YamlLimitError, YamlProblem, load_yaml
 
@@ -51,18 +51,19 @@ class SpecFile:
         """A path from the spec, relative to the spec's folder."""
         return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(relative)))
 
-    def error(self, items: Iterable[tuple[Path, str]]) -> SpecError:
-        """A ``SpecError`` whose lines are ``path (line N): message``."""
-        return render(self.path, self.document, items)
+    def error(self, items: Iterable[tuple[Path, str]], notes: Sequence[str] = ()) -> SpecError:
+        """A ``SpecError`` whose lines are ``path (line N): message``, then ``notes``."""
+        return render(self.path, self.document, items, notes)
 
 
-def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]]) -> SpecError:
+def render(source: str, document: YamlDocument, items: Iterable[tuple[Path, str]],
+           notes: Sequence[str] = ()) -> SpecError:
     lines = []
     for path, message in items:
         origin = document.where(path)
         where = f"{format_path(path)} ({origin})" if origin else format_path(path)
         lines.append(one_line(f"{where}: {message}"))
-    return SpecError(source, lines)
+    return SpecError(source, lines, [one_line(note) for note in notes])
 
 
 CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {
@@ -205,6 +206,7 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
     spec = spec_file.spec
     items: list[tuple[Path, str]] = []
     items += _check_head_names(spec.model.heads, ("model", "heads"))
+    items += _check_class_weights(spec.model.heads, ("model", "heads"))
     seen: dict[str, int] = {}
     folders: dict[str, int] = {}  # stage folders, as a case-insensitive file system sees them
     for index, stage in enumerate(spec.stages):
@@ -217,6 +219,7 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
                           f"'{spec.stages[other].name}' only in case; their folders would clash on macOS and Windows"))
         if stage.heads is not None:
             items += _check_head_names(stage.heads, (*at, "heads"))
+            items += _check_class_weights(stage.heads, (*at, "heads"))
         items += check_init(spec_file.resolve, stage, list(seen), at)
         items += _check_monitors(spec, stage, at)
         items += _check_augment(spec, stage, at)
@@ -242,6 +245,37 @@ def _check_head_names(heads: dict, at: Path) -> list[tuple[Path, str]]:
                     f"head name '{name}' is reserved: the model's input layer is named {INPUT_NAME}; choose another",
                 )
             )
+    return items
+
+
+def head_classes(head: HeadSpec) -> int | None:
+    """How many classes a classification head has, as far as its spec tells without building it: 2 for a
+    binary cross-entropy, else the ``units`` of its params (the ``dense`` head's); None if unknown."""
+    if head.loss == "binary_crossentropy":
+        return 2
+    units = getattr(head.params, "units", None)
+    return units if isinstance(units, int) and not isinstance(units, bool) and units > 0 else None
+
+
+def _check_class_weights(heads: dict[str, HeadSpec], at: Path) -> list[tuple[Path, str]]:
+    """``class_weight`` only on classification heads, and only for class ids the head has."""
+    items: list[tuple[Path, str]] = []
+    for name, head in heads.items():
+        if head.class_weight is None:
+            continue
+        where: Path = (*at, name, "class_weight")
+        if head.loss not in CLASSIFICATION_LOSSES:
+            items.append((where, f"class_weight weighs the classes of a classification head, but head '{name}' "
+                                 f"is trained with {head.loss}; remove class_weight, or use one of: "
+                                 f"{listing(CLASSIFICATION_LOSSES)}"))
+            continue
+        classes = head_classes(head)
+        if classes is None or not isinstance(head.class_weight, dict):
+            continue
+        for class_id in head.class_weight:
+            if class_id >= classes:
+                items.append(((*where, class_id), f"class id {class_id} is beyond head '{name}', which has {classes} "
+                                                  f"classes (ids 0 to {classes - 1}); remove it or fix the id"))
     return items
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from graft.base.files import not_a_file
+from graft.base.paths import as_written
 from graft.base.problems import Path, Problems, SpecProblem, did_you_mean, kind_of, listing, printable
 from graft.spec.typewords import describe
 
@@ -94,6 +95,21 @@ def one_of(choices: Iterable[str]):
             raise SpecProblem((), f"'{value}' is not one of: {listing(choices, 20)}{did_you_mean(value, choices)}")
 
     return check
+
+
+def unless(words: Iterable[str], check):
+    """One of ``words`` passes as it is; any other value must pass ``check``.
+
+        layers: int | Literal["all"] = attrs.field(validator=graft.validators.unless(["all"], positive))
+    """
+    words = list(words)
+
+    def check_unless(instance, attribute, value) -> None:
+        if isinstance(value, str) and value in words:
+            return
+        check(instance, attribute, value)
+
+    return check_unless
 
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -214,38 +230,41 @@ def existing_file(_instance, _attribute, value) -> None:
     """The value is a path to an existing regular file, relative to the spec's folder (``~`` expanded); a
     folder, a FIFO or a device is reported as what it is."""
     path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
-    problem = file_problem(path)
+    problem = file_problem(path, shown_as=as_written(value, path))
     if problem is not None:
         raise SpecProblem((), problem)
 
 
-def file_problem(path: str, what: str = "file") -> str | None:
-    """Why ``path`` is not an existing regular file (``what`` names it: ``weights file``), or None.  Only
-    ``stat``: a FIFO is never opened."""
+def file_problem(path: str, what: str = "file", shown_as: str | None = None) -> str | None:
+    """Why ``path`` is not an existing regular file (``what`` names it: ``weights file``), or None; the message
+    names it ``shown_as`` (as the user wrote it, ``graft.base.paths.as_written``).  Only ``stat``: a FIFO is
+    never opened."""
+    name = shown_as if shown_as is not None else path
     if "\0" in path:
-        return f"{printable(path)} holds a NUL byte, which no file name can; give the path of a {what}"
+        return f"{printable(name)} holds a NUL byte, which no file name can; give the path of a {what}"
     kind = not_a_file(path)
     if kind == "a folder":
-        return f"{path} is a folder; give the path of a {what}"
+        return f"{name} is a folder; give the path of a {what}"
     if kind is not None:
-        return f"{path} is {kind}, not a {what}; give the path of a regular {what}"
+        return f"{name} is {kind}, not a {what}; give the path of a regular {what}"
     if not os.path.isfile(path):
-        return f"{what} not found: {path}"
+        return f"{what} not found: {name}"
     return None
 
 
 def existing_folder(_instance, _attribute, value) -> None:
     """The value is a path to an existing folder, relative to the spec's folder (``~`` expanded)."""
     path = os.path.normpath(os.path.join(spec_folder(), os.path.expanduser(value)))
+    name = as_written(value, path)
     if "\0" in path:
-        raise SpecProblem((), f"{printable(path)} holds a NUL byte, which no folder name can")
+        raise SpecProblem((), f"{printable(name)} holds a NUL byte, which no folder name can")
     kind = not_a_file(path)
     if kind is None and os.path.isfile(path):
-        raise SpecProblem((), f"{path} is a file; give the path of a folder")
+        raise SpecProblem((), f"{name} is a file; give the path of a folder")
     if kind is not None and kind != "a folder":
-        raise SpecProblem((), f"{path} is {kind}; give the path of a folder")
+        raise SpecProblem((), f"{name} is {kind}; give the path of a folder")
     if not os.path.isdir(path):
-        raise SpecProblem((), f"folder not found: {path}")
+        raise SpecProblem((), f"folder not found: {name}")
 
 
 FOLDER_INPUT = "graft.folder_input"  # attrs metadata key: the field names a folder the stage reads

@@ -66,6 +66,8 @@ a path ending ``.weights.h5``, ``.h5`` or ``.keras``
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 import graft
@@ -100,6 +102,9 @@ def _offered_elsewhere(_instance, _attribute, value) -> None:
 @attrs.frozen
 class KerasAppParams:
     """The ``params`` of ``extractor: {plugin: keras_app}``."""
+
+    STARTER: ClassVar[dict] = {"backbone": "MobileNet"}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (96, 96, 3)
 
     backbone: str = attrs.field(validator=[_offered_elsewhere, validators.one_of(NAMES)])
     pooling: str = attrs.field(default="avg", validator=validators.one_of(POOLINGS))

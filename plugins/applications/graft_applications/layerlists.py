@@ -17,7 +17,6 @@ No TensorFlow here: the Keras version comes from the installed distribution's me
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -34,6 +33,8 @@ SHAPE_DEPENDENT = {"NASNetMobile": "its reduction cells add layers that depend o
 
 def keras_major() -> int | None:
     """The major version of the installed Keras, from its metadata (None without Keras)."""
+    import importlib.metadata  # here: importing the plugin (graft plugins) does not pay for it
+
     try:
         return int(importlib.metadata.version("keras").split(".")[0])
     except (importlib.metadata.PackageNotFoundError, ValueError):
@@ -81,6 +82,8 @@ def write(package: str, models: dict[str, list[list[Any]]], folder: str | None =
     folder = folder or os.path.join(os.path.dirname(str(resources.files(package).joinpath("__init__.py"))), FOLDER)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, list_name(major))
+    import importlib.metadata
+
     header = {"keras": importlib.metadata.version("keras"), "generated_by": "python -m graft_applications.layerlists"}
     lines = [json.dumps(header)[:-1] + ', "models": {']
     for number, (key, rows) in enumerate(sorted(models.items()), start=1):  # a model a line: diffs stay readable

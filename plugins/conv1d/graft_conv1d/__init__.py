@@ -22,6 +22,7 @@ pooling layer named ``conv_pool`` gives features of shape ``(batch, filters)``.
 """
 
 import math
+from typing import ClassVar
 
 import attrs
 
@@ -70,6 +71,10 @@ def _unique_names(instance, attribute, layers) -> None:
 @attrs.frozen
 class Conv1DParams:
     """The ``params`` of ``extractor: {plugin: conv1d}``."""
+
+    STARTER: ClassVar[dict] = {"layers": [{"name": "conv_1", "filters": 16, "kernel_size": 5},
+                                          {"name": "conv_2", "filters": 16, "kernel_size": 3}]}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (50, 8)  # (timesteps, channels)
 
     layers: list[ConvLayer] = attrs.field(validator=[validators.non_empty, _unique_names])
     activation: str = attrs.field(default="relu", validator=validators.one_of(ACTIVATIONS))

@@ -43,7 +43,7 @@ data is loaded, so ``graft validate`` stays fast.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -87,6 +87,9 @@ def _channels(_instance, attribute, value: int) -> None:
 @attrs.frozen
 class DigitsParams:
     """The ``params`` of ``data: {source: sklearn_digits}``; see the module docstring."""
+
+    STARTER: ClassVar[dict] = {"classes": [0, 1, 2], "head": "label", "size": 32}  # graft new-spec
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (32, 32, 3)
 
     classes: list[int] = attrs.field(validator=[validators.non_empty, _digits])
     head: str = attrs.field(default="digit", validator=validators.identifier)

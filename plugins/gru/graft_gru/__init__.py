@@ -17,6 +17,8 @@ The input layer is named ``gru_input``.
         dropout: 0.0        # optional: GRU input dropout for every layer
 """
 
+from typing import ClassVar
+
 import attrs
 
 import graft
@@ -50,6 +52,9 @@ def _unique_names(_instance, attribute, layers) -> None:
 @attrs.frozen
 class GRUParams:
     """The ``params`` of ``extractor: {plugin: gru}``."""
+
+    STARTER: ClassVar[dict] = {"layers": [{"name": "gru_1", "units": 16}, {"name": "gru_2", "units": 16}]}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (50, 8)  # (timesteps, channels)
 
     layers: list[GRULayer] = attrs.field(validator=[validators.non_empty, _unique_names])
     dropout: float = attrs.field(default=0.0, validator=validators.fraction)

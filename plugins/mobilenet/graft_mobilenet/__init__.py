@@ -75,6 +75,8 @@ a path ending ``.weights.h5``, ``.h5`` or ``.keras``
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 import graft
@@ -117,6 +119,9 @@ BASE_PARAMS = {"v2": 2_257_984, "v3_small": 939_120, "v3_large": 2_996_352}
 @attrs.frozen
 class MobileNetParams:
     """The ``params`` of ``extractor: {plugin: mobilenet}``."""
+
+    STARTER: ClassVar[dict] = {"alpha": 0.35}
+    STARTER_INPUT_SHAPE: ClassVar[tuple] = (96, 96, 3)
 
     variant: str = attrs.field(default="v2", validator=validators.one_of(VARIANTS))
     alpha: float = attrs.field(default=1.0, validator=validators.positive)
