@@ -212,3 +212,29 @@ def test_every_graft_command_line_parses(where, argv, capsys):
         _parser().parse_args(argv)
     except SystemExit as exc:
         pytest.fail(f"{where}: graft {' '.join(argv)}: {capsys.readouterr().err.strip()} (exit {exc.code})")
+
+
+# -- search spaces (graft sweep) ------------------------------------------------------------
+
+SPACES = [block for block in YAML_BLOCKS
+          if isinstance(data := yaml.safe_load(block[3]), dict) and "params" in data and "model" not in data]
+
+
+def test_the_docs_have_a_search_space():
+    assert SPACES
+
+
+@pytest.mark.parametrize("block", SPACES, ids=[_where(page, line) for page, line, _, _ in SPACES])
+def test_every_search_space_is_vetted_against_the_seed_spec(block, tmp_path):
+    """A search space shown in the docs sweeps configs/gru_transfer.yaml, as the page's commands say: every path and
+    both ends of every range are accepted by that spec (graft.tuning.vetting), without TensorFlow."""
+    from graft.plugins.registry import Registry
+    from graft.tuning.space import read_space
+    from graft.tuning.vetting import vet_sweep
+
+    page, line, _, body = block
+    path = tmp_path / "sweep.yaml"
+    path.write_text(body, encoding="utf-8")
+    registry = Registry.discover()
+    sweep = vet_sweep(str(ROOT / "configs" / "gru_transfer.yaml"), registry, read_space(str(path)), None)
+    assert sweep.stage == "transfer", _where(page, line)

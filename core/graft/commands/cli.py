@@ -15,11 +15,14 @@ from graft.base.backend import VERBOSE_VARIABLE, check_backend
 from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.commands import cache as cache_command
+from graft.commands import lrfind as lrfind_command
 from graft.commands import new_plugin as new_plugin_command
 from graft.commands import new_spec as new_spec_command
 from graft.commands import report as report_command
 from graft.commands import schema as schema_command
 from graft.commands import stage as stage_commands
+from graft.commands import sweep as sweep_command
+from graft.commands.options import add_set
 
 if TYPE_CHECKING:
     from graft.distribute.cluster import Cluster
@@ -76,13 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "configs", nargs="+", metavar="CONFIG", help="every spec is checked; exit 1 if any is invalid"
     )
-    _add_set(validate, "every CONFIG")
+    add_set(validate, "every CONFIG")
 
     plan = commands.add_parser(
         "plan", help="build the model of every stage, load and check its data, and show each layer's plan"
     )
     plan.add_argument("config")
-    _add_set(plan)
+    add_set(plan)
     plan.add_argument("--format", choices=("text", "json"), default="text", help="json: every layer, for scripts")
     plan.add_argument(
         "--all", action="store_true",
@@ -92,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train the stages of a spec, resuming after the last finished one")
     run.add_argument("config")
-    _add_set(run)
+    add_set(run)
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--restart-from", metavar="STAGE", help="run STAGE and later again; old results are kept aside")
     run.add_argument(
@@ -123,23 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     new_plugin_command.add_parser(commands)
     new_spec_command.add_parser(commands)
     stage_commands.add_parser(commands)
+    sweep_command.add_parser(commands)
+    lrfind_command.add_parser(commands)
     return parser
-
-
-def _add_set(command: argparse.ArgumentParser, target: str = "the spec") -> None:
-    command.add_argument(
-        "--set", action="append", dest="overrides", default=None, type=_override, metavar="PATH=VALUE",
-        help=f"change {target} without editing the file: --set stages.transfer.epochs=5 (a list entry by its name or "
-        "index, * for every entry: stages.*.epochs=1; VALUE is YAML); +PATH=VALUE adds a key the file does not "
-        "have; repeatable, applied in order",
-    )
-
-
-def _override(text: str):
-    """``graft.spec.overrides.argument``, imported when a ``--set`` is given."""
-    from graft.spec.overrides import argument
-
-    return argument(text)
 
 
 def _report(exc: GraftError) -> int:
@@ -341,10 +330,10 @@ def version_lines(paths: list[str] | None = None) -> list[str]:
     ]
 
 
-MODEL_COMMANDS = ("plan", "run", "evaluate", "predict", "export")  # the commands that import Keras
+MODEL_COMMANDS = ("plan", "run", "evaluate", "predict", "export", "sweep", "lr-find")  # the commands that import Keras
 COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _run, "cache": cache_command.run,
             "report": report_command.run, "schema": schema_command.run, "new-plugin": new_plugin_command.run,
-            "new-spec": new_spec_command.run,
+            "new-spec": new_spec_command.run, "sweep": sweep_command.run, "lr-find": lrfind_command.run,
             **stage_commands.COMMANDS}
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def scale_learning_rates(optimizer: Any, layers: Iterable[LayerInfo], scales: Ma
     """
     if not scales:
         return
+    if _is_schedule(optimizer):
+        _check_schedule_scales(optimizer)
     by_variable = {
         optimizer._var_key(variable): scales[info.name]
         for info in layers
@@ -85,6 +87,23 @@ def scale_learning_rates(optimizer: Any, layers: Iterable[LayerInfo], scales: Ma
     # instance attributes, set past Keras's attribute tracking: the class and its saved config stay Keras's
     optimizer.__dict__["update_step"] = scaled_update_step
     optimizer.__dict__["_apply_weight_decay"] = scaled_weight_decay
+
+
+def _is_schedule(optimizer: Any) -> bool:
+    return callable(optimizer.__dict__.get("_learning_rate"))
+
+
+def _check_schedule_scales(optimizer: Any) -> None:
+    """A schedule with per-layer scales works where Keras 3 passes the scheduled rate to each update, and without
+    weight decay (which reads the rate itself)."""
+    from graft.base.problems import GraftError
+
+    if "learning_rate" not in inspect.signature(optimizer.update_step).parameters:
+        raise GraftError("optimizer.schedule with per-layer learning-rate scales (lr_scale, layer_decay) needs "
+                         "Keras 3 (TensorFlow 2.16 or later); remove one of them")
+    if getattr(optimizer, "weight_decay", None):
+        raise GraftError("optimizer.schedule with per-layer learning-rate scales (lr_scale, layer_decay) cannot "
+                         "scale weight decay; set options: {weight_decay: null} or remove one of them")
 
 
 @contextlib.contextmanager

@@ -44,6 +44,8 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
         fields["callbacks"] = fingerprint_fields(fields["callbacks"])  # likewise for callbacks added since
         if fields["init"] is not None:  # and for init's model and rename
             fields["init"] = {key: value for key, value in fields["init"].items() if value or key in OLD_INIT}
+        if fields["optimizer"].get("schedule") is None:  # and for the optimizer's schedule
+            del fields["optimizer"]["schedule"]
         if fields["seed"] is None:  # and for a stage's own seed
             del fields["seed"]
         params = fields["policy"]["params"]

@@ -30,7 +30,7 @@ from graft.model.lrscale import layer_scales, scale_learning_rates
 from graft.model.optimizers import make_optimizer
 from graft.model.weights import snapshot
 from graft.planning.stageplan import StagePlan, apply_decisions
-from graft.plugins.datasets import Data
+from graft.plugins.datasets import Data, Dataset
 from graft.plugins.rounds import Plateau, Rounds
 from graft.records.report import RoundResult
 from graft.runs.observer import RunObserver
@@ -123,7 +123,7 @@ def train_stage(
                 if cached is None:
                     cached = cached_features(keras, built, job.dataset, stage.batch_size, job.feature_cache, log)
                 model, data = cached.heads, cached.data
-            optimizer = make_optimizer(keras, stage.optimizer)
+            optimizer = make_optimizer(keras, stage.optimizer, fit_steps(data, job))
             scale_learning_rates(optimizer, built.layers, layer_scales(step.decisions))
             model.compile(optimizer=optimizer, **compile_arguments(keras, job.losses))
             before = snapshot(built.layers)
@@ -175,6 +175,19 @@ def train_stage(
         log(f"   kept round {kept} ({results[kept].label}), validation loss {results[kept].val_loss:.4f}")
     results = [attrs.evolve(result, kept=result.round == kept) for result in results]
     return Trained(tuple(results), tuple(histories), frozenset(ever_trainable), frozenset(ever_adapted))
+
+
+def fit_steps(data: Data, job: StageTraining) -> int | None:
+    """The batches one ``fit`` of the stage trains (its epochs times the batches of an epoch), for a learning-rate
+    schedule; None if the source does not say how many samples it has."""
+    samples = len(data.x) if isinstance(data, Dataset) else data.samples
+    if samples is None:
+        return None
+    size = job.stage.batch_size
+    per_epoch = samples // size if job.whole_batches else -(-samples // size)
+    if job.max_batches is not None:
+        per_epoch = min(per_epoch, job.max_batches)
+    return max(1, per_epoch) * job.stage.epochs
 
 
 def _kept_epoch_line(keeper: str, monitor: str, kept: int, history: History) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from graft.base.problems import Path, SpecProblem, did_you_mean, kind_of, listing
-from graft.spec.validators import between, fraction, non_negative, positive
+from graft.spec.validators import between, fraction, non_negative, one_of, positive
 
 
 @attrs.frozen
@@ -77,6 +77,25 @@ OPTIMIZERS: dict[str, OptimizerKind] = {
     ),
 }
 NAMES = tuple(OPTIMIZERS)
+SCHEDULES = ("one_cycle",)
+
+
+def _above_zero_fraction(_instance, attribute, value) -> None:
+    between(0, 1)(_instance, attribute, value)
+    if value <= 0:
+        raise SpecProblem((), f"must be above 0 and at most 1, got {value}")
+
+
+@attrs.frozen
+class Schedule:
+    """``optimizer.schedule``: how the rate changes over a stage's steps.  ``one_cycle`` (fastai's
+    ``fit_one_cycle``): from ``start`` × ``learning_rate`` up to ``learning_rate`` over the first ``warmup`` of
+    the steps, then down on a cosine to ``end`` × ``learning_rate``.  Each round of a stage is one cycle."""
+
+    name: str = attrs.field(validator=one_of(SCHEDULES))
+    warmup: float = attrs.field(default=0.25, validator=fraction)
+    start: float = attrs.field(default=0.04, validator=_above_zero_fraction)
+    end: float = attrs.field(default=0.0, validator=fraction)
 INTEGER_OPTIONS = frozenset(key for kind in OPTIMIZERS.values() for key, option in kind.options.items()
                             if option.kind == "integer")
 

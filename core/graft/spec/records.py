@@ -166,6 +166,7 @@ class Optimizer:
     options: dict[str, Any] = attrs.field(
         factory=dict, converter=optimizers.integral_options, validator=_optimizer_options
     )
+    schedule: optimizers.Schedule | None = None
 
 
 @attrs.frozen

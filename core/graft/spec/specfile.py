@@ -223,6 +223,9 @@ def check_spec(spec_file: SpecFile) -> list[tuple[Path, str]]:
         items += check_init(spec_file.resolve, stage, list(seen), at)
         items += _check_monitors(spec, stage, at)
         items += _check_augment(spec, stage, at)
+        if stage.optimizer.schedule is not None and stage.callbacks.reduce_lr is not None:
+            items.append(((*at, "callbacks", "reduce_lr"), "the optimizer has a schedule, which sets the rate "
+                          "every step; remove reduce_lr or optimizer.schedule"))
         seen.setdefault(stage.name, index)
         folders.setdefault(stage.name.lower(), index)
     return items
