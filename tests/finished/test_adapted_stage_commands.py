@@ -119,3 +119,17 @@ def test_a_tflite_export_gives_the_merged_models_outputs(adapted_gru_run, expect
     runner = tf.lite.Interpreter(model_path=str(path)).get_signature_runner("serving_default")
     found = np.concatenate([runner(input=X[row:row + 1])["trend"] for row in range(len(X))])
     np.testing.assert_allclose(found, expected, atol=1e-5)
+
+
+def test_the_base_with_the_adapters_file_evaluates_as_the_merged_model_only_on_data_given(
+        adapted_gru_run, expected, tmp_path):
+    path = adapted_gru_run / "out" / "adapters" / ADAPTERS
+    rebuilt = graft.load_stage(adapted_gru_run / "out", "pretrain", adapter=path)
+    found = rebuilt.evaluate({"input": X, "trend": TREND})
+    loss = float(np.mean(-np.log(expected[np.arange(len(X)), TREND])))
+    assert found.heads["trend"].loss == pytest.approx(loss, rel=1e-5)
+    # its own validation data would be the base's task (pretrain's), not the adapters': refused, not mislabelled
+    with pytest.raises(graft.GraftError, match=r"^stage 'pretrain' with the adapters .*adapters\.graft\.npz: its own "
+                       r"validation data is the base stage's task, not the one the adapters were trained for; pass "
+                       r"the data to evaluate on"):
+        rebuilt.evaluate()
