@@ -4,6 +4,7 @@ same spec run without a strategy (``adapted_gru_run``)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from graft.records.rundir import RunDir
 from graft.runs.stages import run_spec
 from graft.spec.specfile import load_spec
 from tests.conftest import ADAPTED_GRU_SPEC
-from tests.distribute.test_distribute import _graft
+from tests.distribute.test_distribute import ENV, _graft
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,9 @@ def test_mirrored_trains_the_adapters_bitwise_as_one_process_does(tmp_path, regi
 
 def test_two_workers_end_with_equal_weights_and_publish_the_merged_model(tmp_path, adapted_gru_run):
     out = tmp_path / "run"
-    result = _graft("run", _with_strategy(tmp_path, "multi_worker"), "--local-workers", "2", "--out", str(out))
+    env = {**ENV, "GRAFT_CACHE_DIR": os.environ["GRAFT_CACHE_DIR"]}  # this test's cache, never ~/.cache
+    result = _graft("run", _with_strategy(tmp_path, "multi_worker"), "--local-workers", "2", "--out", str(out),
+                    env=env)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "[worker 1] worker 1 of 2: every stage done" in result.stdout
     for stage in STAGES:
