@@ -53,6 +53,47 @@ stages:
 """
 
 
+# A GRU(8) extractor pretrained on one task, then adapted to another: both GRUs frozen with a rank-2
+# adapter beside their kernels, the head trained.  SGD and whole batches (64 training samples of 80, 16 a
+# batch), so the same spec also runs under ``mirrored`` and on two workers.
+ADAPTED_GRU_SPEC = """\
+seed: 5
+model:
+  input_shape: [12, 3]
+  extractor:
+    plugin: gru
+    params:
+      layers:
+        - {name: gru_1, units: 8}
+        - {name: gru_2, units: 8}
+  heads:
+    trend:
+      plugin: dense
+      loss: sparse_categorical_crossentropy
+      metrics: [accuracy]
+      params: {units: 3, activation: softmax}
+stages:
+  - name: pretrain
+    data:
+      source: synthetic
+      params: {samples: 80, timesteps: 12, channels: 3, seed: 1, targets: {trend: trend}}
+    epochs: 1
+    batch_size: 16
+    optimizer: {name: sgd, learning_rate: 0.05}
+  - name: adapters
+    init: {stage: pretrain}
+    data:
+      source: synthetic
+      params: {samples: 80, timesteps: 12, channels: 3, seed: 2, frequency: 2.0, targets: {trend: trend}}
+    epochs: 1
+    batch_size: 16
+    optimizer: {name: sgd, learning_rate: 0.1}
+    policy:
+      plugin: layers
+      params: {adapt: {"gru_*": {rank: 2, alpha: 4}}, train: [trend]}
+"""
+
+
 _counter = itertools.count()
 
 
@@ -131,3 +172,14 @@ def load(write_spec, registry):
         return load_spec(write_spec(text), registry)
 
     return load_text
+
+
+@pytest.fixture(scope="session")
+def adapted_gru_run(tmp_path_factory, registry):
+    """``ADAPTED_GRU_SPEC`` run once in this process, uninterrupted: its folder (``spec.yaml``, ``out/``)."""
+    from graft.runs.stages import run_spec
+
+    folder = tmp_path_factory.mktemp("adapted-gru")
+    (folder / "spec.yaml").write_text(ADAPTED_GRU_SPEC)
+    run_spec(load_spec(str(folder / "spec.yaml"), registry), registry, str(folder / "out"), log=lambda _: None)
+    return folder

@@ -23,7 +23,8 @@ from graft.runs.observer import RunObserver
 from graft.runs.stages import run_spec
 from graft.spec.specfile import load_spec
 from tests.conftest import TINY_GRU_SPEC
-from tests.observers import bitwise, read_report
+from tests.observers import Crash, bitwise, read_report
+from tests.runs.test_runner import same_weights, tree
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +150,40 @@ def test_a_restarted_stage_trains_the_same_adapter_bitwise(adapted_run, registry
         after = {key: saved[key] for key in saved.files}
     assert sorted(before) == sorted(after)
     assert all(bitwise([before[key]], [after[key]]) for key in before)
+
+
+class StopAfterPretrain(RunObserver):
+    """The run stops as a crash would, right after ``pretrain`` is published and before ``adapters`` starts."""
+
+    def stage_published(self, report) -> None:
+        if report.stage == "pretrain":
+            raise Crash("stopped after pretrain")
+
+
+def _adapter_arrays(path) -> dict[str, np.ndarray]:
+    """Every array of an adapters file, its index (base digest, ranks, shapes) included."""
+    with np.load(path) as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+def test_a_run_stopped_before_its_adapted_stage_resumes_to_the_same_adapters_bitwise(
+        tmp_path, registry, adapted_gru_run):
+    """The adapted stage of a resumed run trains the bits of an uninterrupted run (tests/runs/test_rerun.py
+    resumes in a new process after SIGKILL; the adapters' seeded start is what this adds)."""
+    (tmp_path / "spec.yaml").write_text((adapted_gru_run / "spec.yaml").read_text())
+    out = tmp_path / "out"
+    spec_file = load_spec(str(tmp_path / "spec.yaml"), registry)
+    with pytest.raises(Crash):
+        run_spec(spec_file, registry, str(out), log=lambda _: None, observer=StopAfterPretrain())
+    assert sorted(name for name in os.listdir(out) if not name.startswith(".")) == ["pretrain", "spec.resolved.yaml"]
+    pretrain = tree(out / "pretrain")
+
+    lines: list[str] = []
+    run_spec(spec_file, registry, str(out), log=lines.append)
+    assert "stage 1/2 'pretrain': finished earlier, kept" in "\n".join(lines)
+    assert tree(out / "pretrain") == pretrain  # not trained or written again
+    uninterrupted = adapted_gru_run / "out"
+    before, after = (_adapter_arrays(run / "adapters" / ADAPTERS) for run in (uninterrupted, out))
+    assert sorted(after) == sorted(before) and len(before) == 11  # 2 GRUs x 2 kernels x (A, B), 2 head arrays, index
+    assert [key for key in before if not np.array_equal(before[key], after[key])] == []
+    assert same_weights(out, uninterrupted, "adapters") == []  # the merged model too

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from graft.base.backend import check_backend
+from graft.base.paths import shown
 from graft.base.problems import did_you_mean
 from graft.finished.stage import SavedStage, UnknownName, read_stage
 from graft.records.report import StageReport
@@ -63,11 +64,23 @@ class FinishedStage(SavedStage):
     """A finished stage of a run directory: its saved model, its verified report, its folder; and what
     the commands do with it (``graft evaluate``, ``predict``, ``export``)."""
 
+    adapter: str | None = None  # the adapters file merged into the model by ``load_stage(..., adapter=...)``
+
     def evaluate(self, data: Any = None, *, spec: SpecLike | None = None, batch_size: int | None = None) -> Evaluation:
         """Loss and metrics per head (``graft evaluate``) on ``data`` (an ``.npz`` path, or a dict with the
         inputs as ``input`` and each head's targets by its name), or on the stage's own validation data as
-        its spec (``spec``, else the run folder's copy) defines it."""
+        its spec (``spec``, else the run folder's copy) defines it.  A stage loaded with an ``adapter``
+        needs ``data``: its own validation data is the base's task, not the adapters'."""
         from graft.finished.serving import evaluate
+
+        if data is None and self.adapter is not None:
+            from graft.finished.stagespec import StageSpecError
+
+            raise StageSpecError(
+                f"stage '{self.name}' with the adapters {shown(self.adapter)}: its own validation data is the base "
+                "stage's task, not the one the adapters were trained for; pass the data to evaluate on "
+                "(data=...), or evaluate the stage that trained the adapters (its model.keras holds them merged)"
+            )
 
         return evaluate(self, data, spec=spec, batch_size=batch_size)
 
@@ -119,7 +132,8 @@ def load_stage(out: str | os.PathLike[str], stage: str, *, adapter: str | os.Pat
         from graft.finished.adapted import with_adapters
 
         saved = with_adapters(saved, os.fspath(adapter))
-    return FinishedStage(path=saved.path, report=saved.report, model=saved.model)
+    return FinishedStage(path=saved.path, report=saved.report, model=saved.model,
+                         adapter=None if adapter is None else os.fspath(adapter))
 
 
 @attrs.frozen
