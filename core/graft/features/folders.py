@@ -65,7 +65,6 @@ def installed_versions() -> dict[str, str]:
     return versions
 
 
-
 # -- folders ------------------------------------------------------------------------------------
 
 
@@ -85,18 +84,3 @@ def tree_size(folder: str) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(parent, file)).st_size
     return total
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process ``pid`` exists (ours, or another user's)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OverflowError, ValueError, OSError):
-        return False
-    return True

@@ -40,6 +40,7 @@ import attrs
 import numpy as np
 
 from graft.base.files import fsync_path, write_json
+from graft.base.processes import pid_alive
 from graft.features.digests import CHUNK_BYTES
 from graft.features.files import META, Batch, EntryProblem, FeaturesMeta, StoredFeatures, read_meta, write_split
 from graft.features.folders import (
@@ -47,7 +48,6 @@ from graft.features.folders import (
     installed_versions,
     listing,
     make_folder,
-    pid_alive,
     store_error,
     tree_size,
     writing,

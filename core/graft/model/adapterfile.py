@@ -10,7 +10,6 @@ With the base those weights came from, the file rebuilds the stage's model: one 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +18,7 @@ import attrs
 from graft.base.files import not_a_file
 from graft.base.problems import GraftError, kind_of, printable
 from graft.model.adapters import AdapterWeights
+from graft.model.weights import write_npz
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,17 +61,7 @@ def save_adapters(path: str, adapter_file: AdapterFile) -> None:
         for position, value in enumerate(values):
             arrays[f"{name}:{position}"] = value
     arrays[INDEX_KEY] = np.array(json.dumps(index))
-    temporary = f"{path}.partial.npz"
-    try:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # mypy fits **arrays to allow_pickle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    write_npz(path, arrays)
 
 
 def read_adapters(path: str) -> AdapterFile:

@@ -11,7 +11,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
@@ -50,10 +50,18 @@ def save_weights(layers: Iterable[LayerInfo], path: str) -> None:
         for position, value in enumerate(values):
             arrays[f"{info.name}:{position}"] = value
     arrays[INDEX_KEY] = np.array(json.dumps({"format": FORMAT, "layers": index}))
+    write_npz(path, arrays)
+
+
+def write_npz(path: str, arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` as an npz at ``path`` whole or not at all: into ``<path>.partial.npz``, flushed to disk,
+    then renamed over ``path``."""
+    import numpy as np
+
     temporary = f"{path}.partial.npz"
     try:
         with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # mypy fits **arrays to allow_pickle
+            np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

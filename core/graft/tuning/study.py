@@ -12,6 +12,7 @@ import os
 import socket
 from typing import Any
 
+from graft.base.processes import pid_alive
 from graft.tuning.space import Param, SearchSpace, SweepError
 
 INSTALL = "pip install 'keras-graft[sweep]' (it installs Optuna)"
@@ -99,14 +100,7 @@ def fail_dead_local(study: Any) -> list[int]:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return isinstance(pid, int) and not isinstance(pid, bool) and pid_alive(pid)
     return True
 
 
