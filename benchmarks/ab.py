@@ -11,6 +11,7 @@ import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -23,6 +24,12 @@ class Timing:
 
     cpu: float
     wall: float
+
+
+def graft() -> list[str]:
+    """How a user runs keras-graft: the ``graft`` script beside this Python, else ``python -m graft.commands.cli``."""
+    script = os.path.join(os.path.dirname(sys.executable), "graft")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
 
 
 def timed(command: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None) -> Timing:

@@ -33,6 +33,10 @@ import sys
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ab import graft  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "gru_adapters.yaml")
 POLICIES = {
@@ -63,8 +67,7 @@ def run(spec: dict, folder: str, out: str) -> int:
     path = os.path.join(folder, f"{spec['stages'][-1]['name']}.yaml")
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(spec, handle, sort_keys=False)
-    graft = os.path.join(os.path.dirname(sys.executable), "graft")
-    process = subprocess.Popen([graft, "run", path, "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([*graft(), "run", path, "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"graft run {path} failed: {process.stderr.read().decode() if process.stderr else ''}")

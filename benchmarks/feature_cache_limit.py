@@ -30,7 +30,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import interleaved, load, median_cpu, median_wall, table  # noqa: E402
+from ab import graft, interleaved, load, median_cpu, median_wall, table  # noqa: E402
 from feature_cache_rerun import write_digits  # noqa: E402
 
 SEED = 11
@@ -127,9 +127,7 @@ def write_data(folder: str, images: int, size: int, epochs: int) -> str:
 
 def graft_command(config: str, out: str) -> list[str]:
     """``graft run`` into ``out`` with a feature cache of its own (``OUT.cache``): every run computes features."""
-    script = os.path.join(os.path.dirname(sys.executable), "graft")
-    command = [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
-    return ["env", f"GRAFT_CACHE_DIR={out}.cache", *command, "run", config, "--out", out]
+    return ["env", f"GRAFT_CACHE_DIR={out}.cache", *graft(), "run", config, "--out", out]
 
 
 def twin_command(folder: str, out: str, size: int, epochs: int) -> list[str]:

@@ -33,7 +33,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import interleaved, load, median_cpu, median_wall, table  # noqa: E402
+from ab import graft, interleaved, load, median_cpu, median_wall, table  # noqa: E402
 
 SEED = 5
 BATCH = 32
@@ -122,9 +122,7 @@ def write_data(folder: str, size: int, epochs: int) -> str:
 
 
 def graft_command(config: str, out: str) -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "graft")
-    command = [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
-    return [*command, "run", config, "--out", out]
+    return [*graft(), "run", config, "--out", out]
 
 
 def twin_command(folder: str, out: str, size: int, epochs: int) -> list[str]:

@@ -25,7 +25,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import interleaved, load, median_cpu, median_wall, table  # noqa: E402
+from ab import graft, interleaved, load, median_cpu, median_wall, table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "gru_transfer.yaml")
@@ -110,8 +110,7 @@ def twin(out_dir: str, samples_scale: int, epochs_scale: int) -> None:
 
 
 def graft_command(out: str, samples_scale: int, epochs_scale: int) -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "graft")
-    command = [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
+    command = graft()
     settings = [f"--set=stages.{stage}.data.params.samples={count * samples_scale}" for stage, count in SAMPLES.items()]
     if epochs_scale > 1:
         settings += [f"--set=stages.{stage}.epochs={EPOCHS * epochs_scale}" for stage in SAMPLES]

@@ -20,6 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from ab import graft as graft_script
 from ab import interleaved, load, median_cpu, table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,15 +28,9 @@ CONFIG = os.path.join(HERE, "..", "configs", "gru_transfer.yaml")
 GOAL = 0.03
 
 
-def graft_command() -> list[str]:
-    """The ``graft`` script beside this Python (as a user runs it), else the module."""
-    script = os.path.join(os.path.dirname(sys.executable), "graft")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "graft.commands.cli"]
-
-
 def ratios(n: int) -> list[list[str]]:
     """Rows ``[what, graft CPU s, import tensorflow CPU s, ratio, goal]``."""
-    graft = graft_command()
+    graft = graft_script()
     quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "run")
