@@ -45,11 +45,9 @@ def verify_frozen(built: BuiltModel, decisions: Mapping[str, LayerDecision], bef
             continue
         count = counts.get(name, len(after[name])) if decision.adapt is not None else len(after[name])
         if not bitwise_equal(before[name][:count], after[name][:count]) or len(before[name]) != len(after[name]):
-            what = "adapted layer" if decision.adapt is not None else "frozen layer"
-            raise RunError(
-                f"stage '{stage}': {what} '{name}' changed its own weights during training; nothing was published "
-                "for this stage"
-            )
+            what = f"adapted layer '{name}' changed its own weights" if decision.adapt is not None else (
+                f"frozen layer '{name}' changed")
+            raise RunError(f"stage '{stage}': {what} during training; nothing was published for this stage")
 
 
 def verify_merged(start: Weights, end: Weights, trained: Mapping[str, AdapterWeights], stage: str) -> None:
