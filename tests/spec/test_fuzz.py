@@ -143,7 +143,7 @@ def test_validate_never_crashes(rng, workdir):
 
 
 @settings(
-    max_examples=200,
+    max_examples=100,
     derandomize=True,
     database=None,
     deadline=None,
