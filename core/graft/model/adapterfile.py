@@ -10,15 +10,13 @@ With the base those weights came from, the file rebuilds the stage's model: one 
 from __future__ import annotations
 
 import json
-import zipfile
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
-from graft.base.files import not_a_file
 from graft.base.problems import GraftError, kind_of, printable
 from graft.model.adapters import AdapterWeights
-from graft.model.weights import write_npz
+from graft.model.weights import open_npz, write_npz
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,19 +64,7 @@ def save_adapters(path: str, adapter_file: AdapterFile) -> None:
 
 def read_adapters(path: str) -> AdapterFile:
     """The adapters file at ``path``, every field and array checked; ``AdapterFileError`` if it is not one."""
-    import numpy as np
-
-    kind = not_a_file(path)
-    if kind is not None:
-        raise AdapterFileError(f"the adapters file {path} is {kind}, not a file; give the path of an {FILENAME}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise AdapterFileError(f"adapters file not found: {path}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise AdapterFileError(f"{path} is not a keras-graft adapters file: {exc}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise AdapterFileError(f"{path} is not a keras-graft adapters file: it holds one array, not an .npz archive")
+    data = open_npz(path, AdapterFileError, "adapters", f"an {FILENAME}")
     with data:
         if INDEX_KEY not in data.files:
             raise AdapterFileError(f"{path} is not a keras-graft adapters file (no index)")

@@ -110,19 +110,25 @@ def read_weights(path: str) -> Weights:
 
 
 def _open(path: str):
+    return open_npz(path, WeightsFileError, "weights", "a .graft.npz file")
+
+
+def open_npz(path: str, error: type[Exception], what: str, expected: str):
+    """The npz archive at ``path`` (``numpy.load``, no pickles), or ``error`` saying what it is instead: a FIFO or a
+    folder, missing, not an npz, a bare array. ``what`` names the file (``weights``), ``expected`` what to give."""
     import numpy as np
 
     kind = not_a_file(path)
     if kind is not None:
-        raise WeightsFileError(f"the weights file {path} is {kind}, not a file; give the path of a .graft.npz file")
+        raise error(f"the {what} file {path} is {kind}, not a file; give the path of {expected}")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise WeightsFileError(f"weights file not found: {path}") from None
+        raise error(f"{what} file not found: {path}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsFileError(f"{path} is not a keras-graft weights file: {exc}") from None
+        raise error(f"{path} is not a keras-graft {what} file: {exc}") from None
     if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
-        raise WeightsFileError(f"{path} is not a keras-graft weights file: it holds one array, not an .npz archive")
+        raise error(f"{path} is not a keras-graft {what} file: it holds one array, not an .npz archive")
     return data
 
 
