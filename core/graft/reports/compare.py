@@ -26,9 +26,9 @@ from typing import Any
 
 import attrs
 
-from graft.base.files import fsync_path
 from graft.records.report import StageReport
 from graft.reports.curves import DPI, HISTORY, NOT_METRICS, PANEL_SIZE, VALIDATION, head_of, joined_history
+from graft.reports.png import save_png
 
 NAME = re.compile(r"compare-[0-9a-f]{12}\.png\Z")
 CHANCE_LINE = "graft-chance-level"  # the gid of a chance level's line (tests find them by it)
@@ -190,14 +190,7 @@ def draw(found: Comparison):
 
 def write_png(found: Comparison, path: str) -> None:
     """Draw ``found`` into ``path`` (PNG), whole or absent."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        draw(found).savefig(temporary, format="png", metadata={"Software": None})
-        fsync_path(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
+    save_png(draw(found), path)
 
 
 def read_histories(run_path: str, reports: Sequence[StageReport]) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from typing import Any
 
 import attrs
 
-from graft.base.files import fsync_path
 from graft.records.report import StageReport
 from graft.records.rundir import RunError
+from graft.reports.png import save_png
 
 FILENAME = "curves.png"
 HISTORY = "history.json"  # as graft.runs.stagerun writes it
@@ -233,11 +233,4 @@ def _draw_panel(axes, panel: Panel, rounds: Sequence[RoundMark], labelled: bool)
 
 def write_png(curves: Curves, path: str) -> None:
     """Draw ``curves`` into ``path`` (PNG): written beside it and renamed, so it is whole or absent."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        draw(curves).savefig(temporary, format="png", metadata={"Software": None})
-        fsync_path(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
+    save_png(draw(curves), path)

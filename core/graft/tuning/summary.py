@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from graft.base.files import fsync_path
+from graft.reports.png import save_png
 from graft.tuning import study as studies
 from graft.tuning.sweepdir import SweepDir
 from graft.tuning.vetting import Sweep
@@ -133,13 +134,8 @@ def write_sweep_report(sweep_dir: SweepDir, sweep: Sweep, storage: str | None, n
 def _plot(sweep: Sweep, rows: list[TrialRow], path: str) -> bool:
     if not any(row.value is not None for row in rows):
         return False
-    temporary = f"{path}.tmp-{os.getpid()}"
     try:
-        draw(sweep, rows).savefig(temporary, format="png", metadata={"Software": None})
-        os.replace(temporary, path)
+        save_png(draw(sweep, rows), path)
     except Exception:  # noqa: BLE001 -- matplotlib failing costs the plot, not the report
         return False
-    finally:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
     return True
