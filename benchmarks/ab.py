@@ -70,6 +70,14 @@ def median_wall(timings: Sequence[Timing]) -> float:
     return statistics.median(timing.wall for timing in timings)
 
 
+def ratio_row(work: str, timings: Mapping[str, Sequence[Timing]], goal: float) -> list[str]:
+    """``[work, graft CPU s, reference CPU s, CPU ratio, wall ratio, goal]`` from the medians of the sides
+    ``graft`` and ``twin``."""
+    graft, hand = median_cpu(timings["graft"]), median_cpu(timings["twin"])
+    wall = median_wall(timings["graft"]) / median_wall(timings["twin"])
+    return [work, f"{graft:.2f}", f"{hand:.2f}", f"{graft / hand:.3f}", f"{wall:.3f}", f"<= {goal:.2f}"]
+
+
 def load() -> str:
     """The 1-minute load average and the cores, e.g. ``load 1.9 on 2 cores``."""
     return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

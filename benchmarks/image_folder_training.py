@@ -33,7 +33,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import graft, interleaved, load, median_cpu, median_wall, table  # noqa: E402
+from ab import graft, interleaved, load, ratio_row, table  # noqa: E402
 
 SEED = 5
 BATCH = 32
@@ -171,10 +171,8 @@ def ratios(n: int, size: int, epochs: int) -> list[list[str]]:
         timings = interleaved(sides, n, warmup=0, env=quiet)
         out = {side: os.path.join(folder, f"{side}-0") for side in sides}  # the first timed pair
         check_same_work(folder, out["graft"], out["twin"], epochs)
-    graft, hand = median_cpu(timings["graft"]), median_cpu(timings["twin"])
-    wall = median_wall(timings["graft"]) / median_wall(timings["twin"])
     work = f"`image_folder` training, MobileNetV2 {ALPHA} on 1,797 PNGs {size}x{size}, {epochs} epochs"
-    return [[work, f"{graft:.2f}", f"{hand:.2f}", f"{graft / hand:.3f}", f"{wall:.3f}", f"<= {GOAL:.2f}"]]
+    return [ratio_row(work, timings, GOAL)]
 
 
 def main() -> int:

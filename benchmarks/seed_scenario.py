@@ -25,7 +25,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import graft, interleaved, load, median_cpu, median_wall, table  # noqa: E402
+from ab import graft, interleaved, load, ratio_row, table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "gru_transfer.yaml")
@@ -157,10 +157,7 @@ def ratios(n: int, scales: list[str]) -> list[list[str]]:
             sides = {side: _fresh(command, os.path.join(folder, f"{scale}-{side}"), samples_scale, epochs_scale)
                      for side, command in (("graft", graft_command), ("twin", twin_command))}
             timings = interleaved(sides, n, warmup=0, env=quiet)
-            graft, hand = median_cpu(timings["graft"]), median_cpu(timings["twin"])
-            wall = median_wall(timings["graft"]) / median_wall(timings["twin"])
-            rows.append([f"seed scenario {scale}", f"{graft:.2f}", f"{hand:.2f}", f"{graft / hand:.3f}", f"{wall:.3f}",
-                         f"<= {GOAL:.2f}"])
+            rows.append(ratio_row(f"seed scenario {scale}", timings, GOAL))
     return rows
 
 
