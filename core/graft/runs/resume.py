@@ -21,9 +21,9 @@ from graft.spec.specfile import SpecFile
 OLD_INIT = ("stage", "weights")  # init's fields before model and rename, always in a fingerprint
 # built-in policy options added since keras-graft 0.1, with their defaults: left out while at one of them
 ADDED_POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {"lr_scale": ({},), "layer_decay": (None,), "adapt": ({}, None)}
-# keys added since keras-graft 0.1 to heads and to built-in sources' params, with their defaults: left out while at them
-ADDED_HEAD_KEYS: dict[str, Any] = {"class_weight": None}
-ADDED_DATA_OPTIONS: dict[str, Any] = {"sample_weights": {}}
+# keys added since keras-graft 0.1 to heads and to built-in sources' params, with their defaults: left out while at one
+ADDED_HEAD_KEYS: dict[str, tuple[Any, ...]] = {"class_weight": (None,)}
+ADDED_DATA_OPTIONS: dict[str, tuple[Any, ...]] = {"sample_weights": ({},)}
 
 
 def stage_fingerprints(spec_file: SpecFile) -> list[str]:
@@ -48,10 +48,8 @@ def stage_fingerprints(spec_file: SpecFile) -> list[str]:
             del fields["optimizer"]["schedule"]
         if fields["seed"] is None:  # and for a stage's own seed
             del fields["seed"]
-        params = fields["policy"]["params"]
-        if isinstance(params, dict):  # and for the built-in policies' options added since
-            fields["policy"]["params"] = {key: value for key, value in params.items()
-                                          if key not in ADDED_POLICY_OPTIONS or value not in ADDED_POLICY_OPTIONS[key]}
+        # and for the built-in policies' options added since
+        fields["policy"]["params"] = _without_added(fields["policy"]["params"], ADDED_POLICY_OPTIONS)
         digest.update(_canonical([fields, input_digests(stage, spec_file.resolve)]).encode())
         prints.append(digest.copy().hexdigest()[:16])
     return prints
@@ -71,11 +69,11 @@ def _heads(heads: dict[str, Any]) -> dict[str, Any]:
     return {name: _without_added(head, ADDED_HEAD_KEYS) for name, head in heads.items()}
 
 
-def _without_added(fields: Any, added: dict[str, Any]) -> Any:
-    """``fields`` without the keys of ``added`` that hold their default (anything not a dict as it is)."""
+def _without_added(fields: Any, added: dict[str, tuple[Any, ...]]) -> Any:
+    """``fields`` without the keys of ``added`` that hold one of their defaults (anything not a dict as it is)."""
     if not isinstance(fields, dict):
         return fields
-    return {key: value for key, value in fields.items() if key not in added or value != added[key]}
+    return {key: value for key, value in fields.items() if key not in added or value not in added[key]}
 
 
 def _canonical(value: Any) -> str:
