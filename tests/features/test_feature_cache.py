@@ -86,6 +86,26 @@ def test_cached_and_full_training_give_the_same_weights(runs):
 
 
 @pytest.mark.slow
+def test_the_confusion_matrix_on_cached_features_is_the_published_models(runs, registry):
+    """Counted in the validation pass of the heads on cached features: that of the saved model on the data."""
+    import json
+
+    import graft
+
+    spec_file, out = runs
+    stage = spec_file.spec.stages[1]
+    data = registry.load_data(stage.data.source, stage.data.params, spec_file.base_dir)
+    truth = np.asarray(data.y_val["trend"]).reshape(-1)
+    for cache in (True, False):
+        with open(f"{out[cache]}/head/report.json") as handle:
+            report = json.load(handle)
+        predicted = graft.load_stage(out[cache], "head").model.predict(data.x_val, verbose=0).argmax(axis=1)
+        matrix = np.zeros((3, 3), int)
+        np.add.at(matrix, (truth, predicted), 1)
+        assert report["confusion"] == {"trend": matrix.tolist()}, cache
+
+
+@pytest.mark.slow
 def test_only_a_frozen_deterministic_extractor_counts_as_constant(runs, registry):
     from graft.features.cache import extractor_is_constant
 

@@ -30,8 +30,9 @@ stages:
   - name: pretrain
     data: &other {source: synthetic, params: {samples: 32, timesteps: 12, channels: 3, seed: 1,
                                               targets: {level: level, trend: trend}}}
-    epochs: 1
+    epochs: 2
     batch_size: 16
+    callbacks: {checkpoint: {monitor: val_loss, mode: max}}  # keeps epoch 1's weights: its matrix is reported
   - name: transfer
     init: {stage: pretrain}
     data: &shared {source: synthetic, params: {samples: 64, timesteps: 12, channels: 3, seed: 2, frequency: 2.0,
@@ -120,6 +121,15 @@ def test_report_md_shows_the_figure_once_drawn_and_each_heads_recall_per_class(r
     matrix = np.zeros((3, 3), int)
     np.add.at(matrix, (truth, predicted), 1)
     assert report["confusion"]["trend"] == matrix.tolist() and head == "trend"
+    # the stage that kept an earlier epoch's weights reports that epoch's matrix, the saved model's
+    pretrain = json.loads((out / "pretrain" / "report.json").read_text())
+    assert pretrain["kept_epoch"] == 0 and pretrain["epochs_run"] == 2
+    first = spec_file.spec.stages[0]
+    data = Registry.discover().load_data(first.data.source, first.data.params, spec_file.base_dir)
+    predicted = np.argmax(graft.load_stage(out, "pretrain").model.predict(data.x_val, verbose=0)[1], axis=1)
+    kept = np.zeros((3, 3), int)
+    np.add.at(kept, (np.asarray(data.y_val["trend"]).reshape(-1), predicted), 1)
+    assert pretrain["confusion"]["trend"] == kept.tolist()
     section = text[text.index("## 3/3 `scratch`"):]
     assert "### Per class: `trend` (validation)" in section
     for index in range(3):

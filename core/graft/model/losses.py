@@ -58,11 +58,16 @@ def head_losses(model: Any, heads: Mapping[str, HeadSpec]) -> dict[str, HeadLoss
     }
 
 
-def compile_arguments(keras, losses: Mapping[str, HeadLoss]) -> dict[str, Any]:
-    """``loss``, ``metrics`` and ``loss_weights`` for ``model.compile``."""
+def compile_arguments(
+    keras, losses: Mapping[str, HeadLoss], extra_metrics: Mapping[str, list[Any]] | None = None
+) -> dict[str, Any]:
+    """``loss``, ``metrics`` and ``loss_weights`` for ``model.compile``; ``extra_metrics`` are metric objects
+    added to a head's own (``graft.model.confusion``'s counters)."""
+    extra = extra_metrics or {}
     loss, metrics = per_head(
         {name: _loss(keras, head) for name, head in losses.items()},
-        {name: [_metric(keras, head, metric) for metric in head.metrics] for name, head in losses.items()},
+        {name: [*(_metric(keras, head, metric) for metric in head.metrics), *extra.get(name, [])]
+         for name, head in losses.items()},
     )
     weights = {name: head.weight for name, head in losses.items()}
     return {"loss": loss, "metrics": metrics, "loss_weights": weights if len(weights) > 1 else list(weights.values())}

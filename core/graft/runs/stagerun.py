@@ -40,7 +40,7 @@ from graft.planning.view import scaled_rates, weighting_lines
 from graft.plugins.registry import Registry
 from graft.records.report import LayerLoad, StageReport
 from graft.records.rundir import RunDir, RunError
-from graft.runs.confusion import confusion_matrices
+from graft.runs.confusion import classification_heads
 from graft.runs.interrupts import InterruptWatch
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import spec_path, stage_versions
@@ -131,6 +131,9 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         whole_batches=run.distribution is not None,
         after_fit=lambda model: average_moving_statistics(run.distribution, keras, model), logs=logs,
         max_batches=run.max_batches, weighting=stage_data.weighting,
+        # distributed or a smoke run: no matrices (a smoke run sees a few batches, workers a shard each)
+        confusion=classification_heads(losses, plan.outputs, stage_data.data)
+        if run.distribution is None and run.max_batches is None else {},
     )
     trained = _train(keras, built, rounds, job, run)
     adapters = merge_all(built.model, built.layers)  # the model is plain again, with W + (alpha/r)·A·B
@@ -138,9 +141,6 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
     verify_merged(start, end, adapters, stage.name)
     worker_digests = check_identical(run.distribution, end, stage.name)
     kept = trained.histories[trained.kept]
-    confusion: dict[str, list[list[int]]] = {}
-    if run.distribution is None and run.max_batches is None:  # distributed or a smoke run: left out
-        confusion = confusion_matrices(built.model, stage_data.data, losses, plan.outputs, stage.batch_size)
     report = StageReport(
         stage=stage.name,
         fingerprint=fingerprint,
@@ -161,7 +161,7 @@ def _run_stage(run: Run, index: int, stage_data: StageData, fingerprint: str, lo
         heads=losses,
         seed=seed,
         spec_file=spec_path(run.spec_file),
-        confusion=confusion,
+        confusion=trained.kept_confusion,
     )
     history = {"rounds": list(trained.histories)} if len(rounds.steps) > 1 else kept
 

@@ -25,6 +25,7 @@ from graft.features.cache import FeatureCache, cached_features, extractor_is_con
 from graft.model.adapters import base_counts
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
+from graft.model.confusion import HeadClasses, Matrix, confusion_count
 from graft.model.losses import HeadLoss, compile_arguments
 from graft.model.lrscale import layer_scales, scale_learning_rates
 from graft.model.optimizers import make_optimizer
@@ -49,6 +50,12 @@ class Trained:
     histories: tuple[History, ...]
     ever_trainable: frozenset[str]
     ever_adapted: frozenset[str] = frozenset()  # layers whose adapter trained in some round
+    confusion: tuple[dict[str, Matrix], ...] = ()  # per round: each head's matrix at the epoch the round kept
+
+    @property
+    def kept_confusion(self) -> dict[str, Matrix]:
+        """Each counted head's validation confusion matrix for the weights the model holds; empty if none."""
+        return self.confusion[self.kept] if self.confusion else {}
 
     @property
     def kept(self) -> int:
@@ -94,6 +101,7 @@ class StageTraining:
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
     max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
     weighting: Weighting | None = None  # each head's sample weights (graft.data.weighting); None: all weigh 1
+    confusion: Mapping[str, HeadClasses] = attrs.field(factory=dict)  # heads whose validation matrix is counted
 
 
 def train_stage(
@@ -111,6 +119,7 @@ def train_stage(
     histories: list[History] = []
     ever_trainable: set[str] = set()
     ever_adapted: set[str] = set()
+    confusion: list[dict[str, Matrix]] = []
     counts = base_counts(built.layers)  # of each adapted layer, how many weights are its own
     best = cached = None
     try:
@@ -125,12 +134,15 @@ def train_stage(
                 model, data = cached.heads, cached.data
             optimizer = make_optimizer(keras, stage.optimizer, fit_steps(data, job))
             scale_learning_rates(optimizer, built.layers, layer_scales(step.decisions))
-            model.compile(optimizer=optimizer, **compile_arguments(keras, job.losses))
+            counting = confusion_count(keras, job.confusion) if job.confusion else None
+            model.compile(optimizer=optimizer,
+                          **compile_arguments(keras, job.losses, counting.metrics if counting else None))
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
             made = make_callbacks(keras, stage.callbacks, FitPlace(job.logs, number, len(rounds.steps)))
             try:
-                history = fit(keras, model, data, job, observer, made.keras)
+                history = fit(keras, model, data, job, observer,
+                              [*made.keras, *([counting.callback] if counting else [])])
             finally:  # a damaged chunk fails fit from inside the input pipeline: say what it was
                 if cached is not None and model is cached.heads:
                     cached.stop_if_damaged(stage.name)
@@ -159,6 +171,7 @@ def train_stage(
                 )
             )
             histories.append(history)
+            confusion.append(counting.at(kept_epoch) if counting else {})
             stop = plateau.update(val_loss)
             if several and plateau.best_index == number:
                 best = snapshot(built.layers)
@@ -174,7 +187,8 @@ def train_stage(
     if several:
         log(f"   kept round {kept} ({results[kept].label}), validation loss {results[kept].val_loss:.4f}")
     results = [attrs.evolve(result, kept=result.round == kept) for result in results]
-    return Trained(tuple(results), tuple(histories), frozenset(ever_trainable), frozenset(ever_adapted))
+    return Trained(tuple(results), tuple(histories), frozenset(ever_trainable), frozenset(ever_adapted),
+                   tuple(confusion))
 
 
 def fit_steps(data: Data, job: StageTraining) -> int | None:
