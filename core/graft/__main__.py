@@ -4,10 +4,10 @@ import signal
 import sys
 
 from graft.base.signals import exit_code
-from graft.commands.cli import main
+from graft.commands.cli import script
 
 try:
-    code = main()
+    code = script()
 except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM before or after main's own handling (imports, exit)
     code = exit_code(interrupt)
 # The command has ended and said why: a second Ctrl-C or SIGTERM (a launcher passing a signal on to its

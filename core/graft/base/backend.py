@@ -94,6 +94,16 @@ def verbose(environ=os.environ) -> bool:
 
 
 _FIRST_IMPORT = threading.RLock()
+_FREEZE_AFTER_IMPORT = [False]
+
+
+def freeze_heap_after_import() -> None:
+    """Have the first ``import_keras`` move everything alive then out of the garbage collector's reach
+    (``gc.freeze``).  The ``graft`` command does this for its own process: the hundreds of thousands of
+    objects TensorFlow and Keras create at import live as long as the process, and every full
+    collection while training would walk them all again (about 1 CPU s of the seed scenario).  The
+    Python API leaves the caller's collector as it is."""
+    _FREEZE_AFTER_IMPORT[0] = True
 
 
 def import_keras():
@@ -112,6 +122,10 @@ def import_keras():
             with fd2_lines_hidden(TENSORFLOW_BANNERS) if first and not verbose() else contextlib.nullcontext():
                 import keras
                 import tensorflow  # noqa: F401 - keras-graft runs on the TensorFlow backend
+            if first and _FREEZE_AFTER_IMPORT[0]:
+                import gc
+
+                gc.freeze()
     except ImportError as exc:
         raise BackendMissing(
             f"this command builds a model and needs TensorFlow ({exc}); install it with "

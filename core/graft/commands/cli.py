@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from graft.base.backend import VERBOSE_VARIABLE, check_backend
+from graft.base.backend import VERBOSE_VARIABLE, check_backend, freeze_heap_after_import
 from graft.base.problems import GraftError, printable
 from graft.base.signals import exit_code, sigterm_as_interrupt, what
 from graft.commands import cache as cache_command
@@ -26,6 +26,13 @@ from graft.commands.options import add_set
 
 if TYPE_CHECKING:
     from graft.distribute.cluster import Cluster
+
+
+def script() -> int:
+    """The ``graft`` command (and ``python -m graft``): ``main`` in a process of its own, whose heap as
+    TensorFlow's import leaves it is kept out of the garbage collector's way (``freeze_heap_after_import``)."""
+    freeze_heap_after_import()
+    return main()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,4 +344,4 @@ COMMANDS = {"plugins": _plugins, "validate": _validate, "plan": _plan, "run": _r
             **stage_commands.COMMANDS}
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script())

@@ -49,8 +49,13 @@ class ConfusionCount:
 
 
 def confusion_count(keras, heads: Mapping[str, HeadClasses]) -> ConfusionCount:
-    """Metrics counting each head's validation confusion matrix, and the callback reading them every epoch."""
-    metrics = {head: _metric(keras, classes) for head, classes in heads.items()}
+    """Metrics counting each head's validation confusion matrix, and the callback reading them every epoch.
+
+    The callback also tells the metrics when Keras is validating: the validation step, traced
+    then, counts; the training step, traced while training, has no counting in it at all.
+    """
+    validating = [False]
+    metrics = {head: _metric(keras, classes, validating) for head, classes in heads.items()}
 
     class EpochConfusion(keras.callbacks.Callback):
         """Copies every head's counts at the end of each epoch (after its validation pass)."""
@@ -59,6 +64,12 @@ def confusion_count(keras, heads: Mapping[str, HeadClasses]) -> ConfusionCount:
             super().__init__()
             self.epochs: list[dict[str, Matrix]] = []
 
+        def on_test_begin(self, logs=None):
+            validating[0] = True
+
+        def on_test_end(self, logs=None):
+            validating[0] = False
+
         def on_epoch_end(self, epoch, logs=None):
             self.epochs.append({head: np.array(metric.matrix).astype(np.int64).tolist()
                                 for head, metric in metrics.items()})
@@ -66,7 +77,7 @@ def confusion_count(keras, heads: Mapping[str, HeadClasses]) -> ConfusionCount:
     return ConfusionCount({head: [metric] for head, metric in metrics.items()}, EpochConfusion())
 
 
-def _metric(keras, head: HeadClasses) -> Any:
+def _metric(keras, head: HeadClasses, validating: list[bool]) -> Any:
     import tensorflow as tf
 
     count = head.classes
@@ -79,6 +90,8 @@ def _metric(keras, head: HeadClasses) -> Any:
             self.matrix = self.add_weight(name="matrix", shape=(count, count), initializer="zeros", dtype="int64")
 
         def update_state(self, y_true, y_pred, sample_weight=None):
+            if not validating[0]:  # traced into the training step: count nothing there
+                return
             truth = _class_ids(tf, head, y_true)
             rows = tf.reshape(y_pred, [tf.shape(y_pred)[0], -1])
             if head.kind == "binary":
