@@ -38,14 +38,15 @@ def training_batches(
     """
     import tensorflow as tf
 
+    shape = tf.autograph.experimental.do_not_convert(_for_keras(weighting, True))
     if isinstance(data, Dataset):
-        batches = _array_batches(data.x, data.y, data.sample_weight, batch_size, seed, whole_batches)
+        batches = _array_batches(data.x, data.y, data.sample_weight, batch_size, seed, shape, whole_batches)
     else:
-        batches = _stream_batches(data, data.train, data.samples, batch_size, seed, whole_batches)
+        batches = _stream_batches(data, data.train, data.samples, batch_size, seed, whole_batches).map(shape)
     if augment is not None:
         # sequential: parallel calls would race for the layers' random state, and the same seed must augment alike
         batches = batches.map(lambda x, *rest: (augment(x), *rest))
-    return _sharded_by_data(_for_keras(batches, weighting, True).prefetch(tf.data.AUTOTUNE))
+    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def validation_batches(data: Data, batch_size: int, weighting: Weighting | None = None) -> Any | None:
@@ -55,24 +56,26 @@ def validation_batches(data: Data, batch_size: int, weighting: Weighting | None 
 
     if not data.has_validation:
         return None
+    shape = tf.autograph.experimental.do_not_convert(_for_keras(weighting, False))
     if isinstance(data, Dataset):
         assert data.x_val is not None and data.y_val is not None  # has_validation, and checked (graft.data.datacheck)
-        batches = _array_batches(data.x_val, data.y_val, data.sample_weight_val, batch_size, None)
+        batches = _array_batches(data.x_val, data.y_val, data.sample_weight_val, batch_size, None, shape)
     else:
-        batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None)
-    return _sharded_by_data(_for_keras(batches, weighting, False).prefetch(tf.data.AUTOTUNE))
+        batches = _stream_batches(data, data.validation, data.validation_samples, batch_size, None).map(shape)
+    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def _for_keras(batches: Any, weighting: Weighting | None, training: bool) -> Any:
-    """``(inputs, targets[, weights])`` as ``fit`` takes them: targets per head (``per_head``), and the weights
-    of every head in output order when ``weighting`` weighs anything (else the source's are dropped)."""
+def _for_keras(weighting: Weighting | None, training: bool) -> Callable[..., tuple]:
+    """A batch ``(inputs, {head: targets}[, {head: weights}])`` as ``fit`` takes it: targets per head
+    (``per_head``), and the weights of every head in output order when ``weighting`` weighs anything (else
+    the source's are dropped).  Applied in the map that makes the batch: each map is a function traced."""
     if weighting is None or not weighting.weighs(training):
-        return batches.map(lambda x, y, *_weights: (x, per_head(y)[0]))
+        return lambda x, y, *_weights: (x, per_head(y)[0])
 
     def weighed(x, y, given=None):
         return x, per_head(y)[0], batch_weights(y, given, weighting, training)
 
-    return batches.map(weighed)
+    return weighed
 
 
 def _sharded_by_data(batches: Any) -> Any:
@@ -120,10 +123,12 @@ def sample_spec(stream: Stream, keys: Any) -> Any:
 
 
 def _array_batches(
-    x, y: Mapping, weights: Mapping | None, batch_size: int, seed: int | None, whole_batches: bool = False
+    x, y: Mapping, weights: Mapping | None, batch_size: int, seed: int | None, shape: Callable[..., tuple],
+    whole_batches: bool = False,
 ) -> Any:
-    """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk):
-    ``(inputs, {head: targets})``, or with ``weights`` ``(inputs, {head: targets}, {head: weights})``."""
+    """Row numbers, shuffled if ``seed`` is given, batched, then the rows gathered (in memory) or read (on disk)
+    as ``(inputs, {head: targets})``, or with ``weights`` ``(inputs, {head: targets}, {head: weights})``, and
+    given to ``shape`` in the same map."""
     import numpy as np
     import tensorflow as tf
 
@@ -138,15 +143,18 @@ def _array_batches(
     def pair(values):
         targets = dict(zip(heads, values[1:1 + len(heads)], strict=True))
         if not weighed:
-            return values[0], targets
-        return values[0], targets, dict(zip(weighed, values[1 + len(heads):], strict=True))
+            return shape(values[0], targets)
+        return shape(values[0], targets, dict(zip(weighed, values[1 + len(heads):], strict=True)))
 
     if not any(isinstance(column, ArrayFile) for column in columns):  # as Keras does for arrays: one gather
         tensors = tf.data.Dataset.from_tensors(tuple(_native(np.asarray(column)) for column in columns)).repeat()
         gathered = tf.data.Dataset.zip((order, tensors))
         # in sequence: a gather from memory per batch is cheap, and a parallel map's auto-tuned threads spin on
         # every core for it (the prefetch keeps fit fed all the same)
-        return gathered.map(lambda rows, values: pair([tf.gather(value, rows) for value in values]))
+        # not converted by AutoGraph (nothing in these maps branches on a tensor): converting parses the source
+        gather_rows = tf.autograph.experimental.do_not_convert(
+            lambda rows, values: pair([tf.gather(value, rows) for value in values]))
+        return gathered.map(gather_rows)
     dtypes = [tf.as_dtype(np.dtype(column.dtype).newbyteorder("=")) for column in columns]
 
     def gather(rows: np.ndarray) -> list[np.ndarray]:
@@ -158,7 +166,8 @@ def _array_batches(
             value.set_shape((None, *column.shape[1:]))
         return pair(values)
 
-    return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return order.map(tf.autograph.experimental.do_not_convert(read), num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True)
 
 
 def _stream_batches(

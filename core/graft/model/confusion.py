@@ -40,6 +40,14 @@ class ConfusionCount:
     metrics: dict[str, list[Any]]
     callback: Any
 
+    def leave_out_of(self, metrics: Any) -> None:
+        """Take the counters out of the ``metrics`` given to ``compile``, once ``fit`` is done: Keras keeps that
+        object as the compile config it saves, and a saved model must name no class of keras-graft's (plain
+        Keras loads ``model.keras``)."""
+        ours = {id(metric) for items in self.metrics.values() for metric in items}
+        for items in metrics.values() if isinstance(metrics, dict) else [metrics]:
+            items[:] = [metric for metric in items if id(metric) not in ours]
+
     def at(self, epoch: int | None) -> dict[str, Matrix]:
         """The matrices of ``epoch``, or of the last epoch if None; empty if no epoch ran."""
         epochs = self.callback.epochs

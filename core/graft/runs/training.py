@@ -135,8 +135,8 @@ def train_stage(
             optimizer = make_optimizer(keras, stage.optimizer, fit_steps(data, job))
             scale_learning_rates(optimizer, built.layers, layer_scales(step.decisions))
             counting = confusion_count(keras, job.confusion) if job.confusion else None
-            model.compile(optimizer=optimizer,
-                          **compile_arguments(keras, job.losses, counting.metrics if counting else None))
+            arguments = compile_arguments(keras, job.losses, counting.metrics if counting else None)
+            model.compile(optimizer=optimizer, **arguments)
             before = snapshot(built.layers)
             observer.before_fit(stage, number, built)
             made = make_callbacks(keras, stage.callbacks, FitPlace(job.logs, number, len(rounds.steps)))
@@ -144,6 +144,8 @@ def train_stage(
                 history = fit(keras, model, data, job, observer,
                               [*made.keras, *([counting.callback] if counting else [])])
             finally:  # a damaged chunk fails fit from inside the input pipeline: say what it was
+                if counting is not None:
+                    counting.leave_out_of(arguments["metrics"])
                 if cached is not None and model is cached.heads:
                     cached.stop_if_damaged(stage.name)
             if job.after_fit is not None:
