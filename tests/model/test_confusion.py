@@ -12,7 +12,7 @@ import pytest
 
 from graft.base.backend import import_keras
 from graft.data.weighting import class_ids
-from graft.model.confusion import HeadClasses, confusion_count
+from graft.model.confusion import ConfusionHead, confusion_count
 from graft.model.losses import HeadLoss, compile_arguments
 
 HEADS = {
@@ -21,8 +21,8 @@ HEADS = {
     "binary": (HeadLoss("binary", "binary_crossentropy", False, ("accuracy",), 1.0), 1, "sigmoid"),
     "logits": (HeadLoss("logits", "binary_crossentropy", True, ("accuracy",), 1.0), 1, None),
 }
-KINDS = {"ids": HeadClasses("id", 3), "onehot": HeadClasses("one_hot", 4), "binary": HeadClasses("binary", 2),
-         "logits": HeadClasses("binary", 2, threshold=0.0)}
+KINDS = {"ids": ConfusionHead("id", 3), "onehot": ConfusionHead("one_hot", 4), "binary": ConfusionHead("binary", 2),
+         "logits": ConfusionHead("binary", 2, threshold=0.0)}
 
 
 def _data(seed: int, samples: int):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -22,6 +21,8 @@ def did_you_mean(word: object, choices: Iterable[object]) -> str:
 
     Anything that is not a string (a number given as a layer name) is compared as its ``str``.
     """
+    import difflib  # only when a word is unknown: importing it (and heapq) costs graft validate ~15 ms
+
     close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1, cutoff=0.6)
     return f" — did you mean '{close[0]}'?" if close else ""
 

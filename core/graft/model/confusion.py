@@ -23,7 +23,7 @@ Matrix = list[list[int]]
 
 
 @attrs.frozen
-class HeadClasses:
+class ConfusionHead:
     """How a head's targets and outputs name a class: ``kind`` as ``graft.data.weighting.CLASS_IDS`` reads
     targets (``id``, ``one_hot``, ``binary``), ``classes`` how many, ``threshold`` for a binary head."""
 
@@ -56,7 +56,7 @@ class ConfusionCount:
         return epochs[-1 if epoch is None else epoch]
 
 
-def confusion_count(keras, heads: Mapping[str, HeadClasses]) -> ConfusionCount:
+def confusion_count(keras, heads: Mapping[str, ConfusionHead]) -> ConfusionCount:
     """Metrics counting each head's validation confusion matrix, and the callback reading them every epoch.
 
     The callback also tells the metrics when Keras is validating: the validation step, traced
@@ -85,7 +85,7 @@ def confusion_count(keras, heads: Mapping[str, HeadClasses]) -> ConfusionCount:
     return ConfusionCount({head: [metric] for head, metric in metrics.items()}, EpochConfusion())
 
 
-def _metric(keras, head: HeadClasses, validating: list[bool]) -> Any:
+def _metric(keras, head: ConfusionHead, validating: list[bool]) -> Any:
     import tensorflow as tf
 
     count = head.classes
@@ -120,7 +120,7 @@ def _metric(keras, head: HeadClasses, validating: list[bool]) -> Any:
     return ValidationConfusion()
 
 
-def _class_ids(tf, head: HeadClasses, targets):
+def _class_ids(tf, head: ConfusionHead, targets):
     """As ``graft.data.weighting.class_ids`` reads targets, in TensorFlow."""
     if head.kind == "one_hot":
         return tf.argmax(tf.reshape(targets, [tf.shape(targets)[0], -1]), axis=1, output_type=tf.int64)

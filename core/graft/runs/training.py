@@ -25,7 +25,7 @@ from graft.features.cache import FeatureCache, cached_features, extractor_is_con
 from graft.model.adapters import base_counts
 from graft.model.builder import BuiltModel
 from graft.model.callbacks import FitPlace, make_callbacks
-from graft.model.confusion import HeadClasses, Matrix, confusion_count
+from graft.model.confusion import ConfusionHead, Matrix, confusion_count
 from graft.model.losses import HeadLoss, compile_arguments
 from graft.model.lrscale import layer_scales, scale_learning_rates
 from graft.model.optimizers import make_optimizer
@@ -101,7 +101,7 @@ class StageTraining:
     after_fit: Callable[[Any], Any] | None = None  # called with the model after every fit, on every worker
     max_batches: int | None = None  # at most this many training and validation batches an epoch (graft run --smoke)
     weighting: Weighting | None = None  # each head's sample weights (graft.data.weighting); None: all weigh 1
-    confusion: Mapping[str, HeadClasses] = attrs.field(factory=dict)  # heads whose validation matrix is counted
+    confusion: Mapping[str, ConfusionHead] = attrs.field(factory=dict)  # heads whose validation matrix is counted
 
 
 def train_stage(
