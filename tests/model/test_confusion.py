@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from graft.base.backend import import_keras
-from graft.data.weighting import class_ids
+from graft.base.classids import class_ids
 from graft.model.confusion import ConfusionHead, confusion_count
 from graft.model.losses import HeadLoss, compile_arguments
 

@@ -17,18 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from graft.base.classids import class_ids, tensor_class_ids
 from graft.spec.records import BALANCED
 
 if TYPE_CHECKING:
-    import numpy as np
-
-# loss -> how a target names its class: an id, a one-hot row, a 0/1 value
-CLASS_IDS = {
-    "sparse_categorical_crossentropy": "id",
-    "categorical_crossentropy": "one_hot",
-    "binary_crossentropy": "binary",
-}
-
+    pass
 
 @attrs.frozen
 class ClassWeights:
@@ -50,17 +43,6 @@ class Weighting:
     def weighs(self, training: bool) -> bool:
         """True if some head's samples do not all weigh 1 (class weights count in training only)."""
         return bool(self.source or (training and self.classes))
-
-
-def class_ids(kind: str, targets: np.ndarray) -> np.ndarray:
-    """The class id of every sample (int64, one per sample) of targets read as ``kind``."""
-    import numpy as np
-
-    values = np.asarray(targets)
-    if kind == "one_hot":
-        return np.argmax(values.reshape(len(values), -1), axis=-1).astype(np.int64)
-    flat = values.reshape(len(values))
-    return (np.round(flat) if kind == "binary" else flat).astype(np.int64)
 
 
 def count_classes(kind: str, targets: Any, classes: int) -> list[int]:
@@ -103,17 +85,6 @@ def batch_weights(y: Mapping[str, Any], given: Mapping[str, Any] | None, weighti
             weight = tf.ones([tf.shape(targets)[0]], tf.float32)
         own = weighting.classes.get(head) if training else None
         if own is not None:
-            weight = weight * tf.gather(tf.constant(own.weights, tf.float32), _batch_ids(own.kind, targets))
+            weight = weight * tf.gather(tf.constant(own.weights, tf.float32), tensor_class_ids(tf, own.kind, targets))
         weights.append(weight)
     return weights[0] if len(weights) == 1 else tuple(weights)
-
-
-def _batch_ids(kind: str, targets: Any) -> Any:
-    import tensorflow as tf
-
-    if kind == "one_hot":
-        return tf.argmax(tf.reshape(targets, [tf.shape(targets)[0], -1]), axis=-1, output_type=tf.int32)
-    flat = tf.reshape(targets, [-1])
-    if kind == "binary":
-        flat = tf.round(tf.cast(flat, tf.float32))
-    return tf.cast(flat, tf.int32)

@@ -22,11 +22,11 @@ from typing import Any
 import attrs
 import numpy as np
 
+from graft.base.classids import CLASS_IDS
 from graft.base.files import not_a_file
 from graft.base.problems import GraftError, SpecProblem, format_path, listing
 from graft.data.imagedecode import ImageDecoding
 from graft.data.imagefiles import IGNORED, check_image_file, is_image_name
-from graft.data.weighting import CLASS_IDS
 from graft.records.report import StageReport
 from graft.runs.provenance import RESOLVED
 from graft.spec.convert import make_converter, structure

@@ -19,12 +19,14 @@ from typing import Any
 import attrs
 import numpy as np
 
+from graft.base.classids import tensor_class_ids
+
 Matrix = list[list[int]]
 
 
 @attrs.frozen
 class ConfusionHead:
-    """How a head's targets and outputs name a class: ``kind`` as ``graft.data.weighting.CLASS_IDS`` reads
+    """How a head's targets and outputs name a class: ``kind`` as ``graft.base.classids.CLASS_IDS`` reads
     targets (``id``, ``one_hot``, ``binary``), ``classes`` how many, ``threshold`` for a binary head."""
 
     kind: str
@@ -100,7 +102,7 @@ def _metric(keras, head: ConfusionHead, validating: list[bool]) -> Any:
         def update_state(self, y_true, y_pred, sample_weight=None):
             if not validating[0]:  # traced into the training step: count nothing there
                 return
-            truth = _class_ids(tf, head, y_true)
+            truth = tensor_class_ids(tf, head.kind, y_true)
             rows = tf.reshape(y_pred, [tf.shape(y_pred)[0], -1])
             if head.kind == "binary":
                 predicted = tf.cast(rows[:, 0] > head.threshold, tf.int64)
@@ -118,13 +120,3 @@ def _metric(keras, head: ConfusionHead, validating: list[bool]) -> Any:
             return {}
 
     return ValidationConfusion()
-
-
-def _class_ids(tf, head: ConfusionHead, targets):
-    """As ``graft.data.weighting.class_ids`` reads targets, in TensorFlow."""
-    if head.kind == "one_hot":
-        return tf.argmax(tf.reshape(targets, [tf.shape(targets)[0], -1]), axis=1, output_type=tf.int64)
-    flat = tf.reshape(targets, [-1])
-    if head.kind == "binary":
-        flat = tf.round(tf.cast(flat, tf.float64))
-    return tf.cast(flat, tf.int64)

@@ -13,7 +13,8 @@ import attrs
 from graft.base.problems import Path, Problems
 from graft.data.datacheck import HeadTarget, check_dataset
 from graft.data.pipeline import batches_in_order, sample_spec
-from graft.data.weighting import CLASS_IDS, ClassWeights, Weighting, count_classes, resolve
+from graft.base.classids import CLASS_IDS
+from graft.data.weighting import ClassWeights, Weighting, count_classes, resolve
 from graft.planning.stageplan import StagePlan
 from graft.plugins.datasets import Data, Dataset, Stream
 from graft.plugins.registry import Registry

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from graft.data.weighting import CLASS_IDS
+from graft.base.classids import CLASS_IDS
 from graft.model.confusion import ConfusionHead
 from graft.model.losses import HeadLoss
 from graft.planning.stagedata import class_count
