@@ -30,7 +30,7 @@ from graft.spec.speclike import SpecLike, load_spec, spec_file_of
 if TYPE_CHECKING:
     from graft.finished.exporting import Exported
     from graft.finished.serving import Evaluation
-    from graft.planning.stageplan import StagePlan
+    from graft.planning.records import StagePlan
 
 __all__ = ["FinishedStage", "ImagePredictions", "RunResult", "SpecLike", "UnknownName", "load_spec", "load_stage",
            "plan", "run"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import attrs
 
+from graft.base.classids import CLASS_IDS
 from graft.base.problems import Path, Problems
 from graft.data.datacheck import HeadTarget, check_dataset
 from graft.data.pipeline import batches_in_order, sample_spec
-from graft.base.classids import CLASS_IDS
 from graft.data.weighting import ClassWeights, Weighting, count_classes, resolve
-from graft.planning.stageplan import StagePlan
+from graft.planning.records import DataSummary, HeadClasses, StagePlan
 from graft.plugins.datasets import Data, Dataset, Stream
 from graft.plugins.registry import Registry
 from graft.spec.augment import describe
@@ -24,45 +24,6 @@ from graft.spec.records import BALANCED, HeadSpec
 from graft.spec.specfile import SpecFile
 
 COUNT_BATCH = 256  # samples a batch when a stream is read once to count its classes
-
-
-@attrs.frozen
-class HeadClasses:
-    """A classification head's classes in a stage's data: the samples of each class id (training, and
-    validation; None where unknown, as for a stream that does not say) and, with a ``class_weight``
-    (``balanced`` or ``given``), the weight of each class id in its training loss."""
-
-    counts: list[int] | None = None
-    validation_counts: list[int] | None = None
-    class_weight: str | None = None
-    weights: list[float] = attrs.field(factory=list)
-
-    @property
-    def chance(self) -> float | None:
-        """The validation accuracy of always answering the training data's most frequent class (the
-        majority-class rate; the validation data's own majority class when the training counts are unknown)."""
-        if not self.validation_counts or not sum(self.validation_counts):
-            return None
-        base = self.counts if self.counts and sum(self.counts) else self.validation_counts
-        majority = max(range(len(base)), key=lambda index: base[index])
-        return self.validation_counts[majority] / sum(self.validation_counts)
-
-
-@attrs.frozen
-class DataSummary:
-    """What a stage trained on, as the plan and ``report.json`` show it; ``heads``: the classes of its
-    classification heads; ``sample_weights``: the heads whose samples the source weighs."""
-
-    description: str
-    samples: int | None
-    validation_samples: int | None
-    checked: str
-    classes: list[str] = attrs.field(factory=list)
-    augment: str = ""
-    heads: dict[str, HeadClasses] = attrs.field(factory=dict)
-    sample_weights: list[str] = attrs.field(factory=list)
-    # a digest of the source, its params and the files they read (the run adds it): equal for stages on equal data
-    identity: str | None = None
 
 
 @attrs.frozen

@@ -6,8 +6,6 @@ that ``graft plan`` shows.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from graft.base.problems import Path, Problems, SpecProblem
@@ -15,149 +13,12 @@ from graft.features.cache import feature_plan
 from graft.model import adapters
 from graft.model.builder import BuiltModel, ModelBuilder
 from graft.model.initsource import InitSource, init_source
-from graft.model.weights import Shapes
+from graft.planning.records import LOADED, NEW, NO_WEIGHTS, REINIT, AdapterPlan, LayerPlan, RoundPlan, StagePlan
 from graft.plugins.layers import Adapter, LayerDecision
 from graft.plugins.registry import Registry
 from graft.plugins.rounds import Rounds, as_rounds
 from graft.spec.records import Spec
 from graft.spec.specfile import SpecFile
-
-NEW, LOADED, REINIT, NO_WEIGHTS = "new", "loaded", "reinitialised", "none"
-
-
-@attrs.frozen
-class AdapterPlan:
-    """A layer's low-rank adapter: its rank, its alpha and how many parameters it trains."""
-
-    rank: int
-    alpha: float
-    params: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rank": self.rank, "alpha": self.alpha, "params": self.params}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AdapterPlan:
-        return cls(int(data["rank"]), float(data["alpha"]), int(data["params"]))
-
-
-@attrs.frozen
-class LayerPlan:
-    name: str
-    class_name: str
-    part: str
-    output_shape: tuple[int | None, ...] | None
-    params: int
-    trainable: bool
-    init: str  # new | loaded | reinitialised | none
-    source: str | None  # "stage pretrain", "file /path/weights.graft.npz" or "model /path/m.keras" when loaded
-    shapes: Shapes = attrs.field(eq=False, repr=False)
-    lr_scale: float = 1.0  # the learning-rate multiplier of the layer in the rounds it trains in
-    source_layer: str | None = None  # the file's own name of a layer loaded under another (init.rename)
-    adapter: AdapterPlan | None = None  # a low-rank adapter trains beside the layer's frozen weights
-
-    def to_json(self) -> dict[str, Any]:
-        adapter = {"adapter": self.adapter.to_json()} if self.adapter is not None else {}
-        return {
-            "name": self.name,
-            "type": self.class_name,
-            "part": self.part,
-            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
-            "params": self.params,
-            "trainable": self.trainable,
-            "init": self.init,
-            "source": self.source,
-            "weight_shapes": [list(shape) for shape in self.shapes],
-            "lr_scale": self.lr_scale,
-            "source_layer": self.source_layer,
-            **adapter,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LayerPlan:
-        shape = data["output_shape"]
-        return cls(
-            name=data["name"],
-            class_name=data["type"],
-            part=data["part"],
-            output_shape=None if shape is None else tuple(shape),
-            params=data["params"],
-            trainable=data["trainable"],
-            init=data["init"],
-            source=data["source"],
-            shapes=[tuple(shape) for shape in data["weight_shapes"]],
-            lr_scale=data.get("lr_scale", 1.0),  # reports written before discriminative rates
-            source_layer=data.get("source_layer"),  # and before init.rename
-            adapter=AdapterPlan.from_json(data["adapter"]) if data.get("adapter") is not None else None,
-        )
-
-
-@attrs.frozen
-class RoundPlan:
-    """One round of a stage trained in rounds: what it unfreezes and how much then trains."""
-
-    label: str
-    unfrozen: tuple[str, ...]
-    trainable_params: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "unfrozen": list(self.unfrozen), "trainable_params": self.trainable_params}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RoundPlan:
-        return cls(data["label"], tuple(data["unfrozen"]), data["trainable_params"])
-
-
-@attrs.frozen
-class StagePlan:
-    """``layers`` show the first round; ``rounds`` has one entry per round (one for most policies)."""
-
-    name: str
-    policy: str
-    source: str | None
-    layers: tuple[LayerPlan, ...]
-    trainable_params: int
-    total_params: int
-    outputs: dict[str, tuple[int, ...]]
-    rounds: tuple[RoundPlan, ...] = ()
-    features: str = ""  # what happens to the extractor's features (graft.features.cache.feature_plan)
-    distribute: str = ""  # the tf.distribute strategy, replicas and per-replica batch (graft.distribute.strategy)
-    notes: tuple[str, ...] = ()  # the extractor plugin's notes (graft.add_plan_note)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "policy": self.policy,
-            "init": self.source,
-            "trainable_params": self.trainable_params,
-            "total_params": self.total_params,
-            "layers": [layer.to_json() for layer in self.layers],
-            "rounds": [round_.to_json() for round_ in self.rounds],
-            "outputs": {head: list(shape) for head, shape in self.outputs.items()},
-            "features": self.features,
-            "distribute": self.distribute,
-            "notes": list(self.notes),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StagePlan:
-        """The plan ``to_json`` wrote; ``KeyError``/``TypeError``/``ValueError`` if ``data`` is not one."""
-        return cls(
-            name=data["name"],
-            policy=data["policy"],
-            source=data["init"],
-            layers=tuple(LayerPlan.from_json(layer) for layer in data["layers"]),
-            trainable_params=data["trainable_params"],
-            total_params=data["total_params"],
-            outputs={head: tuple(shape) for head, shape in data["outputs"].items()},
-            rounds=tuple(RoundPlan.from_json(round_) for round_ in data["rounds"]),
-            features=data.get("features", ""),
-            distribute=data.get("distribute", ""),
-            notes=tuple(data.get("notes", ())),
-        )
-
-    def layer(self, name: str) -> LayerPlan:
-        return next(layer for layer in self.layers if layer.name == name)
 
 
 def build_stage_model(spec_file: SpecFile, registry: Registry, index: int) -> BuiltModel:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from graft.base.table import format_table
-from graft.planning.stagedata import DataSummary
-from graft.planning.stageplan import LOADED, NO_WEIGHTS, LayerPlan, StagePlan
+from graft.planning.records import LOADED, NO_WEIGHTS, DataSummary, LayerPlan, StagePlan
 
 SHOWN_IN_FULL = 30  # a stage of this many layers or fewer keeps a row for every layer
 MIN_GROUP = 3  # layers with weights a run needs to fold into one row

@@ -15,8 +15,7 @@ from cattrs.gen import make_dict_unstructure_fn, override
 
 from graft.base.problems import SpecProblem, format_path
 from graft.model.losses import HeadLoss
-from graft.planning.stagedata import DataSummary
-from graft.planning.stageplan import StagePlan
+from graft.planning.records import DataSummary, StagePlan
 from graft.spec.convert import make_converter, structure
 
 FORMAT = 2  # 2: file digests; reports without them (keras-graft 0.1 runs) are not reused

@@ -18,7 +18,7 @@ import errno
 import fcntl
 import json
 import os
-import socket
+import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -127,7 +127,7 @@ class RunDir:
         handle.seek(0)
         handle.truncate()
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        handle.write(f"graft run (pid {os.getpid()} on {socket.gethostname()}, started {started})")
+        handle.write(f"graft run (pid {os.getpid()} on {platform.node()}, started {started})")
         handle.flush()
         return handle
 

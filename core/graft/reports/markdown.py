@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import attrs
 
-from graft.planning.stageplan import LOADED, NEW, NO_WEIGHTS, REINIT
+from graft.planning.records import LOADED, NEW, NO_WEIGHTS, REINIT
 from graft.planning.view import HEADER, data_lines, layer_rows, scaled_rates
 from graft.records.report import StageReport
 from graft.reports.compare import Comparison

@@ -23,7 +23,6 @@ from graft.records.rundir import RunDir, RunError
 from graft.runs.observer import RunObserver
 from graft.runs.provenance import write_resolved_spec
 from graft.runs.resume import first_stage_to_run, stage_fingerprints
-from graft.runs.workers import first_stage
 from graft.spec.specfile import SpecFile
 
 if TYPE_CHECKING:
@@ -80,6 +79,7 @@ def run_spec(
     from graft.planning.stagedata import load_and_check_data
     from graft.planning.stageplan import plan_stages
     from graft.runs.stagerun import Run, run_stage  # the training machinery: not needed to confirm a finished run
+    from graft.runs.workers import first_stage
 
     planned = plan_stages(spec_file, registry)
     plans = [stage.plan for stage in planned]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from graft.model.adapters import AdapterWeights
 from graft.model.builder import BuiltModel
 from graft.model.weights import Weights, bitwise_equal, read_weights, snapshot
-from graft.planning.stageplan import LOADED, StagePlan
+from graft.planning.records import LOADED, StagePlan
 from graft.plugins.layers import LayerDecision
 from graft.records.report import LayerCheck, LayerLoad, StageReport
 from graft.records.rundir import RunError
