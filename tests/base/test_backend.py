@@ -1,5 +1,6 @@
 """keras-graft trains on Keras's TensorFlow backend only: another backend is refused at once, naming where it
-came from (issue #20), and report.json records the backend a stage trained on.
+came from (issue #20), and report.json records the backend a stage trained on.  Keras 3's debugging caps on
+epochs and batches are refused likewise: under them a stage would be published as finished short of its spec.
 
 Keras picks its backend once per process, so the checks with a real Keras run in fresh interpreters.
 """
@@ -16,7 +17,14 @@ import types
 import pytest
 
 import graft
-from graft.base.backend import BackendRefused, check_backend, keras_config_path
+from graft.base.backend import (
+    BackendRefused,
+    TrainingCapped,
+    check_backend,
+    check_caps,
+    import_keras,
+    keras_config_path,
+)
 from tests.conftest import TINY_GRU_SPEC
 
 
@@ -115,3 +123,54 @@ def test_keras_json_naming_another_backend_does_not_change_what_graft_imports(tm
         tmp_path,
     )
     assert result.stdout.split() == ["tensorflow"], result.stderr
+
+
+def test_a_cap_that_is_not_a_whole_number_is_refused_before_keras_reads_it():
+    with pytest.raises(TrainingCapped, match=r"^KERAS_MAX_EPOCHS='two' is not a whole number, .* unset KERAS_MAX_"):
+        check_caps(None, {"KERAS_MAX_EPOCHS": "two"})
+    check_caps(None, {"KERAS_MAX_EPOCHS": "2", "KERAS_MAX_STEPS_PER_EPOCH": "5"})  # Keras itself says if it caps
+    check_caps(None, {})
+
+
+def test_a_cap_set_in_the_process_is_refused_before_a_stage_trains(tmp_path):
+    """``keras.config.set_max_epochs`` (Keras 3): graft.run stops before the run folder exists, naming the call."""
+    keras = import_keras()
+    if not hasattr(getattr(keras, "config", None), "set_max_epochs"):
+        pytest.skip("Keras 2 has no training caps")
+    (tmp_path / "spec.yaml").write_text(TINY_GRU_SPEC)
+    keras.config.set_max_epochs(1)
+    try:
+        with pytest.raises(TrainingCapped) as capped:
+            graft.run(str(tmp_path / "spec.yaml"), tmp_path / "out", log=lambda _: None)
+    finally:
+        keras.config.set_max_epochs(None)
+    assert str(capped.value).startswith("keras.config.set_max_epochs(1) was called: Keras would train every stage "
+                                        "for at most 1 epoch, whatever the spec says")
+    assert "call keras.config.set_max_epochs(None) first" in str(capped.value)
+    assert not (tmp_path / "out").exists()
+    import_keras()  # the cap lifted: nothing is refused
+
+
+@pytest.mark.slow
+def test_keras_max_steps_per_epoch_in_the_environment_is_refused_by_the_commands(tmp_path):
+    """Keras 3 reads the variable as it is imported: ``graft run`` and ``plan`` refuse it and write nothing."""
+    (tmp_path / "spec.yaml").write_text(TINY_GRU_SPEC)
+    result = python(
+        """
+        import keras
+        from graft.commands.cli import main
+        print(keras.__version__.split(".")[0], main(["run", "spec.yaml", "--out", "out"]), main(["plan", "spec.yaml"]))
+        """,
+        tmp_path, KERAS_MAX_STEPS_PER_EPOCH="3",
+    )
+    major, *codes = result.stdout.splitlines()[-1].split()  # after the run's progress lines, if it trained
+    if major == "2":  # Keras 2 has no caps and ignores the variable: the run trains as the spec says
+        assert codes == ["0", "0"], result.stderr
+        return
+    assert codes == ["1", "1"], result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # the test's own import of
+    assert len(errors) == 2 and errors[0] == errors[1] and errors[0].startswith(  # Keras printed TF's banners
+        "error: KERAS_MAX_STEPS_PER_EPOCH=3 is set: Keras would train every stage for at most 3 batches an epoch"
+    ), errors
+    assert "unset KERAS_MAX_STEPS_PER_EPOCH (for a quick end-to-end check of a spec: graft run --smoke)" in errors[0]
+    assert not (tmp_path / "out").exists()

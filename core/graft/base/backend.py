@@ -11,8 +11,8 @@ import threading
 from graft.base.problems import GraftError
 from graft.base.tfbanners import TENSORFLOW_BANNERS, fd2_lines_hidden
 
-__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "BackendRefused", "check_backend", "clear_session",
-           "fd2_lines_hidden", "import_keras", "keras_major", "tf_error_text", "verbose"]
+__all__ = ["TENSORFLOW_BANNERS", "BackendMissing", "BackendRefused", "TrainingCapped", "check_backend", "check_caps",
+           "clear_session", "fd2_lines_hidden", "import_keras", "keras_major", "tf_error_text", "verbose"]
 
 VERBOSE_VARIABLE = "GRAFT_VERBOSE"
 BACKEND_VARIABLE = "KERAS_BACKEND"
@@ -26,6 +26,14 @@ class BackendMissing(GraftError):
 class BackendRefused(GraftError):
     """Keras is told to run on a backend other than TensorFlow (``KERAS_BACKEND``, or ``keras.json`` for a
     Keras imported before keras-graft)."""
+
+
+class TrainingCapped(GraftError):
+    """Keras 3 is told to cap every ``fit``, ``evaluate`` and ``predict`` (``KERAS_MAX_EPOCHS``,
+    ``KERAS_MAX_STEPS_PER_EPOCH`` or ``keras.config.set_max_*``)."""
+
+
+CAPS = {"KERAS_MAX_EPOCHS": "max_epochs", "KERAS_MAX_STEPS_PER_EPOCH": "max_steps_per_epoch"}
 
 
 def check_backend(environ=os.environ) -> None:
@@ -114,6 +122,7 @@ def import_keras():
     unless ``GRAFT_VERBOSE`` is set; anything else it writes there is shown.
     """
     check_backend()
+    check_caps(None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault(BACKEND_VARIABLE, BACKEND)
     try:
@@ -133,7 +142,36 @@ def import_keras():
             "or keep the tensorflow you already have"
         ) from exc
     check_backend()  # a Keras imported earlier, by the caller, on another backend
+    check_caps(keras)
     return keras
+
+
+def check_caps(keras, environ=os.environ) -> None:
+    """Refuse the debugging caps of Keras 3: ``KERAS_MAX_EPOCHS``, ``KERAS_MAX_STEPS_PER_EPOCH`` (read when
+    Keras is imported) or ``keras.config.set_max_epochs``/``set_max_steps_per_epoch``.  Under them every
+    stage would train fewer epochs or batches than its spec says and still be published as finished, and
+    the feature cache, ``evaluate`` and ``predict`` would read part of their data.  ``keras=None`` checks
+    only the variables (before Keras is imported: Keras 3 fails on a value that is not a whole number)."""
+    for variable, getter in CAPS.items():
+        value = environ.get(variable)
+        read = getattr(getattr(keras, "config", None), getter, None) if keras is not None else None
+        cap = read() if callable(read) else None  # Keras 2 has no caps: it ignores the variables
+        if keras is None and value is not None and not value.strip().lstrip("-").isdigit():
+            raise TrainingCapped(
+                f"{variable}={value!r} is not a whole number, and Keras 3 fails on it as it starts; "
+                f"unset {variable} (keras-graft trains every stage as its spec says)"
+            )
+        if cap is not None:
+            where = (f"{variable}={value} is set" if value is not None
+                     else f"keras.config.set_{getter}({cap}) was called")
+            unit = (("epoch" if cap == 1 else "epochs") if getter == "max_epochs"
+                    else ("batch" if cap == 1 else "batches") + " an epoch, and evaluate and predict as many")
+            raise TrainingCapped(
+                f"{where}: Keras would train every stage for at most {cap} {unit}, whatever the spec says, "
+                "and keras-graft would publish such stages as finished; "
+                + (f"unset {variable}" if value is not None else f"call keras.config.set_{getter}(None) first")
+                + " (for a quick end-to-end check of a spec: graft run --smoke)"
+            )
 
 
 def clear_session(keras) -> None:
