@@ -1,4 +1,5 @@
-"""Side by side, fairly: fresh processes run interleaved (A, B, A, B, ...), each timed by the CPU it used.
+"""Side by side, fairly: fresh processes run interleaved (A, B, A, B, ...), each timed by the CPU it used,
+and compared round by round (``paired_ratio``).
 
 CPU time (user + system, the child's own and its children's) is what a shared or busy machine
 pays for, and it varies less with the load than wall time.  The load average is read before
@@ -70,12 +71,28 @@ def median_wall(timings: Sequence[Timing]) -> float:
     return statistics.median(timing.wall for timing in timings)
 
 
+def paired_ratio(mine: Sequence[Timing], theirs: Sequence[Timing], wall: bool = False) -> float:
+    """The median of the rounds' ratios, ``mine[i] / theirs[i]`` (CPU, or wall time): the two runs of a round
+    ran back to back, so a machine whose speed drifts while it measures (a neighbour's load, a clock that
+    throttles) moves both alike, where the ratio of each side's median takes the drift for a difference."""
+    def value(timing: Timing) -> float:
+        return timing.wall if wall else timing.cpu
+
+    return statistics.median(value(a) / value(b) for a, b in zip(mine, theirs, strict=True))
+
+
 def ratio_row(work: str, timings: Mapping[str, Sequence[Timing]], goal: float) -> list[str]:
-    """``[work, graft CPU s, reference CPU s, CPU ratio, wall ratio, goal]`` from the medians of the sides
-    ``graft`` and ``twin``."""
-    graft, hand = median_cpu(timings["graft"]), median_cpu(timings["twin"])
-    wall = median_wall(timings["graft"]) / median_wall(timings["twin"])
-    return [work, f"{graft:.2f}", f"{hand:.2f}", f"{graft / hand:.3f}", f"{wall:.3f}", f"<= {goal:.2f}"]
+    """``[work, graft CPU s, reference CPU s, CPU ratio, wall ratio, goal]``: each side's median CPU, and the
+    median of the rounds' ratios (``paired_ratio``) of the sides ``graft`` and ``twin``."""
+    graft, hand = timings["graft"], timings["twin"]
+    return [work, f"{median_cpu(graft):.2f}", f"{median_cpu(hand):.2f}", f"{paired_ratio(graft, hand):.3f}",
+            f"{paired_ratio(graft, hand, wall=True):.3f}", f"<= {goal:.2f}"]
+
+
+def footer(n: int, before: str) -> str:
+    """What a table's numbers are, and the load before (``before``, from ``load()``) and now."""
+    return (f"n = {n} interleaved rounds; CPU s: medians; ratios: medians of the rounds' ratios; "
+            f"{before} before, {load()} after")
 
 
 def load() -> str:

@@ -33,7 +33,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import graft, interleaved, load, ratio_row, table  # noqa: E402
+from ab import footer, graft, interleaved, load, ratio_row, table  # noqa: E402
 
 SEED = 5
 BATCH = 32
@@ -191,7 +191,7 @@ def main() -> int:
     before = load()
     rows = ratios(args.n, args.size, args.epochs)
     print(table([["work", "graft CPU s", "hand CPU s", "CPU ratio", "wall ratio", "goal"], *rows]))
-    print(f"n = {args.n}, medians, interleaved; {before} before, {load()} after")
+    print(footer(args.n, before))
     return 0
 
 

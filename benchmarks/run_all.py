@@ -35,7 +35,7 @@ import feature_cache_limit  # noqa: E402
 import image_folder_training  # noqa: E402
 import seed_scenario  # noqa: E402
 import startup  # noqa: E402
-from ab import load, table  # noqa: E402
+from ab import footer, load, table  # noqa: E402
 
 
 def machine() -> str:
@@ -68,7 +68,7 @@ def main() -> int:
     print(table([["what", "graft CPU s", "reference CPU s", "ratio", "goal"], *rows]))
     print(f"references: `python -c \"import tensorflow\"` for the commands, the hand-written twin for `graft run`, "
           "predict once + fit the head for the feature cache, `image_dataset_from_directory` for `image_folder`; "
-          f"n = {n}, medians; {machine()}, {os.cpu_count()} cores; {before} before, {load()} after")
+          f"{machine()}, {os.cpu_count()} cores; {footer(n, before)}")
     return 0
 
 

@@ -25,7 +25,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ab import graft, interleaved, load, ratio_row, table  # noqa: E402
+from ab import footer, graft, interleaved, load, ratio_row, table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "gru_transfer.yaml")
@@ -181,7 +181,7 @@ def main() -> int:
     before = load()
     rows = ratios(args.n, args.scale)
     print(table([["work", "graft CPU s", "twin CPU s", "CPU ratio", "wall ratio", "goal"], *rows]))
-    print(f"n = {args.n}, medians, interleaved; {before} before, {load()} after")
+    print(footer(args.n, before))
     return 0
 
 
