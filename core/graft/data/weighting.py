@@ -13,15 +13,13 @@ is pure numpy; ``batch_weights`` runs inside ``tf.data``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from graft.base.classids import class_ids, tensor_class_ids
 from graft.spec.records import BALANCED
 
-if TYPE_CHECKING:
-    pass
 
 @attrs.frozen
 class ClassWeights:
