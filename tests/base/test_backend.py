@@ -129,6 +129,7 @@ def test_a_cap_that_is_not_a_whole_number_is_refused_before_keras_reads_it():
     with pytest.raises(TrainingCapped, match=r"^KERAS_MAX_EPOCHS='two' is not a whole number, .* unset KERAS_MAX_"):
         check_caps(None, {"KERAS_MAX_EPOCHS": "two"})
     check_caps(None, {"KERAS_MAX_EPOCHS": "2", "KERAS_MAX_STEPS_PER_EPOCH": "5"})  # Keras itself says if it caps
+    check_caps(None, {"KERAS_MAX_EPOCHS": "+3", "KERAS_MAX_STEPS_PER_EPOCH": " 4 "})  # as Keras's int() reads them
     check_caps(None, {})
 
 

@@ -154,13 +154,15 @@ def check_caps(keras, environ=os.environ) -> None:
     only the variables (before Keras is imported: Keras 3 fails on a value that is not a whole number)."""
     for variable, getter in CAPS.items():
         value = environ.get(variable)
-        read = getattr(getattr(keras, "config", None), getter, None) if keras is not None else None
+        if keras is None:
+            if value is not None and not _whole(value):
+                raise TrainingCapped(
+                    f"{variable}={value!r} is not a whole number, and Keras 3 fails on it as it starts; "
+                    f"unset {variable} (keras-graft trains every stage as its spec says)"
+                )
+            continue
+        read = getattr(getattr(keras, "config", None), getter, None)
         cap = read() if callable(read) else None  # Keras 2 has no caps: it ignores the variables
-        if keras is None and value is not None and not value.strip().lstrip("-").isdigit():
-            raise TrainingCapped(
-                f"{variable}={value!r} is not a whole number, and Keras 3 fails on it as it starts; "
-                f"unset {variable} (keras-graft trains every stage as its spec says)"
-            )
         if cap is not None:
             where = (f"{variable}={value} is set" if value is not None
                      else f"keras.config.set_{getter}({cap}) was called")
@@ -172,6 +174,15 @@ def check_caps(keras, environ=os.environ) -> None:
                 + (f"unset {variable}" if value is not None else f"call keras.config.set_{getter}(None) first")
                 + " (for a quick end-to-end check of a spec: graft run --smoke)"
             )
+
+
+def _whole(value: str) -> bool:
+    """True if Keras 3 reads ``value`` as its caps' variables are read, with ``int``."""
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
 
 
 def clear_session(keras) -> None:
