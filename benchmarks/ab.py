@@ -67,10 +67,6 @@ def median_cpu(timings: Sequence[Timing]) -> float:
     return statistics.median(timing.cpu for timing in timings)
 
 
-def median_wall(timings: Sequence[Timing]) -> float:
-    return statistics.median(timing.wall for timing in timings)
-
-
 def paired_ratio(mine: Sequence[Timing], theirs: Sequence[Timing], wall: bool = False) -> float:
     """The median of the rounds' ratios, ``mine[i] / theirs[i]`` (CPU, or wall time): the two runs of a round
     ran back to back, so a machine whose speed drifts while it measures (a neighbour's load, a clock that
