@@ -101,7 +101,6 @@ def fail_dead_local(study: Any) -> list[int]:
 
 def _alive(pid: Any) -> bool:
     return isinstance(pid, int) and not isinstance(pid, bool) and pid_alive(pid)
-    return True
 
 
 def ask(study: Any, space: SearchSpace) -> Any:
